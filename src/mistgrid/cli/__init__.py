@@ -1,0 +1,1 @@
+"""The `mistgrid` command line: click commands, one module each."""

@@ -1,0 +1,96 @@
+"""`mistgrid debug ...`: offline encode, decode and cap inspection."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from .. import offline
+from ..caps import ChkCap, ChkVerifierCap, LiteralCap, base32, parse_cap
+from ..encoding.params import DEFAULT_MAX_SEGMENT_SIZE, EncodingParams
+from ..errors import MistgridError
+from ..fileutil import atomic_output
+from .options import read_convergence, size_option
+from .progress import byte_progress
+
+
+@click.group()
+def debug() -> None:
+    """Offline tools: encode a file into shares, decode shares, inspect caps."""
+
+
+@debug.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--needed", "-k", type=click.IntRange(1, 256), default=3, show_default=True,
+              help="Shares needed to read the file (k).")
+@click.option("--total", "-n", type=click.IntRange(1, 256), default=10, show_default=True,
+              help="Shares written (N).")
+@click.option("--segment-size", callback=size_option, default=DEFAULT_MAX_SEGMENT_SIZE,
+              show_default=True, help="Maximum segment size (e.g. 131072, 128KiB, 1MiB).")
+@click.option("--convergence-file", type=click.Path(exists=True, dir_okay=False,
+              path_type=Path), help="Convergence secret (a node's private/convergence); "
+              "without it the key is random and the cap is not reproducible.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False,
+              path_type=Path), help="Directory for the share files (named 0, 1, ...).")
+def encode(file: Path, needed: int, total: int, segment_size: int,
+           convergence_file: Path | None, out_dir: Path) -> None:
+    """Encode FILE into N share files; print the cap as the last line."""
+    params = EncodingParams(needed, total, segment_size)
+    convergence = read_convergence(convergence_file) if convergence_file else None
+    size = file.stat().st_size
+    passes = 2 if convergence is not None else 1
+    with byte_progress("encoding", size * passes) as advance:
+        cap = offline.encode_file(file, out_dir, params, convergence, advance)
+    if isinstance(cap, LiteralCap):
+        click.echo(f"{size} bytes fit in the cap itself (LIT); no shares written", err=True)
+    else:
+        click.echo(f"wrote {total} shares to {out_dir} (any {needed} recover the file)",
+                   err=True)
+    click.echo(cap.to_string())
+
+
+@debug.command()
+@click.argument("cap")
+@click.argument("share_files", nargs=-1, type=click.Path(exists=True, dir_okay=False,
+                path_type=Path))
+@click.option("-o", "--output", required=True, help="Where to write the file ('-': stdout).")
+def decode(cap: str, share_files: tuple[Path, ...], output: str) -> None:
+    """Rebuild the file of CAP from any k of its SHARE_FILES."""
+    parsed = parse_cap(cap)
+    if isinstance(parsed, ChkVerifierCap):
+        raise MistgridError("a verify cap cannot decrypt; give the read cap (URI:CHK:...)")
+    if output == "-":
+        offline.decode_to(parsed, list(share_files), sys.stdout.buffer)
+        return
+    target = Path(output)
+    with atomic_output(target) as handle, byte_progress("decoding", parsed.size) as advance:
+        offline.decode_to(parsed, list(share_files), handle, advance)
+    click.echo(f"wrote {parsed.size} bytes to {target}", err=True)
+
+
+@debug.command("dump-cap")
+@click.argument("cap")
+def dump_cap(cap: str) -> None:
+    """Show the fields of CAP."""
+    parsed = parse_cap(cap)
+    rows: list[tuple[str, str]]
+    if isinstance(parsed, LiteralCap):
+        rows = [("kind", "LIT (data inside the cap)"), ("size", str(parsed.size))]
+    else:
+        rows = [("kind", "CHK read cap" if isinstance(parsed, ChkCap) else "CHK verify cap")]
+        if isinstance(parsed, ChkCap):
+            rows.append(("key", base32.b2a(parsed.key)))
+        rows += [
+            ("storage index", base32.b2a(parsed.storage_index)),
+            ("UEB hash", base32.b2a(parsed.ueb_hash)),
+            ("needed shares (k)", str(parsed.needed)),
+            ("total shares (N)", str(parsed.total)),
+            ("size", str(parsed.size)),
+        ]
+        if isinstance(parsed, ChkCap):
+            rows.append(("verify cap", parsed.verifier().to_string()))
+    width = max(len(name) for name, _ in rows)
+    for name, value in rows:
+        click.echo(f"{name + ':':<{width + 1}} {value}")

@@ -1,0 +1,47 @@
+"""The `mistgrid` entry point: every expected error becomes one line on stderr and exit 1."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from .. import __version__
+from ..errors import MistgridError
+from .debug import debug
+from .demo import demo
+
+
+class _OneLineErrors(click.Group):
+    """Turns mistgrid and OS errors into `mistgrid: error: ...` and exit status 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except MistgridError as err:
+            _fail(str(err))
+        except OSError as err:
+            where = f"{err.filename}: " if err.filename else ""
+            _fail(f"{where}{err.strerror or err}")
+        except KeyboardInterrupt:
+            _fail("interrupted")
+
+
+def _fail(message: str) -> None:
+    click.echo(f"mistgrid: error: {message}", err=True)
+    sys.exit(1)
+
+
+@click.group(cls=_OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="mistgrid")
+def cli() -> None:
+    """mistgrid: a Tahoe-LAFS compatible file store that speaks Tor and I2P."""
+
+
+cli.add_command(debug)
+cli.add_command(demo)
+
+
+def main() -> None:
+    cli(prog_name="mistgrid")

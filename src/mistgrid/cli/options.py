@@ -1,0 +1,44 @@
+"""Shared option parsing: sizes with units and convergence-secret files."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import click
+
+from ..caps import base32
+from ..errors import MistgridError
+
+_UNITS = {"": 1, "k": 1000, "kb": 1000, "kib": 1024, "m": 1000**2, "mb": 1000**2,
+          "mib": 1024**2, "g": 1000**3, "gb": 1000**3, "gib": 1024**3}
+
+
+def parse_size(text: str) -> int:
+    """`131072`, `128KiB`, `1MiB`, `5M` -> bytes."""
+    match = re.fullmatch(r"\s*(\d+)\s*([a-zA-Z]*)\s*", text)
+    unit = match.group(2).lower() if match else ""
+    if match is None or unit not in _UNITS:
+        raise click.BadParameter(f"{text!r} is not a size (examples: 131072, 128KiB, 1MiB)")
+    return int(match.group(1)) * _UNITS[unit]
+
+
+def size_option(ctx: click.Context, param: click.Parameter, value: object) -> int:
+    """click callback: a size option's text (or default) to bytes."""
+    return value if isinstance(value, int) else parse_size(str(value))
+
+
+def read_convergence(path: Path) -> bytes:
+    """A convergence secret: Tahoe's `private/convergence` (base32 text) or 16 raw bytes."""
+    raw = path.read_bytes()
+    text = raw.strip()
+    if len(text) == base32.encoded_length(16):
+        try:
+            return base32.a2b(text.decode("ascii"))
+        except (UnicodeDecodeError, ValueError):
+            pass
+    if len(raw) == 16:
+        return raw
+    raise MistgridError(
+        f"{path}: not a convergence secret; expected 26 base32 characters (as in a node's "
+        "private/convergence) or exactly 16 bytes")

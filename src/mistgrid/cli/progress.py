@@ -1,0 +1,35 @@
+"""Progress bars on a terminal (bytes, rate, ETA); nothing at all when stderr is piped."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+
+
+@contextmanager
+def byte_progress(description: str, total: int) -> Iterator[Callable[[int], None]]:
+    """Yield an `advance(nbytes)` callback that drives a bar on an interactive stderr."""
+    console = Console(stderr=True)
+    if not console.is_terminal or total <= 0:
+        yield lambda _n: None
+        return
+    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+               TransferSpeedColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=True) as bar:
+        task = bar.add_task(description, total=total)
+        yield lambda n: bar.advance(task, n)
+
+
+def is_interactive() -> bool:
+    return sys.stderr.isatty()

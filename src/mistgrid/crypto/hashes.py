@@ -1,0 +1,97 @@
+"""Tagged SHA-256d hashes, as Tahoe-LAFS defines them.
+
+How this works: SHA-256d(x) is SHA-256(SHA-256(x)). Every hash in the file formats is
+*tagged*: the input is prefixed with the netstring of a single-purpose tag, so a hash made for
+one purpose can never stand in for another. Values combined in one hash are each wrapped in a
+netstring. Some results are truncated (keys and storage indexes are 16 bytes).
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+HASH_SIZE = 32
+KEY_SIZE = 16
+STORAGE_INDEX_SIZE = 16
+
+# Single-purpose tags (facts of the Tahoe-LAFS formats).
+TAG_STORAGE_INDEX = b"allmydata_immutable_key_to_storage_index_v1"
+TAG_BLOCK = b"allmydata_encoded_subshare_v1"
+TAG_UEB = b"allmydata_uri_extension_v1"
+TAG_CRYPTTEXT = b"allmydata_crypttext_v1"
+TAG_CRYPTTEXT_SEGMENT = b"allmydata_crypttext_segment_v1"
+TAG_CONVERGENCE_PREFIX = b"allmydata_immutable_content_to_key_with_added_secret_v1+"
+TAG_MERKLE_EMPTY_LEAF = b"Merkle tree empty leaf"
+TAG_MERKLE_INTERNAL = b"Merkle tree internal node"
+
+
+def netstring(data: bytes) -> bytes:
+    """`len:data,` with the length in ASCII decimal."""
+    return b"%d:%s," % (len(data), data)
+
+
+class TaggedHasher:
+    """An incremental tagged SHA-256d: feed with `update`, read once with `digest`."""
+
+    __slots__ = ("_inner", "_size")
+
+    def __init__(self, tag: bytes, size: int = HASH_SIZE) -> None:
+        self._inner = hashlib.sha256(netstring(tag))
+        self._size = size
+
+    def update(self, data: bytes | memoryview) -> None:
+        """Add bytes to the hashed input."""
+        self._inner.update(data)
+
+    def digest(self) -> bytes:
+        """The (possibly truncated) SHA-256d of the tag and everything fed so far."""
+        return hashlib.sha256(self._inner.digest()).digest()[: self._size]
+
+
+def tagged_hash(tag: bytes, data: bytes | memoryview, size: int = HASH_SIZE) -> bytes:
+    """SHA-256d(netstring(tag) + data), truncated to `size` bytes."""
+    inner = hashlib.sha256(netstring(tag))
+    inner.update(data)
+    return hashlib.sha256(inner.digest()).digest()[:size]
+
+
+def tagged_pair_hash(tag: bytes, first: bytes, second: bytes, size: int = HASH_SIZE) -> bytes:
+    """The tagged hash of two values, each wrapped in a netstring."""
+    return tagged_hash(tag, netstring(first) + netstring(second), size)
+
+
+def storage_index_of(key: bytes) -> bytes:
+    """The 16-byte storage index of an immutable file's AES key."""
+    return tagged_hash(TAG_STORAGE_INDEX, key, STORAGE_INDEX_SIZE)
+
+
+def block_hash(block: bytes | memoryview) -> bytes:
+    """Leaf hash of one erasure-coded block in a share's block hash tree."""
+    return tagged_hash(TAG_BLOCK, block)
+
+
+def crypttext_segment_hash(segment: bytes | memoryview) -> bytes:
+    """Leaf hash of one ciphertext segment in the crypttext hash tree."""
+    return tagged_hash(TAG_CRYPTTEXT_SEGMENT, segment)
+
+
+def ueb_hash(packed_ueb: bytes) -> bytes:
+    """The hash of a serialized URI extension block, as it appears in a CHK cap."""
+    return tagged_hash(TAG_UEB, packed_ueb)
+
+
+def crypttext_hasher() -> TaggedHasher:
+    """Hasher for the flat hash of a whole ciphertext."""
+    return TaggedHasher(TAG_CRYPTTEXT)
+
+
+def convergence_hasher(
+    needed: int, total: int, segment_size: int, convergence: bytes
+) -> TaggedHasher:
+    """Hasher whose digest over the plaintext is the convergent AES key.
+
+    The encoding parameters are part of the tag, so two encodings of one file get two keys.
+    """
+    params = netstring(b"%d,%d,%d" % (needed, total, segment_size))
+    tag = TAG_CONVERGENCE_PREFIX + netstring(convergence) + params
+    return TaggedHasher(tag, KEY_SIZE)

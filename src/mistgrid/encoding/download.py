@@ -1,0 +1,333 @@
+"""The CHK download machine: says which share bytes it wants, checks what it is given.
+
+How this works: the shell offers the share numbers it can read. The machine activates k of
+them (more when one fails) and, for each, asks for the header, then the UEB, then the hash
+regions, checking each step: the UEB against the cap's hash, the header against the layout
+the UEB implies, the crypttext tree against the UEB, the block-tree root against the share
+hash chain and the UEB's share root. Then it asks for blocks a few segments ahead, checks
+every block against its share's block tree, decodes each segment from k blocks with zfec,
+checks the ciphertext against the crypttext tree and decrypts it.
+
+A share that fails any check (or that the shell reports unreadable) is dropped with a
+`ShareError` naming the share and the check, and another share takes its place. When fewer
+than k usable shares remain, `wants()` raises `NotEnoughSharesError`.
+
+    dl = ChkDownload(cap, [0, 3, 7])
+    while not dl.done:
+        for req in dl.wants():
+            dl.give(req, read(req.share_number, req.offset, req.length))
+        out.write(dl.take_plaintext())
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+
+import attrs
+import zfec
+
+from ..caps.immutable import ChkCap
+from ..crypto import merkle
+from ..crypto.aes import CtrStream
+from ..crypto.hashes import block_hash, crypttext_hasher, crypttext_segment_hash, ueb_hash
+from ..errors import MistgridError, NotEnoughSharesError, ShareError
+from ..shares.immutable import HEADER_READ_SIZE, LayoutError, ShareLayout, unpack_share_hashes
+from .params import FileLayout
+from .ueb import MAX_UEB_SIZE, Ueb, UebError, parse_ueb
+from .upload import share_layout_for
+
+
+@attrs.frozen
+class ReadRequest:
+    """Read up to `length` bytes at `offset` of share `share_number` (short reads allowed)."""
+
+    share_number: int
+    offset: int
+    length: int
+    purpose: str = attrs.field(eq=False, default="")
+
+
+class _Phase(enum.Enum):
+    HEADER = "header"
+    UEB = "ueb"
+    HASHES = "hashes"
+    READY = "ready"
+    BAD = "bad"
+
+
+@attrs.define
+class _Share:
+    number: int
+    phase: _Phase = _Phase.HEADER
+    layout: ShareLayout | None = None
+    block_tree: list[bytes] = attrs.Factory(list)
+
+
+class ChkDownload:
+    """Wants/give machine for the plaintext (or a byte range of it) of one CHK file."""
+
+    def __init__(self, cap: ChkCap, share_numbers: Iterable[int], start: int = 0,
+                 end: int | None = None, window: int = 2) -> None:
+        self.cap = cap
+        self.start = start
+        self.end = cap.size if end is None else min(end, cap.size)
+        if not 0 <= self.start <= self.end:
+            raise MistgridError(f"bad byte range {start}-{end}")
+        self.window = max(1, window)
+        self.problems: list[ShareError] = []
+        self._candidates = [n for n in dict.fromkeys(share_numbers) if 0 <= n < cap.total]
+        self._shares: dict[int, _Share] = {}
+        self._outstanding: set[ReadRequest] = set()
+        self._ueb: Ueb | None = None
+        self._crypttext_tree: list[bytes] = []
+        self._layout: FileLayout | None = None
+        self._next_segment = 0  # next segment to emit
+        self._last_segment = -1
+        self._assigned: dict[int, dict[int, bytes | None]] = {}
+        self._output: list[bytes] = []
+        self._cipher: CtrStream | None = None
+        self._flat_hasher = crypttext_hasher() if (start, self.end) == (0, cap.size) else None
+        self.done = self.start == self.end
+
+    # ---- what the shell calls ----
+
+    def wants(self) -> list[ReadRequest]:
+        """New reads to perform (never one already asked and not yet given)."""
+        if self.done:
+            return []
+        self._activate()
+        requests: list[ReadRequest] = []
+        for share in self._shares.values():
+            request = self._metadata_request(share)
+            if request is not None:
+                requests.append(request)
+        if self._layout is not None:
+            requests.extend(self._block_requests())
+        fresh = [r for r in requests if r not in self._outstanding]
+        self._outstanding.update(fresh)
+        return fresh
+
+    def give(self, request: ReadRequest, data: bytes) -> None:
+        """The bytes read for `request` (shorter where the share ended)."""
+        if request not in self._outstanding:
+            return
+        self._outstanding.discard(request)
+        share = self._shares.get(request.share_number)
+        if share is None or share.phase is _Phase.BAD:
+            return
+        try:
+            if request.purpose == "block":
+                self._got_block(share, request, data)
+            else:
+                self._got_metadata(share, request, data)
+        except ShareError as err:
+            self._drop(share, err)
+
+    def fail(self, request: ReadRequest, reason: str) -> None:
+        """The shell could not read `request` at all; the share is dropped."""
+        self._outstanding.discard(request)
+        share = self._shares.get(request.share_number)
+        if share is not None and share.phase is not _Phase.BAD:
+            self._drop(share, ShareError(share.number, "read", reason))
+
+    def take_plaintext(self) -> bytes:
+        """Plaintext decoded so far, in order; each byte is returned once."""
+        data = b"".join(self._output)
+        self._output.clear()
+        return data
+
+    @property
+    def ueb(self) -> Ueb | None:
+        return self._ueb
+
+    # ---- share selection ----
+
+    def _usable(self) -> list[_Share]:
+        return [s for s in self._shares.values() if s.phase is not _Phase.BAD]
+
+    def _activate(self) -> None:
+        needed = self.cap.needed
+        while len(self._usable()) < needed and self._candidates:
+            number = self._candidates.pop(0)
+            self._shares[number] = _Share(number)
+        if len(self._usable()) < needed:
+            good = len(self._usable())
+            raise NotEnoughSharesError(good, needed, self.problems)
+
+    def _drop(self, share: _Share, error: ShareError) -> None:
+        share.phase = _Phase.BAD
+        self.problems.append(error)
+        for blocks in self._assigned.values():
+            blocks.pop(share.number, None)
+        self._outstanding = {r for r in self._outstanding if r.share_number != share.number}
+
+    # ---- metadata ----
+
+    def _metadata_request(self, share: _Share) -> ReadRequest | None:
+        number = share.number
+        if share.phase is _Phase.HEADER:
+            return ReadRequest(number, 0, HEADER_READ_SIZE, "header")
+        lay = share.layout
+        if lay is None:
+            return None
+        if share.phase is _Phase.UEB:
+            return ReadRequest(number, lay.uri_extension, lay.field_size + MAX_UEB_SIZE, "ueb")
+        if share.phase is _Phase.HASHES:
+            return ReadRequest(number, lay.plaintext_hash_tree,
+                               lay.uri_extension - lay.plaintext_hash_tree, "hashes")
+        return None
+
+    def _got_metadata(self, share: _Share, request: ReadRequest, data: bytes) -> None:
+        if request.purpose == "header" and share.phase is _Phase.HEADER:
+            try:
+                share.layout = ShareLayout.parse(data)
+            except LayoutError as err:
+                raise ShareError(share.number, "header", str(err)) from err
+            share.phase = _Phase.UEB
+        elif request.purpose == "ueb" and share.phase is _Phase.UEB:
+            self._check_ueb(share, data)
+            share.phase = _Phase.HASHES
+        elif request.purpose == "hashes" and share.phase is _Phase.HASHES:
+            self._check_hashes(share, data)
+            share.phase = _Phase.READY
+
+    def _check_ueb(self, share: _Share, data: bytes) -> None:
+        lay = share.layout
+        assert lay is not None
+        length = int.from_bytes(data[: lay.field_size], "big")
+        packed = data[lay.field_size : lay.field_size + length]
+        if len(data) < lay.field_size or length > MAX_UEB_SIZE or len(packed) != length:
+            raise ShareError(share.number, "UEB", "truncated")
+        if ueb_hash(packed) != self.cap.ueb_hash:
+            raise ShareError(share.number, "UEB hash", "does not match the cap")
+        if self._ueb is None:
+            try:
+                ueb = parse_ueb(packed)
+            except UebError as err:  # matches the cap, so the uploader wrote it wrong
+                raise MistgridError(f"the file's UEB is malformed: {err}") from err
+            if (ueb.layout.size, ueb.layout.needed, ueb.layout.total) != (
+                self.cap.size, self.cap.needed, self.cap.total):
+                raise MistgridError("the file's UEB disagrees with the cap")
+            self._ueb = ueb
+            self._layout = ueb.layout
+            self._first_and_last_segments()
+        if share_layout_for(self._ueb.layout) != lay:
+            raise ShareError(share.number, "header", "offsets do not match the UEB")
+
+    def _check_hashes(self, share: _Share, data: bytes) -> None:
+        lay, ueb = share.layout, self._ueb
+        assert lay is not None and ueb is not None
+        if len(data) != lay.uri_extension - lay.plaintext_hash_tree:
+            raise ShareError(share.number, "hash regions", "truncated")
+        tree_size = lay.tree_size
+        if data[:tree_size].count(0) != tree_size:
+            raise ShareError(share.number, "unused region", "not zero")
+        data = data[tree_size:]
+        crypttext_tree = merkle.split_hashes(data[:tree_size])
+        block_tree = merkle.split_hashes(data[tree_size : 2 * tree_size])
+        if crypttext_tree[0] != ueb.crypttext_root_hash or not merkle.verify_full_tree(
+                crypttext_tree):
+            raise ShareError(share.number, "crypttext hash tree")
+        if not merkle.verify_full_tree(block_tree):
+            raise ShareError(share.number, "block hash tree")
+        try:
+            chain = unpack_share_hashes(data[2 * tree_size :])
+            root = merkle.root_from_proof(self.cap.total, share.number, block_tree[0], chain)
+            leaf_listed = chain[merkle.leaf_node(self.cap.total, share.number)]
+        except (LayoutError, KeyError) as err:
+            raise ShareError(share.number, "share hash chain", "incomplete") from err
+        if root != ueb.share_root_hash or leaf_listed != block_tree[0]:
+            raise ShareError(share.number, "share hash chain", "does not reach the UEB root")
+        if not self._crypttext_tree:
+            self._crypttext_tree = crypttext_tree
+        share.block_tree = block_tree
+
+    # ---- blocks ----
+
+    def _first_and_last_segments(self) -> None:
+        lay = self._layout
+        assert lay is not None
+        self._next_segment = self.start // lay.segment_size
+        self._last_segment = (self.end - 1) // lay.segment_size
+        self._cipher = CtrStream(self.cap.key, self._next_segment * lay.segment_size)
+
+    def _block_requests(self) -> list[ReadRequest]:
+        lay = self._layout
+        assert lay is not None
+        ready = [s for s in self._shares.values() if s.phase is _Phase.READY]
+        last = min(self._last_segment, self._next_segment + self.window - 1)
+        requests = []
+        for segment in range(self._next_segment, last + 1):
+            blocks = self._assigned.setdefault(segment, {})
+            for share in ready:
+                if len(blocks) >= lay.needed:
+                    break
+                blocks.setdefault(share.number, None)
+            for number in blocks:
+                if blocks[number] is None:
+                    lay_share = self._shares[number].layout
+                    assert lay_share is not None
+                    offset = lay_share.data + segment * lay.block_size
+                    requests.append(ReadRequest(number, offset, lay.block_length(segment),
+                                                "block"))
+        return requests
+
+    def _got_block(self, share: _Share, request: ReadRequest, data: bytes) -> None:
+        lay = self._layout
+        share_lay = share.layout
+        assert lay is not None and share_lay is not None
+        segment = (request.offset - share_lay.data) // lay.block_size
+        blocks = self._assigned.get(segment)
+        if blocks is None or share.number not in blocks:
+            return
+        if len(data) != request.length:
+            raise ShareError(share.number, "block", f"segment {segment} truncated")
+        leaf = merkle.leaf_node(lay.num_segments, segment)
+        if block_hash(data) != share.block_tree[leaf]:
+            raise ShareError(share.number, "block hash", f"segment {segment}")
+        blocks[share.number] = data
+        self._decode_ready()
+
+    def _decode_ready(self) -> None:
+        lay = self._layout
+        assert lay is not None and self._cipher is not None
+        while not self.done:
+            blocks = self._assigned.get(self._next_segment, {})
+            have = {n: b for n, b in blocks.items() if b is not None}
+            if len(have) < lay.needed:
+                return
+            del self._assigned[self._next_segment]
+            self._emit(self._decode_segment(self._next_segment, have))
+
+    def _decode_segment(self, segment: int, blocks: dict[int, bytes]) -> bytes:
+        lay = self._layout
+        assert lay is not None
+        numbers = sorted(blocks)[: lay.needed]
+        decoder = zfec.Decoder(lay.needed, lay.total)
+        pieces = decoder.decode([blocks[n] for n in numbers], numbers)
+        crypttext = b"".join(bytes(p) for p in pieces)[: lay.segment_length(segment)]
+        leaf = merkle.leaf_node(lay.num_segments, segment)
+        if crypttext_segment_hash(crypttext) != self._crypttext_tree[leaf]:
+            raise MistgridError(f"segment {segment} decoded from checked blocks does not match "
+                                "the crypttext hash tree")
+        return crypttext
+
+    def _emit(self, crypttext: bytes) -> None:
+        lay = self._layout
+        assert lay is not None and self._cipher is not None
+        if self._flat_hasher is not None:
+            self._flat_hasher.update(crypttext)
+        plaintext = self._cipher.process(crypttext)
+        segment_start = self._next_segment * lay.segment_size
+        lo = max(self.start - segment_start, 0)
+        hi = min(self.end - segment_start, len(plaintext))
+        self._output.append(plaintext[lo:hi])
+        self._next_segment += 1
+        if self._next_segment > self._last_segment:
+            self.done = True
+            self._outstanding.clear()
+            if self._flat_hasher is not None and (
+                    self._ueb is not None
+                    and self._flat_hasher.digest() != self._ueb.crypttext_hash):
+                raise MistgridError("the whole ciphertext does not match the UEB's hash")

@@ -1,0 +1,1 @@
+"""Share containers: pack and unpack only, no I/O."""
