@@ -8,6 +8,7 @@ from typing import Any
 
 import attrs
 import pytest
+import yaml
 
 from .conftest import VECTORS, require_reference
 
@@ -36,8 +37,6 @@ class ChkVector:
 
 @functools.cache
 def _load() -> list[dict[str, Any]]:
-    import yaml
-
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     with VECTORS.open() as handle:
         data: dict[str, Any] = yaml.load(handle, Loader=loader)

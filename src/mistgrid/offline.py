@@ -19,7 +19,7 @@ from .caps.immutable import ChkCap, LiteralCap
 from .encoding.download import ChkDownload
 from .encoding.params import LIT_MAX_SIZE, EncodingParams
 from .encoding.upload import ChkEncoder, ShareWrite, convergent_key, random_key
-from .errors import MistgridError
+from .errors import MistgridError, ShareError
 
 READ_CHUNK = 1024 * 1024
 Progress = Callable[[int], None]
@@ -81,9 +81,14 @@ def share_number_of(path: Path) -> int:
 
 
 def decode_files(cap: ChkCap, readers: Mapping[int, Callable[[int, int], bytes]],
-                 start: int = 0, end: int | None = None) -> Iterator[bytes]:
-    """Yield the plaintext of `cap` from share readers `{number: read(offset, length)}`."""
+                 start: int = 0, end: int | None = None,
+                 on_problem: Callable[[ShareError], None] | None = None) -> Iterator[bytes]:
+    """Yield the plaintext of `cap` from share readers `{number: read(offset, length)}`.
+
+    `on_problem` hears of each share dropped on the way (decoding goes on while k remain).
+    """
     download = ChkDownload(cap, sorted(readers), start, end)
+    reported = 0
     while not download.done:
         requests = download.wants()
         if not requests:  # pragma: no cover - the machine always asks while not done
@@ -95,6 +100,10 @@ def decode_files(cap: ChkCap, readers: Mapping[int, Callable[[int, int], bytes]]
                 download.fail(request, err.strerror or str(err))
                 continue
             download.give(request, data)
+        if on_problem is not None:
+            for problem in download.problems[reported:]:
+                on_problem(problem)
+            reported = len(download.problems)
         if plaintext := download.take_plaintext():
             yield plaintext
 
@@ -110,7 +119,8 @@ def file_reader(handle: IO[bytes]) -> Callable[[int, int], bytes]:
 
 
 def decode_to(cap: LiteralCap | ChkCap, share_files: list[Path], out: IO[bytes],
-              progress: Progress | None = None) -> int:
+              progress: Progress | None = None,
+              on_problem: Callable[[ShareError], None] | None = None) -> int:
     """Write the plaintext of `cap` to `out` from `share_files`; returns bytes written."""
     if isinstance(cap, LiteralCap):
         out.write(cap.data)
@@ -126,7 +136,7 @@ def decode_to(cap: LiteralCap | ChkCap, share_files: list[Path], out: IO[bytes],
                 readers[number] = file_reader(stack.enter_context(path.open("rb")))
             except OSError as err:
                 raise MistgridError(f"{path}: {err.strerror or err}") from err
-        for chunk in decode_files(cap, readers):
+        for chunk in decode_files(cap, readers, on_problem=on_problem):
             out.write(chunk)
             written += len(chunk)
             if progress is not None:

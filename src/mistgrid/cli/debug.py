@@ -10,7 +10,7 @@ import click
 from .. import offline
 from ..caps import ChkCap, ChkVerifierCap, LiteralCap, base32, parse_cap
 from ..encoding.params import DEFAULT_MAX_SEGMENT_SIZE, EncodingParams
-from ..errors import MistgridError
+from ..errors import MistgridError, ShareError
 from ..fileutil import atomic_output
 from .options import read_convergence, size_option
 from .progress import byte_progress
@@ -27,7 +27,7 @@ def debug() -> None:
               help="Shares needed to read the file (k).")
 @click.option("--total", "-n", type=click.IntRange(1, 256), default=10, show_default=True,
               help="Shares written (N).")
-@click.option("--segment-size", callback=size_option, default=DEFAULT_MAX_SEGMENT_SIZE,
+@click.option("--segment-size", type=str, callback=size_option, default=DEFAULT_MAX_SEGMENT_SIZE,
               show_default=True, help="Maximum segment size (e.g. 131072, 128KiB, 1MiB).")
 @click.option("--convergence-file", type=click.Path(exists=True, dir_okay=False,
               path_type=Path), help="Convergence secret (a node's private/convergence); "
@@ -61,13 +61,17 @@ def decode(cap: str, share_files: tuple[Path, ...], output: str) -> None:
     parsed = parse_cap(cap)
     if isinstance(parsed, ChkVerifierCap):
         raise MistgridError("a verify cap cannot decrypt; give the read cap (URI:CHK:...)")
+    skipped: list[ShareError] = []  # reported after success; a failure's one line has them
     if output == "-":
-        offline.decode_to(parsed, list(share_files), sys.stdout.buffer)
-        return
-    target = Path(output)
-    with atomic_output(target) as handle, byte_progress("decoding", parsed.size) as advance:
-        offline.decode_to(parsed, list(share_files), handle, advance)
-    click.echo(f"wrote {parsed.size} bytes to {target}", err=True)
+        offline.decode_to(parsed, list(share_files), sys.stdout.buffer, None, skipped.append)
+    else:
+        target = Path(output)
+        with atomic_output(target) as handle, byte_progress("decoding", parsed.size) as advance:
+            offline.decode_to(parsed, list(share_files), handle, advance, skipped.append)
+    for problem in skipped:
+        click.echo(f"mistgrid: warning: skipped {problem}", err=True)
+    if output != "-":
+        click.echo(f"wrote {parsed.size} bytes to {output}", err=True)
 
 
 @debug.command("dump-cap")

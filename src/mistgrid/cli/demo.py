@@ -27,7 +27,7 @@ from .progress import byte_progress
 @click.command()
 @click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
               help="Work here (kept afterwards) instead of a temporary directory.")
-@click.option("--size", callback=size_option, default="5MiB", show_default=True,
+@click.option("--size", type=str, callback=size_option, default="5MiB", show_default=True,
               help="Size of the sample file.")
 def demo(directory: Path | None, size: int) -> None:
     """Store a sample file as 10 shares and read it back from any 3."""

@@ -44,4 +44,14 @@ cli.add_command(demo)
 
 
 def main() -> None:
-    cli(prog_name="mistgrid")
+    """Console entry point: click's usage errors also become one line and exit 1."""
+    try:
+        result = cli.main(prog_name="mistgrid", standalone_mode=False)
+    except click.UsageError as err:
+        where = err.ctx.command_path if err.ctx is not None else "mistgrid"
+        _fail(f"{err.format_message()} (see '{where} --help')")
+    except click.ClickException as err:
+        _fail(err.format_message())
+    except click.Abort:
+        _fail("interrupted")
+    sys.exit(result if isinstance(result, int) else 0)

@@ -1,0 +1,49 @@
+"""Encode to and decode from shares held in memory: the cores with no I/O at all."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from ..caps.immutable import ChkCap, LiteralCap
+from ..encoding.download import ChkDownload
+from ..encoding.params import LIT_MAX_SIZE, EncodingParams
+from ..encoding.upload import ChkEncoder, convergent_key
+from ..errors import ShareError
+
+
+def encode_bytes(data: bytes, params: EncodingParams, convergence: bytes = b"\x00" * 16,
+                 feed_size: int = 65536) -> tuple[LiteralCap | ChkCap, list[bytes]]:
+    """The cap and the N shares (as bytes) of `data`."""
+    if len(data) <= LIT_MAX_SIZE:
+        return LiteralCap(data), []
+    key = convergent_key(convergence, params, len(data), [data])
+    encoder = ChkEncoder(key, len(data), params)
+    shares = [bytearray() for _ in range(params.total)]
+    writes = []
+    for start in range(0, len(data), feed_size):
+        writes.extend(encoder.feed(data[start : start + feed_size]))
+    more, cap = encoder.finish()
+    for write in writes + more:
+        share = shares[write.share_number]
+        end = write.offset + len(write.data)
+        if len(share) < end:
+            share.extend(b"\x00" * (end - len(share)))
+        share[write.offset : end] = write.data
+    return cap, [bytes(s) for s in shares]
+
+
+def decode_bytes(cap: LiteralCap | ChkCap, shares: Mapping[int, bytes],
+                 order: Iterable[int] | None = None, start: int = 0,
+                 end: int | None = None) -> tuple[bytes, list[ShareError]]:
+    """The plaintext from `shares` (tried in `order`), and the problems met on the way."""
+    if isinstance(cap, LiteralCap):
+        return cap.data[start:end], []
+    download = ChkDownload(cap, list(order) if order is not None else sorted(shares),
+                           start, end)
+    out = []
+    while not download.done:
+        for request in download.wants():
+            share = shares[request.share_number]
+            download.give(request, share[request.offset : request.offset + request.length])
+        out.append(download.take_plaintext())
+    return b"".join(out), download.problems

@@ -1,0 +1,156 @@
+"""Encode/decode round trips, any-k-of-N recovery and corruption detection (in memory)."""
+
+from __future__ import annotations
+
+import itertools
+import random
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from mistgrid.caps import ChkCap, LiteralCap
+from mistgrid.encoding.params import EncodingParams
+from mistgrid.errors import NotEnoughSharesError
+from mistgrid.testing.memory import decode_bytes, encode_bytes
+
+SETTINGS = settings(deadline=None, max_examples=150,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+
+def data_of(size: int, seed: int) -> bytes:
+    return random.Random(seed).randbytes(size)
+
+
+@st.composite
+def k_and_n(draw: st.DrawFn, max_total: int = 256) -> tuple[int, int]:
+    total = draw(st.integers(1, max_total))
+    return draw(st.integers(1, total)), total
+
+
+@st.composite
+def size_cases(draw: st.DrawFn) -> tuple[int, int]:
+    """(segment size, file size) covering 0, 1, 55, 56, seg-1, seg, seg+1 and many segs."""
+    segment = draw(st.integers(57, 3000))
+    size = draw(st.sampled_from([0, 1, 55, 56, segment - 1, segment, segment + 1,
+                                 7 * segment + 13]))
+    return segment, size
+
+
+@SETTINGS
+@given(size_cases(), k_and_n(), st.integers(0, 2**32))
+def test_round_trip(case: tuple[int, int], kn: tuple[int, int], seed: int) -> None:
+    """Every size class survives encode then decode from a random k of the N shares."""
+    segment, size = case
+    needed, total = kn
+    data = data_of(size, seed)
+    cap, shares = encode_bytes(data, EncodingParams(needed, total, segment))
+    if size <= 55:
+        assert isinstance(cap, LiteralCap) and shares == []
+    else:
+        assert isinstance(cap, ChkCap) and len(shares) == total
+    chosen = random.Random(seed).sample(range(total), needed) if shares else []
+    plaintext, problems = decode_bytes(cap, {n: shares[n] for n in chosen})
+    assert plaintext == data
+    assert problems == []
+
+
+@pytest.mark.parametrize("needed,total", [(1, 1), (1, 3), (2, 3), (2, 4), (3, 5), (4, 5),
+                                          (5, 5), (3, 6)])
+def test_every_k_subset(needed: int, total: int) -> None:
+    """For small N, every one of the C(N, k) subsets decodes the file."""
+    data = data_of(3 * 700 + 5, needed * 10 + total)
+    cap, shares = encode_bytes(data, EncodingParams(needed, total, 700))
+    for subset in itertools.combinations(range(total), needed):
+        plaintext, problems = decode_bytes(cap, {n: shares[n] for n in subset})
+        assert plaintext == data, subset
+        assert problems == []
+
+
+@SETTINGS
+@given(k_and_n(max_total=12), st.integers(57, 5000), st.integers(1, 5000), st.data())
+def test_any_flipped_byte_is_detected(kn: tuple[int, int], size: int, segment: int,
+                                      data: st.DataObject) -> None:
+    """A flipped byte anywhere in a share is caught, named, and another share is used."""
+    needed, total = kn
+    plaintext = data_of(size, size * 31 + segment)
+    cap, shares = encode_bytes(plaintext, EncodingParams(needed, total, segment))
+    victim = data.draw(st.integers(0, total - 1), label="share")
+    position = data.draw(st.integers(0, len(shares[victim]) - 1), label="byte")
+    bit = data.draw(st.integers(0, 7), label="bit")
+    broken = bytearray(shares[victim])
+    broken[position] ^= 1 << bit
+    corrupted = dict(enumerate(shares))
+    corrupted[victim] = bytes(broken)
+    order = [victim] + [n for n in range(total) if n != victim]
+    if total > needed:
+        result, problems = decode_bytes(cap, corrupted, order)
+        assert result == plaintext
+        assert [p.share_number for p in problems] == [victim]
+    others = [n for n in range(total) if n != victim][: needed - 1]
+    with pytest.raises(NotEnoughSharesError) as info:
+        decode_bytes(cap, {n: corrupted[n] for n in [victim, *others]}, [victim, *others])
+    assert (info.value.found, info.value.needed) == (needed - 1, needed)
+    assert f"share {victim}" in str(info.value)
+
+
+@SETTINGS
+@given(k_and_n(max_total=8), st.integers(57, 4000), st.data())
+def test_truncated_share_is_detected(kn: tuple[int, int], size: int,
+                                     data: st.DataObject) -> None:
+    """A share cut short at any point is dropped; decoding goes on with the others."""
+    needed, total = kn
+    plaintext = data_of(size, size)
+    cap, shares = encode_bytes(plaintext, EncodingParams(needed, total, 1000))
+    victim = data.draw(st.integers(0, total - 1))
+    cut = data.draw(st.integers(0, len(shares[victim]) - 1))
+    damaged = dict(enumerate(shares))
+    damaged[victim] = shares[victim][:cut]
+    order = [victim] + [n for n in range(total) if n != victim]
+    if total > needed:
+        result, problems = decode_bytes(cap, damaged, order)
+        assert result == plaintext
+        assert [p.share_number for p in problems] == [victim]
+
+
+def test_not_enough_shares_message() -> None:
+    """With fewer than k shares the error says how many were found and needed."""
+    data = data_of(10_000, 1)
+    cap, shares = encode_bytes(data, EncodingParams(3, 10, 4096))
+    with pytest.raises(NotEnoughSharesError, match="found 2, need 3"):
+        decode_bytes(cap, {0: shares[0], 5: shares[5]})
+
+
+def test_wrong_cap_is_refused() -> None:
+    """Shares of another file fail the UEB check; nothing is returned."""
+    cap_a, _ = encode_bytes(data_of(5000, 1), EncodingParams(2, 3, 1024))
+    _, shares_b = encode_bytes(data_of(5000, 2), EncodingParams(2, 3, 1024))
+    with pytest.raises(NotEnoughSharesError) as info:
+        decode_bytes(cap_a, dict(enumerate(shares_b)))
+    assert all(p.check == "UEB hash" for p in info.value.problems)
+
+
+@SETTINGS
+@given(st.integers(57, 20_000), st.integers(1, 4096), k_and_n(max_total=10), st.data())
+def test_byte_ranges(size: int, segment: int, kn: tuple[int, int],
+                     data: st.DataObject) -> None:
+    """Any byte range decodes to the same bytes as slicing the whole file."""
+    plaintext = data_of(size, size + segment)
+    cap, shares = encode_bytes(plaintext, EncodingParams(kn[0], kn[1], segment))
+    start = data.draw(st.integers(0, size))
+    end = data.draw(st.integers(start, size))
+    result, _ = decode_bytes(cap, dict(enumerate(shares)), start=start, end=end)
+    assert result == plaintext[start:end]
+
+
+def test_every_byte_of_a_share_is_protected() -> None:
+    """Exhaustive: flipping each byte of a 3-segment share, one at a time, is always caught."""
+    plaintext = data_of(2500, 7)
+    cap, shares = encode_bytes(plaintext, EncodingParams(2, 3, 1000))
+    for position in range(len(shares[1])):
+        broken = bytearray(shares[1])
+        broken[position] ^= 0x40
+        result, problems = decode_bytes(cap, {0: shares[0], 1: bytes(broken), 2: shares[2]},
+                                        [1, 0, 2])
+        assert result == plaintext
+        assert [p.share_number for p in problems] == [1], position
