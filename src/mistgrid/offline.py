@@ -10,8 +10,10 @@ share number (`0`, `1`, ...), like the last part of a storage server's share pat
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
 from pathlib import Path
 from typing import IO
 
@@ -32,6 +34,12 @@ def _chunks(stream: IO[bytes], progress: Progress | None = None) -> Iterator[byt
         yield chunk
 
 
+def segment_workers() -> ThreadPoolExecutor:
+    """Threads for segment work (AES, SHA-256 and zfec release the GIL)."""
+    return ThreadPoolExecutor(max_workers=os.cpu_count() or 1,
+                              thread_name_prefix="mistgrid-segment")
+
+
 def encode_file(source: Path, out_dir: Path, params: EncodingParams,
                 convergence: bytes | None, progress: Progress | None = None
                 ) -> LiteralCap | ChkCap:
@@ -41,25 +49,23 @@ def encode_file(source: Path, out_dir: Path, params: EncodingParams,
     (two passes' worth for a convergent key).
     """
     size = source.stat().st_size
-    with source.open("rb") as stream:
+    with contextlib.ExitStack() as stack:
+        stream = stack.enter_context(source.open("rb"))
         if size <= LIT_MAX_SIZE:
-            return LiteralCap(stream.read())
+            return LiteralCap(stream.read(LIT_MAX_SIZE + 1))
         if convergence is None:
             key = random_key()
         else:
             key = convergent_key(convergence, params, size, _chunks(stream, progress))
             stream.seek(0)
-        encoder = ChkEncoder(key, size, params)
         out_dir.mkdir(parents=True, exist_ok=True)
-        files = [(out_dir / str(n)).open("wb") for n in range(params.total)]
-        try:
-            for chunk in _chunks(stream, progress):
-                _write(files, encoder.feed(chunk))
-            writes, cap = encoder.finish()
-            _write(files, writes)
-        finally:
-            for handle in files:
-                handle.close()
+        files = [stack.enter_context((out_dir / str(n)).open("wb"))
+                 for n in range(params.total)]
+        encoder = ChkEncoder(key, size, params, stack.enter_context(segment_workers()))
+        for chunk in _chunks(stream, progress):
+            _write(files, encoder.feed(chunk))
+        writes, cap = encoder.finish()
+        _write(files, writes)
     if source.stat().st_size != size:
         raise MistgridError(f"{source} changed while it was being encoded")
     return cap
@@ -82,17 +88,16 @@ def share_number_of(path: Path) -> int:
 
 def decode_files(cap: ChkCap, readers: Mapping[int, Callable[[int, int], bytes]],
                  start: int = 0, end: int | None = None,
-                 on_problem: Callable[[ShareError], None] | None = None) -> Iterator[bytes]:
+                 on_problem: Callable[[ShareError], None] | None = None,
+                 executor: Executor | None = None) -> Iterator[bytes]:
     """Yield the plaintext of `cap` from share readers `{number: read(offset, length)}`.
 
     `on_problem` hears of each share dropped on the way (decoding goes on while k remain).
     """
-    download = ChkDownload(cap, sorted(readers), start, end)
+    download = ChkDownload(cap, sorted(readers), start, end, executor=executor)
     reported = 0
     while not download.done:
         requests = download.wants()
-        if not requests:  # pragma: no cover - the machine always asks while not done
-            raise MistgridError("download stalled")
         for request in requests:
             try:
                 data = readers[request.share_number](request.offset, request.length)
@@ -104,8 +109,11 @@ def decode_files(cap: ChkCap, readers: Mapping[int, Callable[[int, int], bytes]]
             for problem in download.problems[reported:]:
                 on_problem(problem)
             reported = len(download.problems)
-        if plaintext := download.take_plaintext():
+        plaintext = download.take_plaintext()
+        if plaintext:
             yield plaintext
+        elif not requests and not download.done:  # pragma: no cover - a machine bug
+            raise MistgridError("download stalled")
 
 
 def file_reader(handle: IO[bytes]) -> Callable[[int, int], bytes]:
@@ -136,7 +144,8 @@ def decode_to(cap: LiteralCap | ChkCap, share_files: list[Path], out: IO[bytes],
                 readers[number] = file_reader(stack.enter_context(path.open("rb")))
             except OSError as err:
                 raise MistgridError(f"{path}: {err.strerror or err}") from err
-        for chunk in decode_files(cap, readers, on_problem=on_problem):
+        workers = stack.enter_context(segment_workers())
+        for chunk in decode_files(cap, readers, on_problem=on_problem, executor=workers):
             out.write(chunk)
             written += len(chunk)
             if progress is not None:

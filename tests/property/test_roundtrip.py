@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import random
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -154,3 +155,22 @@ def test_every_byte_of_a_share_is_protected() -> None:
                                         [1, 0, 2])
         assert result == plaintext
         assert [p.share_number for p in problems] == [1], position
+
+
+@SETTINGS
+@given(st.integers(57, 30_000), st.integers(57, 2048), k_and_n(max_total=20),
+       st.integers(1, 6), st.integers(0, 2**32))
+def test_pipelined_matches_serial(size: int, segment: int, kn: tuple[int, int], window: int,
+                                  seed: int) -> None:
+    """With a thread pool the shares and plaintext are exactly those of the serial path."""
+    plaintext = data_of(size, seed)
+    params = EncodingParams(kn[0], kn[1], segment)
+    serial = encode_bytes(plaintext, params)
+    with ThreadPoolExecutor(3) as pool:
+        parallel = encode_bytes(plaintext, params, executor=pool)
+        assert parallel == serial
+        cap, shares = parallel
+        order = random.Random(seed).sample(range(kn[1]), kn[1])
+        result, problems = decode_bytes(cap, dict(enumerate(shares)), order, executor=pool,
+                                        window=window)
+    assert result == plaintext and problems == []

@@ -21,8 +21,10 @@ than k usable shares remain, `wants()` raises `NotEnoughSharesError`.
 
 from __future__ import annotations
 
+import collections
 import enum
 from collections.abc import Iterable
+from concurrent.futures import Executor, Future
 
 import attrs
 import zfec
@@ -68,7 +70,8 @@ class ChkDownload:
     """Wants/give machine for the plaintext (or a byte range of it) of one CHK file."""
 
     def __init__(self, cap: ChkCap, share_numbers: Iterable[int], start: int = 0,
-                 end: int | None = None, window: int = 2) -> None:
+                 end: int | None = None, window: int = 4,
+                 executor: Executor | None = None) -> None:
         self.cap = cap
         self.start = start
         self.end = cap.size if end is None else min(end, cap.size)
@@ -82,11 +85,13 @@ class ChkDownload:
         self._ueb: Ueb | None = None
         self._crypttext_tree: list[bytes] = []
         self._layout: FileLayout | None = None
-        self._next_segment = 0  # next segment to emit
+        self._next_emit = 0  # next segment whose plaintext is handed out
+        self._next_submit = 0  # next segment to be decoded
         self._last_segment = -1
+        self._executor = executor
+        self._jobs: collections.deque[Future[tuple[bytes, bytes]]] = collections.deque()
         self._assigned: dict[int, dict[int, bytes | None]] = {}
         self._output: list[bytes] = []
-        self._cipher: CtrStream | None = None
         self._flat_hasher = crypttext_hasher() if (start, self.end) == (0, cap.size) else None
         self.done = self.start == self.end
 
@@ -102,7 +107,7 @@ class ChkDownload:
             request = self._metadata_request(share)
             if request is not None:
                 requests.append(request)
-        if self._layout is not None:
+        if self._layout is not None and not self._jobs_full():
             requests.extend(self._block_requests())
         fresh = [r for r in requests if r not in self._outstanding]
         self._outstanding.update(fresh)
@@ -132,7 +137,15 @@ class ChkDownload:
             self._drop(share, ShareError(share.number, "read", reason))
 
     def take_plaintext(self) -> bytes:
-        """Plaintext decoded so far, in order; each byte is returned once."""
+        """Plaintext decoded so far, in order; each byte is returned once.
+
+        Segments decode on the executor (if any). When no read is outstanding, this waits
+        for the oldest decoding segment, so a driver loop always makes progress.
+        """
+        waited = False
+        while self._jobs and (self._jobs[0].done() or not (waited or self._outstanding)):
+            waited = True
+            self._emit(*self._jobs.popleft().result())
         data = b"".join(self._output)
         self._output.clear()
         return data
@@ -248,27 +261,29 @@ class ChkDownload:
     def _first_and_last_segments(self) -> None:
         lay = self._layout
         assert lay is not None
-        self._next_segment = self.start // lay.segment_size
+        self._next_emit = self._next_submit = self.start // lay.segment_size
         self._last_segment = (self.end - 1) // lay.segment_size
-        self._cipher = CtrStream(self.cap.key, self._next_segment * lay.segment_size)
+
+    def _jobs_full(self) -> bool:
+        return self._next_submit >= self._next_emit + self.window
 
     def _block_requests(self) -> list[ReadRequest]:
         lay = self._layout
         assert lay is not None
         ready = [s for s in self._shares.values() if s.phase is _Phase.READY]
-        last = min(self._last_segment, self._next_segment + self.window - 1)
+        last = min(self._last_segment, self._next_emit + self.window - 1)
         requests = []
-        for segment in range(self._next_segment, last + 1):
+        for segment in range(self._next_submit, last + 1):
             blocks = self._assigned.setdefault(segment, {})
             for share in ready:
                 if len(blocks) >= lay.needed:
                     break
                 blocks.setdefault(share.number, None)
-            for number in blocks:
-                if blocks[number] is None:
-                    lay_share = self._shares[number].layout
-                    assert lay_share is not None
-                    offset = lay_share.data + segment * lay.block_size
+            for number, block in blocks.items():
+                if block is None:
+                    share_lay = self._shares[number].layout
+                    assert share_lay is not None
+                    offset = share_lay.data + segment * lay.block_size
                     requests.append(ReadRequest(number, offset, lay.block_length(segment),
                                                 "block"))
         return requests
@@ -287,47 +302,61 @@ class ChkDownload:
         if block_hash(data) != share.block_tree[leaf]:
             raise ShareError(share.number, "block hash", f"segment {segment}")
         blocks[share.number] = data
-        self._decode_ready()
+        self._submit_ready()
 
-    def _decode_ready(self) -> None:
+    def _submit_ready(self) -> None:
+        """Start decoding each next segment whose k blocks are all here and checked."""
         lay = self._layout
-        assert lay is not None and self._cipher is not None
-        while not self.done:
-            blocks = self._assigned.get(self._next_segment, {})
+        assert lay is not None
+        while self._next_submit <= self._last_segment:
+            segment = self._next_submit
+            blocks = self._assigned.get(segment, {})
             have = {n: b for n, b in blocks.items() if b is not None}
             if len(have) < lay.needed:
                 return
-            del self._assigned[self._next_segment]
-            self._emit(self._decode_segment(self._next_segment, have))
+            del self._assigned[segment]
+            leaf_hash = self._crypttext_tree[merkle.leaf_node(lay.num_segments, segment)]
+            args = (self.cap.key, lay, segment, have, leaf_hash)
+            if self._executor is None:
+                job: Future[tuple[bytes, bytes]] = Future()
+                job.set_result(decode_segment(*args))
+            else:
+                job = self._executor.submit(decode_segment, *args)
+            self._jobs.append(job)
+            self._next_submit += 1
 
-    def _decode_segment(self, segment: int, blocks: dict[int, bytes]) -> bytes:
+    def _emit(self, crypttext: bytes, plaintext: bytes) -> None:
         lay = self._layout
         assert lay is not None
-        numbers = sorted(blocks)[: lay.needed]
-        decoder = zfec.Decoder(lay.needed, lay.total)
-        pieces = decoder.decode([blocks[n] for n in numbers], numbers)
-        crypttext = b"".join(bytes(p) for p in pieces)[: lay.segment_length(segment)]
-        leaf = merkle.leaf_node(lay.num_segments, segment)
-        if crypttext_segment_hash(crypttext) != self._crypttext_tree[leaf]:
-            raise MistgridError(f"segment {segment} decoded from checked blocks does not match "
-                                "the crypttext hash tree")
-        return crypttext
-
-    def _emit(self, crypttext: bytes) -> None:
-        lay = self._layout
-        assert lay is not None and self._cipher is not None
+        segment = self._next_emit
         if self._flat_hasher is not None:
             self._flat_hasher.update(crypttext)
-        plaintext = self._cipher.process(crypttext)
-        segment_start = self._next_segment * lay.segment_size
+        segment_start = segment * lay.segment_size
         lo = max(self.start - segment_start, 0)
-        hi = min(self.end - segment_start, len(plaintext))
-        self._output.append(plaintext[lo:hi])
-        self._next_segment += 1
-        if self._next_segment > self._last_segment:
+        hi = min(self.end - segment_start, len(crypttext))
+        self._output.append(plaintext[lo:hi] if (lo, hi) != (0, len(plaintext)) else plaintext)
+        self._next_emit += 1
+        if self._next_emit > self._last_segment:
             self.done = True
             self._outstanding.clear()
             if self._flat_hasher is not None and (
                     self._ueb is not None
                     and self._flat_hasher.digest() != self._ueb.crypttext_hash):
                 raise MistgridError("the whole ciphertext does not match the UEB's hash")
+
+
+def decode_segment(key: bytes, layout: FileLayout, segment: int, blocks: dict[int, bytes],
+                   expected_hash: bytes) -> tuple[bytes, bytes]:
+    """Ciphertext (checked) and plaintext of one segment from k checked blocks.
+
+    Pure and thread-safe, so segments can decode in parallel on an executor.
+    """
+    numbers = sorted(blocks)[: layout.needed]
+    decoder = zfec.Decoder(layout.needed, layout.total)
+    pieces = decoder.decode([blocks[n] for n in numbers], numbers)
+    crypttext = b"".join(pieces)[: layout.segment_length(segment)]
+    if crypttext_segment_hash(crypttext) != expected_hash:
+        raise MistgridError(f"segment {segment} decoded from checked blocks does not match "
+                            "the crypttext hash tree")
+    plaintext = CtrStream(key, segment * layout.segment_size).process(crypttext)
+    return crypttext, plaintext

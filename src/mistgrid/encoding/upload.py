@@ -11,8 +11,10 @@ the UEB for every share, and the cap.
 
 from __future__ import annotations
 
+import collections
 import secrets
 from collections.abc import Iterable
+from concurrent.futures import Executor, Future
 
 import attrs
 import zfec
@@ -83,17 +85,50 @@ def share_layout_for(file_layout: FileLayout) -> ShareLayout:
                                  file_layout.num_segments, share_hash_count(file_layout.total))
 
 
-class ChkEncoder:
-    """Feed/finish machine turning one plaintext into N shares and a CHK cap."""
+@attrs.frozen
+class EncodedSegment:
+    """One segment, encrypted and erasure-coded, with its hashes."""
 
-    def __init__(self, key: bytes, size: int, params: EncodingParams) -> None:
+    number: int
+    crypttext: bytes
+    crypttext_hash: bytes
+    blocks: list[bytes]
+    block_hashes: list[bytes]
+
+
+def encode_segment(key: bytes, layout: FileLayout, number: int,
+                   plaintext: bytes) -> EncodedSegment:
+    """Encrypt, hash and erasure-code one segment. Pure and thread-safe."""
+    crypttext = CtrStream(key, number * layout.segment_size).process(plaintext)
+    last = number == layout.num_segments - 1
+    piece_size = layout.tail_block_size if last else layout.block_size
+    padded = crypttext
+    if last and len(crypttext) < layout.padded_tail_size:
+        padded += b"\x00" * (layout.padded_tail_size - len(crypttext))
+    view = memoryview(padded)
+    pieces = [view[i * piece_size : (i + 1) * piece_size] for i in range(layout.needed)]
+    blocks = [bytes(b) for b in zfec.Encoder(layout.needed, layout.total).encode(pieces)]
+    return EncodedSegment(number, crypttext, crypttext_segment_hash(crypttext), blocks,
+                          [block_hash(b) for b in blocks])
+
+
+class ChkEncoder:
+    """Feed/finish machine turning one plaintext into N shares and a CHK cap.
+
+    With an `executor`, up to `depth` segments encode in parallel; the writes still come
+    out in segment order. The caller owns the executor.
+    """
+
+    def __init__(self, key: bytes, size: int, params: EncodingParams,
+                 executor: Executor | None = None, depth: int = 4) -> None:
         if len(key) != KEY_SIZE:
             raise EncodingError(f"key must be {KEY_SIZE} bytes")
         self.key = key
         self.layout = params.layout_for(size)
         self.share_layout = share_layout_for(self.layout)
-        self._cipher = CtrStream(key)
-        self._zfec = zfec.Encoder(self.layout.needed, self.layout.total)
+        self._executor = executor
+        self._depth = max(1, depth)
+        self._jobs: collections.deque[Future[EncodedSegment]] = collections.deque()
         self._pending: list[bytes] = []
         self._pending_size = 0
         self._fed = 0
@@ -124,28 +159,34 @@ class ChkEncoder:
             self._pending.append(bytes(piece))
             self._pending_size += len(piece)
             if self._pending_size == self.layout.segment_length(self._segment):
-                segment = b"".join(self._pending)
+                self._submit(b"".join(self._pending))
                 self._pending, self._pending_size = [], 0
-                writes.extend(self._encode_segment(segment))
+                while len(self._jobs) > self._depth:
+                    writes.extend(self._collect())
+        while self._jobs and self._jobs[0].done():
+            writes.extend(self._collect())
         return writes
 
-    def _encode_segment(self, plaintext: bytes) -> list[ShareWrite]:
-        lay = self.layout
-        crypttext = self._cipher.process(plaintext)
-        self._segment_hashes.append(crypttext_segment_hash(crypttext))
-        self._crypttext_hasher.update(crypttext)
-        last = self._segment == lay.num_segments - 1
-        piece_size = lay.tail_block_size if last else lay.block_size
-        if last and len(crypttext) < lay.padded_tail_size:
-            crypttext += b"\x00" * (lay.padded_tail_size - len(crypttext))
-        pieces = [crypttext[i * piece_size : (i + 1) * piece_size] for i in range(lay.needed)]
-        blocks = self._zfec.encode(pieces)
-        offset = self.share_layout.data + self._segment * lay.block_size
-        writes = []
-        for number, block in enumerate(blocks):
-            self._block_hashes[number].append(block_hash(block))
-            writes.append(ShareWrite(number, offset, bytes(block)))
+    def _submit(self, plaintext: bytes) -> None:
+        args = (self.key, self.layout, self._segment, plaintext)
+        if self._executor is None:
+            job: Future[EncodedSegment] = Future()
+            job.set_result(encode_segment(*args))
+        else:
+            job = self._executor.submit(encode_segment, *args)
+        self._jobs.append(job)
         self._segment += 1
+
+    def _collect(self) -> list[ShareWrite]:
+        """Take the oldest segment's result (waiting for it) and turn it into writes."""
+        encoded = self._jobs.popleft().result()
+        self._crypttext_hasher.update(encoded.crypttext)
+        self._segment_hashes.append(encoded.crypttext_hash)
+        offset = self.share_layout.data + encoded.number * self.layout.block_size
+        writes = []
+        for number, block in enumerate(encoded.blocks):
+            self._block_hashes[number].append(encoded.block_hashes[number])
+            writes.append(ShareWrite(number, offset, block))
         return writes
 
     def finish(self) -> tuple[list[ShareWrite], ChkCap]:
@@ -154,6 +195,8 @@ class ChkEncoder:
         if self._fed != lay.size:
             raise EncodingError(f"got {self._fed} of the declared {lay.size} bytes")
         writes = [] if self._started else self._header_writes()
+        while self._jobs:
+            writes.extend(self._collect())
         crypttext_tree = merkle.build_tree(self._segment_hashes)
         block_trees = [merkle.build_tree(leaves) for leaves in self._block_hashes]
         share_tree = merkle.build_tree([tree[0] for tree in block_trees])

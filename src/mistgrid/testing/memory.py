@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from concurrent.futures import Executor
 
 from ..caps.immutable import ChkCap, LiteralCap
 from ..encoding.download import ChkDownload
@@ -12,12 +13,13 @@ from ..errors import ShareError
 
 
 def encode_bytes(data: bytes, params: EncodingParams, convergence: bytes = b"\x00" * 16,
-                 feed_size: int = 65536) -> tuple[LiteralCap | ChkCap, list[bytes]]:
+                 feed_size: int = 65536, executor: Executor | None = None
+                 ) -> tuple[LiteralCap | ChkCap, list[bytes]]:
     """The cap and the N shares (as bytes) of `data`."""
     if len(data) <= LIT_MAX_SIZE:
         return LiteralCap(data), []
     key = convergent_key(convergence, params, len(data), [data])
-    encoder = ChkEncoder(key, len(data), params)
+    encoder = ChkEncoder(key, len(data), params, executor)
     shares = [bytearray() for _ in range(params.total)]
     writes = []
     for start in range(0, len(data), feed_size):
@@ -34,16 +36,20 @@ def encode_bytes(data: bytes, params: EncodingParams, convergence: bytes = b"\x0
 
 def decode_bytes(cap: LiteralCap | ChkCap, shares: Mapping[int, bytes],
                  order: Iterable[int] | None = None, start: int = 0,
-                 end: int | None = None) -> tuple[bytes, list[ShareError]]:
+                 end: int | None = None, executor: Executor | None = None,
+                 window: int = 4) -> tuple[bytes, list[ShareError]]:
     """The plaintext from `shares` (tried in `order`), and the problems met on the way."""
     if isinstance(cap, LiteralCap):
         return cap.data[start:end], []
     download = ChkDownload(cap, list(order) if order is not None else sorted(shares),
-                           start, end)
+                           start, end, window=window, executor=executor)
     out = []
     while not download.done:
-        for request in download.wants():
+        requests = download.wants()
+        for request in requests:
             share = shares[request.share_number]
             download.give(request, share[request.offset : request.offset + request.length])
         out.append(download.take_plaintext())
+        if not requests and not out[-1] and not download.done:
+            raise AssertionError("download stalled")
     return b"".join(out), download.problems
