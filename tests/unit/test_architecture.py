@@ -1,0 +1,63 @@
+"""The structure rules of DESIGN.md that a grep can hold: cores stay pure."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parents[2] / "src" / "mistgrid"
+CORE_PACKAGES = ["caps", "crypto", "encoding", "shares"]
+CORE_MODULES = ["errors.py", "secret.py"]
+# What a pure core may not import: I/O, clocks, event loops, and the shells.
+FORBIDDEN = {"os", "socket", "time", "asyncio", "subprocess", "twisted", "treq", "txtorcon",
+             "pathlib", "shutil", "tempfile", "threading", "select"}
+SHELLS = {"mistgrid.cli", "mistgrid.offline", "mistgrid.fileutil", "mistgrid.testing",
+          "mistgrid.net", "mistgrid.storage", "mistgrid.grid", "mistgrid.node",
+          "mistgrid.web", "mistgrid.introducer"}
+
+
+def core_files() -> list[Path]:
+    files = [SRC / name for name in CORE_MODULES]
+    for package in CORE_PACKAGES:
+        files.extend(sorted((SRC / package).rglob("*.py")))
+    return files
+
+
+def imported_names(path: Path) -> set[str]:
+    """Absolute module names a file imports (relative imports resolved)."""
+    package = ".".join(["mistgrid", *path.relative_to(SRC).parent.parts])
+    return imported_names_in(path.read_text(), package)
+
+
+def imported_names_in(source: str, package: str) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - node.level + 1]
+                names.add(".".join([*base, *(node.module.split(".") if node.module else [])]))
+            elif node.module:
+                names.add(node.module)
+    return names
+
+
+@pytest.mark.parametrize("path", core_files(), ids=lambda p: str(p.relative_to(SRC)))
+def test_core_is_pure(path: Path) -> None:
+    """A core module imports no I/O, clock or event-loop module and no shell."""
+    for name in imported_names(path):
+        top = name.split(".")[0]
+        assert top not in FORBIDDEN, f"{path.name} imports {name}"
+        assert not any(name == s or name.startswith(s + ".") for s in SHELLS), \
+            f"{path.name} imports the shell {name}"
+
+
+def test_the_rule_can_fail() -> None:
+    """The scan resolves relative imports, so a core importing a shell is seen."""
+    names = imported_names_in("from ..offline import encode_file\nimport socket\n",
+                              "mistgrid.caps")
+    assert names == {"mistgrid.offline", "socket"}
