@@ -9,10 +9,43 @@ from pathlib import Path
 
 import pytest
 
+from mistgrid.testing.procs import leftovers
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("MISTGRID_SHARED", REPO.parent / "shared"))
 REFERENCE = SHARED / "reference"
 VECTORS = REFERENCE / "tahoe-lafs" / "vectors" / "test_vectors.yaml"
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """No process a test started may outlive the suite: a leftover fails the run."""
+    left = [f"pid {pid} ({name})" for pid, name in leftovers()]
+    factory = getattr(session.config, "_tmp_path_factory", None)
+    if factory is not None:
+        left += [f"pid {pid} ({cmd[:100]})"
+                 for pid, cmd in processes_mentioning(factory.getbasetemp())
+                 if pid != os.getpid()]
+    if left:
+        print("\nprocesses left running after the suite:\n  " + "\n  ".join(left))
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def processes_mentioning(path: Path) -> list[tuple[int, str]]:
+    """Running processes whose command line names something under `path`."""
+    found = []
+    marker = str(path)
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(
+                errors="replace")
+        except OSError:
+            continue
+        if marker in cmdline:
+            found.append((int(entry.name), cmdline))
+    return found
 
 
 def require_reference(path: Path) -> Path:

@@ -1,0 +1,141 @@
+"""Self-tests of the private networks: 5 MiB each way through a Tor exit, through v3 onion
+services (ADD_ONION and HiddenServiceDir), and through an I2P destination on another router.
+Each prints its throughput (read it with -s)."""
+
+from __future__ import annotations
+
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from mistgrid.testing.echo import EchoServer, round_trip
+from mistgrid.testing.i2pnet import CLIENT_SESSION_OPTIONS, SERVER_SESSION_OPTIONS, I2PNetwork
+from mistgrid.testing.procs import Managed, free_ports, wait_for
+from mistgrid.testing.samclient import SamSession, Stream
+from mistgrid.testing.socksclient import socks_connect
+from mistgrid.testing.torcontrol import TorControl
+from mistgrid.testing.tornet import TorNetwork, render_torrc, tor_binary
+
+PAYLOAD_SIZE = 5 * 1024 * 1024
+
+
+def payload() -> bytes:
+    return os.urandom(PAYLOAD_SIZE)
+
+
+def report(what: str, seconds: float) -> None:
+    print(f"\n{what}: 5 MiB each way in {seconds:.2f}s "
+          f"({2 * PAYLOAD_SIZE / seconds / 1e6:.1f} MB/s both ways together)")
+
+
+def test_through_tor_exit(tor_network: TorNetwork) -> None:
+    """An echo server on 127.0.0.1 reached via the client's SOCKS port and a Tor exit."""
+    data = payload()
+    with EchoServer() as echo:
+        sock, early = socks_connect(tor_network.socks_port, "127.0.0.1", echo.port)
+        with sock:
+            back, seconds = round_trip(sock, data, early)
+    assert back == data
+    report("tor exit", seconds)
+
+
+def test_through_add_onion(tor_network: TorNetwork) -> None:
+    """A v3 onion made with ADD_ONION forwards to the echo server; reached by name."""
+    data = payload()
+    with EchoServer() as echo, tor_network.control() as control:
+        service, _key = control.add_onion(80, echo.port)
+        try:
+            sock, early = socks_connect(tor_network.socks_port, f"{service}.onion", 80)
+            with sock:
+                back, seconds = round_trip(sock, data, early)
+        finally:
+            control.command(f"DEL_ONION {service}")
+    assert back == data
+    report("ADD_ONION service", seconds)
+
+
+def test_through_hidden_service_dir(tor_network: TorNetwork, tmp_path: Path) -> None:
+    """A v3 onion configured as HiddenServiceDir (tor writes its keys and hostname)."""
+    data = payload()
+    hs_dir = tmp_path / "onion"
+    with EchoServer() as echo, tor_network.control() as control:
+        control.command("SETEVENTS HS_DESC")
+        control.command(f'SETCONF HiddenServiceDir="{hs_dir}" '
+                        f'HiddenServicePort="80 127.0.0.1:{echo.port}"')
+        try:
+            hostname = wait_for(lambda: (hs_dir / "hostname").read_text().strip()
+                                if (hs_dir / "hostname").exists() else None, 30,
+                                "the onion's hostname file")
+            control.wait_uploaded(hostname.removesuffix(".onion"), 60)
+            sock, early = socks_connect(tor_network.socks_port, hostname, 80)
+            with sock:
+                back, seconds = round_trip(sock, data, early)
+        finally:
+            control.command("RESETCONF HiddenServiceDir HiddenServicePort")
+    assert back == data
+    assert (hs_dir / "hs_ed25519_secret_key").exists()
+    report("HiddenServiceDir service", seconds)
+
+
+def test_through_i2p_destination(i2p_network: I2PNetwork) -> None:
+    """A SAM session on router 0 serves; a session on router 1 connects by .b32.i2p."""
+    data = payload()
+    stamp = str(int(time.monotonic() * 1000))
+    with ThreadPoolExecutor(3) as pool:
+        # sessions take ~20 s to come up: make both at once
+        server_job = pool.submit(SamSession, i2p_network.sam_port(0), f"echo-srv-{stamp}",
+                                 SERVER_SESSION_OPTIONS)
+        client_job = pool.submit(SamSession, i2p_network.sam_port(1), f"echo-cli-{stamp}",
+                                 CLIENT_SESSION_OPTIONS)
+        with server_job.result() as server, client_job.result() as client:
+            accepted = pool.submit(server.accept)
+            stream = client.connect(server.b32)
+            incoming, peer = accepted.result(timeout=120)
+            assert peer == client.destination
+            pool.submit(echo_back, incoming)
+            try:
+                back, seconds = round_trip(stream, data)
+            finally:
+                stream.close()
+                incoming.close()
+    assert back == data
+    report("I2P destination on another router", seconds)
+
+
+def echo_back(stream: Stream) -> None:
+    while chunk := stream.recv(65536):
+        stream.sendall(chunk)
+
+
+def test_launched_client_joins_only_this_network(tor_network: TorNetwork,
+                                                  tmp_path: Path) -> None:
+    """A second client tor started from `client_options` (as a node's own tor would be)
+    bootstraps from our authorities and reaches the echo server through an exit."""
+    socks, control_port = free_ports(2)
+    data_dir = tmp_path / "own-tor"
+    data_dir.mkdir(mode=0o700)
+    torrc = data_dir / "torrc"
+    torrc.write_text(render_torrc(tor_network.client_options(data_dir, socks, control_port)))
+    empty = tmp_path / "empty"
+    empty.touch()
+    proc = Managed("tor own-client", [tor_binary(), "--defaults-torrc", str(empty), "-f",
+                                      str(torrc)], data_dir / "stdout.log")
+    try:
+        def ready() -> bool | None:
+            try:
+                with TorControl(control_port, data_dir / "control_auth_cookie") as ctl:
+                    return True if ctl.bootstrap_progress() >= 100 else None
+            except OSError:
+                return None
+
+        wait_for(ready, 90, "the launched client's bootstrap", interval=0.5, watch=[proc])
+        with EchoServer() as echo:
+            sock, early = socks_connect(socks, "127.0.0.1", echo.port)
+            with sock:
+                back, _ = round_trip(sock, b"hello" * 1000, early)
+        assert back == b"hello" * 1000
+    finally:
+        proc.stop()
+
+
