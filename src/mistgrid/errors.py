@@ -54,3 +54,11 @@ class ConfigError(MistgridError):
         self.problem = problem
         self.fix = fix
         super().__init__(f"{key} = {value!r}: {problem}; fix: {fix}")
+
+
+class ProtocolError(MistgridError):
+    """A request or response that breaks the storage protocol; `status` is the HTTP code."""
+
+    def __init__(self, status: int, message: str) -> None:
+        self.status = status
+        super().__init__(message)

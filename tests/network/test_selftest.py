@@ -93,6 +93,8 @@ def test_through_i2p_destination(i2p_network: I2PNetwork) -> None:
             stream = client.connect(server.b32)
             incoming, peer = accepted.result(timeout=120)
             assert peer == client.destination
+            for end in (stream, incoming):  # a stalled stream fails the test, never hangs it
+                end.sock.settimeout(60)
             pool.submit(echo_back, incoming)
             try:
                 back, seconds = round_trip(stream, data)

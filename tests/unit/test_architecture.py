@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "mistgrid"
-CORE_PACKAGES = ["caps", "crypto", "encoding", "shares"]
+CORE_PACKAGES = ["caps", "crypto", "encoding", "shares", "wire"]
 CORE_MODULES = ["errors.py", "secret.py"]
 # What a pure core may not import: I/O, clocks, event loops, and the shells.
 FORBIDDEN = {"os", "socket", "time", "asyncio", "subprocess", "twisted", "treq", "txtorcon",
@@ -61,3 +62,24 @@ def test_the_rule_can_fail() -> None:
     names = imported_names_in("from ..offline import encode_file\nimport socket\n",
                               "mistgrid.caps")
     assert names == {"mistgrid.offline", "socket"}
+
+
+OPENERS = re.compile(
+    r"connectTCP|clientFromString|TCP4ClientEndpoint|TCP6ClientEndpoint|HostnameEndpoint|"
+    r"socket\.create_connection|\.connect\(\(|getaddrinfo|gethostbyname|resolveHostName|"
+    r"treq\.(get|post|put|request)\(")
+# The one module that may open connections for a node, and the test harness, which only
+# talks to processes it started on loopback (socksclient refuses other proxies).
+MAY_CONNECT = {"net/connector.py", "testing/torcontrol.py", "testing/samclient.py",
+               "testing/socksclient.py"}
+
+
+def test_only_the_connector_opens_connections() -> None:
+    """DESIGN.md: no module but net/connector.py opens a connection or resolves a name."""
+    offenders = []
+    for path in sorted(SRC.rglob("*.py")):
+        name = str(path.relative_to(SRC))
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            if OPENERS.search(line) and name not in MAY_CONNECT:
+                offenders.append(f"{name}:{number}: {line.strip()}")
+    assert offenders == []

@@ -1,0 +1,1 @@
+"""GBS, Tahoe-LAFS's HTTP storage protocol: NURLs, messages, headers (pure)."""

@@ -1,0 +1,1 @@
+"""Storage: the disk backend, the GBS server and client."""

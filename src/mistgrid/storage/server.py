@@ -1,0 +1,237 @@
+"""The GBS storage server: twisted.web in front of the disk backend.
+
+How this works: one leaf resource takes every request under `/storage/v1/`. It checks the
+swissnum first (401 before anything else is looked at), then routes on method and path,
+checks the X-Tahoe-Authorization secrets the endpoint needs (400 if malformed), parses the
+body against its schema (400) and calls the backend. Every refusal is a `ProtocolError`
+whose status becomes the response; nothing a client sends can raise anything else out of
+here, and an unexpected error is logged without the request's secrets and answered 500.
+"""
+
+from __future__ import annotations
+
+import hmac
+import re
+from collections.abc import Callable
+from typing import IO, Any
+
+from twisted.logger import Logger
+from twisted.web import resource, server
+
+from .. import __version__
+from ..caps import base32
+from ..errors import ProtocolError
+from ..gbs import headers, messages
+from .backend import MAX_MUTABLE_SHARE_SIZE, DiskBackend
+
+PROTOCOL_KEY = "http://allmydata.org/tahoe/protocols/storage/v1"
+MAX_PATCH_SIZE = 16 * 1024 * 1024
+MAX_READ_SIZE = 16 * 1024 * 1024
+_SI = re.compile(r"[a-z2-7]{26}", re.ASCII)
+_NUMBER = re.compile(r"0|[1-9][0-9]{0,2}", re.ASCII)
+log = Logger()
+
+Handler = Callable[[server.Request, list[str]], bytes]
+
+
+def _storage_index(text: str) -> bytes:
+    if not _SI.fullmatch(text):
+        raise ProtocolError(400, "bad storage index")
+    try:
+        return base32.a2b(text)
+    except ValueError as err:
+        raise ProtocolError(400, "bad storage index") from err
+
+
+def _share_number(text: str) -> int:
+    if not _NUMBER.fullmatch(text) or int(text) > 255:
+        raise ProtocolError(400, "bad share number")
+    return int(text)
+
+
+def _header(request: server.Request, name: bytes) -> bytes | None:
+    value: bytes | None = request.getHeader(name)
+    return value
+
+
+def _all(request: server.Request, name: bytes) -> list[bytes]:
+    return list(request.requestHeaders.getRawHeaders(name, []))
+
+
+def _secrets(request: server.Request, *kinds: str) -> dict[str, bytes]:
+    return headers.parse_secrets(_all(request, b"x-tahoe-authorization"), kinds)
+
+
+class StorageResource(resource.Resource):
+    """Everything under /storage/v1/."""
+
+    isLeaf = True  # noqa: N815 (twisted.web name)
+
+    def __init__(self, backend: DiskBackend, swissnum: bytes) -> None:
+        super().__init__()
+        self.backend = backend
+        self._swissnum = swissnum
+
+    def render(self, request: server.Request) -> bytes:
+        try:
+            presented = headers.parse_authorization(_all(request, b"authorization"))
+            if not hmac.compare_digest(presented, self._swissnum):
+                raise ProtocolError(401, "wrong swissnum")
+            segments = [s.decode("utf-8", "replace") for s in request.postpath or []]
+            method = request.method.decode("ascii", "replace")
+            handler, args = self._route(method, segments)
+            return handler(request, args)
+        except ProtocolError as err:
+            return self._refuse(request, err.status, str(err))
+        except Exception:  # a bug: never leak details (or secrets) to the client
+            log.failure("storage request failed")
+            return self._refuse(request, 500, "internal error")
+
+    def _refuse(self, request: server.Request, status: int, message: str) -> bytes:
+        request.setResponseCode(status)
+        _set_header(request, b"content-type", b"text/plain; charset=utf-8")
+        return message.encode("utf-8") + b"\n"
+
+    def _route(self, method: str, segments: list[str]) -> tuple[Handler, list[str]]:
+        if segments[:2] != ["storage", "v1"]:
+            raise ProtocolError(404, "not found")
+        rest = segments[2:]
+        kind = rest[0] if rest else ""
+        n = len(rest)
+        routes: dict[tuple[str, str, int], Handler] = {
+            ("GET", "version", 1): self.version,
+            ("PUT", "lease", 2): self.lease,
+            ("POST", "immutable", 2): self.allocate,
+            ("PATCH", "immutable", 3): self.write,
+            ("GET", "immutable", 3): self.read_or_list,
+            ("PUT", "immutable", 4): self.abort,
+            ("POST", "immutable", 4): self.corrupt,
+        }
+        handler = routes.get((method, kind, n))
+        if handler is None:
+            known = {k for (_m, k, c) in routes if (k, c) == (kind, n)}
+            raise ProtocolError(405 if known else 404, "no such endpoint")
+        return handler, rest[1:]
+
+    def _respond(self, request: server.Request, value: Any, status: int = 200) -> bytes:
+        body, kind = messages.encode_body(
+            value, messages.wants_json(_decoded(_header(request, b"accept"))))
+        request.setResponseCode(status)
+        _set_header(request, b"content-type", kind.encode("ascii"))
+        return body
+
+    def _body(self, request: server.Request) -> Any:
+        content = _content(request).read(messages.MAX_MESSAGE_SIZE + 1)
+        return messages.decode_body(_decoded(_header(request, b"content-type")), content)
+
+    # ---- endpoints ----
+
+    def version(self, request: server.Request, args: list[str]) -> bytes:
+        space = self.backend.available_space()
+        return self._respond(request, {
+            PROTOCOL_KEY: {
+                "maximum-immutable-share-size": space,
+                "maximum-mutable-share-size": MAX_MUTABLE_SHARE_SIZE,
+                "available-space": space,
+                "tolerates-immutable-read-overrun": True,
+                "delete-mutable-shares-with-zero-length-writev": True,
+                "fills-holes-with-zero-bytes": True,
+                "prevents-read-past-end-of-share-data": True,
+            },
+            "application-version": f"mistgrid/{__version__}".encode("ascii"),
+        })
+
+    def lease(self, request: server.Request, args: list[str]) -> bytes:
+        storage_index = _storage_index(args[0])
+        secrets = _secrets(request, "lease-renew-secret", "lease-cancel-secret")
+        if not self.backend.add_or_renew_lease(storage_index, secrets["lease-renew-secret"],
+                                               secrets["lease-cancel-secret"]):
+            raise ProtocolError(404, "no shares for this storage index")
+        request.setResponseCode(204)
+        return b""
+
+    def allocate(self, request: server.Request, args: list[str]) -> bytes:
+        storage_index = _storage_index(args[0])
+        secrets = _secrets(request, "lease-renew-secret", "lease-cancel-secret",
+                           "upload-secret")
+        body = messages.parse_allocate(self._body(request))
+        have, allocated = self.backend.allocate(
+            storage_index, body.share_numbers, body.allocated_size, secrets["upload-secret"],
+            secrets["lease-renew-secret"], secrets["lease-cancel-secret"])
+        return self._respond(request, {"already-have": set(have), "allocated": allocated},
+                             201)
+
+    def write(self, request: server.Request, args: list[str]) -> bytes:
+        storage_index, number = _storage_index(args[0]), _share_number(args[1])
+        secret = _secrets(request, "upload-secret")["upload-secret"]
+        start, end = headers.parse_content_range(_header(request, b"content-range"))
+        if end - start > MAX_PATCH_SIZE:
+            raise ProtocolError(413, "write too large for one request")
+        data = _content(request).read(end - start + 1)
+        if len(data) != end - start:
+            raise ProtocolError(400, "body length does not match Content-Range")
+        result = self.backend.write(storage_index, number, secret, start, data)
+        if result.complete:
+            request.setResponseCode(201)
+            return b""
+        return self._respond(request, {"required": [{"begin": b, "end": e}
+                                                    for b, e in result.required]})
+
+    def read_or_list(self, request: server.Request, args: list[str]) -> bytes:
+        storage_index = _storage_index(args[0])
+        if args[1] == "shares":
+            return self._respond(request, self.backend.immutable_shares(storage_index))
+        number = _share_number(args[1])
+        wanted = headers.parse_range(_header(request, b"range"))
+        length = self.backend.share_length(storage_index, number)
+        start, end = wanted if wanted is not None else (0, length)
+        if end - start > MAX_READ_SIZE:
+            raise ProtocolError(416, "range too large for one request")
+        data = self.backend.read_immutable(storage_index, number, start, end - start)
+        _set_header(request, b"content-type", b"application/octet-stream")
+        if not data:
+            request.setResponseCode(204)
+            return b""
+        if wanted is not None:
+            request.setResponseCode(206)
+            _set_header(request, b"content-range", headers.content_range(start, start + len(data)))
+        return data
+
+    def abort(self, request: server.Request, args: list[str]) -> bytes:
+        if args[2] != "abort":
+            raise ProtocolError(404, "no such endpoint")
+        storage_index, number = _storage_index(args[0]), _share_number(args[1])
+        secret = _secrets(request, "upload-secret")["upload-secret"]
+        self.backend.abort(storage_index, number, secret)
+        return b""
+
+    def corrupt(self, request: server.Request, args: list[str]) -> bytes:
+        if args[2] != "corrupt":
+            raise ProtocolError(404, "no such endpoint")
+        storage_index, number = _storage_index(args[0]), _share_number(args[1])
+        reason = messages.parse_corrupt(self._body(request))
+        if not self.backend.advise_corrupt(storage_index, number, reason):
+            raise ProtocolError(404, "no such share")
+        return b""
+
+
+def _set_header(request: server.Request, name: bytes, value: bytes) -> None:
+    request.setHeader(name, value)
+
+
+def _content(request: server.Request) -> IO[bytes]:
+    if request.content is None:
+        raise ProtocolError(400, "no request body")
+    content: IO[bytes] = request.content
+    return content
+
+
+def _decoded(value: bytes | None) -> str | None:
+    return value.decode("latin-1") if value is not None else None
+
+
+def make_site(backend: DiskBackend, swissnum: bytes) -> server.Site:
+    root = StorageResource(backend, swissnum)
+    site = server.Site(root)
+    site.displayTracebacks = False
+    return site
