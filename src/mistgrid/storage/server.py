@@ -128,17 +128,14 @@ class StorageResource(resource.Resource):
 
     def version(self, request: server.Request, args: list[str]) -> bytes:
         space = self.backend.available_space()
+        # Byte-string keys, exactly as Tahoe-LAFS 1.20 sends them (its client expects them).
         return self._respond(request, {
-            PROTOCOL_KEY: {
-                "maximum-immutable-share-size": space,
-                "maximum-mutable-share-size": MAX_MUTABLE_SHARE_SIZE,
-                "available-space": space,
-                "tolerates-immutable-read-overrun": True,
-                "delete-mutable-shares-with-zero-length-writev": True,
-                "fills-holes-with-zero-bytes": True,
-                "prevents-read-past-end-of-share-data": True,
+            PROTOCOL_KEY.encode("ascii"): {
+                b"maximum-immutable-share-size": space,
+                b"maximum-mutable-share-size": MAX_MUTABLE_SHARE_SIZE,
+                b"available-space": space,
             },
-            "application-version": f"mistgrid/{__version__}".encode("ascii"),
+            b"application-version": f"mistgrid/{__version__}".encode("ascii"),
         })
 
     def lease(self, request: server.Request, args: list[str]) -> bytes:
@@ -158,8 +155,7 @@ class StorageResource(resource.Resource):
         have, allocated = self.backend.allocate(
             storage_index, body.share_numbers, body.allocated_size, secrets["upload-secret"],
             secrets["lease-renew-secret"], secrets["lease-cancel-secret"])
-        return self._respond(request, {"already-have": set(have), "allocated": allocated},
-                             201)
+        return self._respond(request, {"already-have": set(have), "allocated": allocated})
 
     def write(self, request: server.Request, args: list[str]) -> bytes:
         storage_index, number = _storage_index(args[0]), _share_number(args[1])
@@ -171,11 +167,8 @@ class StorageResource(resource.Resource):
         if len(data) != end - start:
             raise ProtocolError(400, "body length does not match Content-Range")
         result = self.backend.write(storage_index, number, secret, start, data)
-        if result.complete:
-            request.setResponseCode(201)
-            return b""
-        return self._respond(request, {"required": [{"begin": b, "end": e}
-                                                    for b, e in result.required]})
+        required = [{"begin": b, "end": e} for b, e in result.required]
+        return self._respond(request, {"required": required}, 201 if result.complete else 200)
 
     def read_or_list(self, request: server.Request, args: list[str]) -> bytes:
         storage_index = _storage_index(args[0])

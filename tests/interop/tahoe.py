@@ -1,0 +1,78 @@
+"""Real Tahoe-LAFS 1.20 for interoperability tests, from PyPI, in its own cached venv.
+
+The venv lives at $MISTGRID_TAHOE_VENV or ~/.cache/mistgrid/tahoe-lafs-1.20.0 and is made
+on first use (pip needs the package registry; about a minute). Where it cannot be made,
+the tests that need it skip and say why. Nodes are created with `tahoe create-node` on
+127.0.0.1 only and run with `tahoe run` under the harness's process registry.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import attrs
+import pytest
+
+from mistgrid.gbs.nurl import Nurl
+from mistgrid.storage.tls import identity_hash
+from mistgrid.testing.procs import Managed, free_ports, wait_for
+
+TAHOE_VERSION = "1.20.0"
+
+
+def tahoe_venv() -> Path:
+    """bin/ of a venv with tahoe-lafs 1.20.0, made once and cached; skips if impossible."""
+    default = Path.home() / ".cache" / "mistgrid" / f"tahoe-lafs-{TAHOE_VERSION}"
+    root = Path(os.environ.get("MISTGRID_TAHOE_VENV", default))
+    marker = root / ".installed"
+    if marker.exists() and (root / "bin" / "tahoe").exists():
+        return root / "bin"
+    root.parent.mkdir(parents=True, exist_ok=True)
+    steps = [[sys.executable, "-m", "venv", "--clear", str(root)],
+             [str(root / "bin" / "python"), "-m", "pip", "install", "-q",
+              "--disable-pip-version-check", f"tahoe-lafs=={TAHOE_VERSION}"]]
+    for step in steps:
+        result = subprocess.run(step, capture_output=True, timeout=900, check=False)
+        if result.returncode != 0:
+            pytest.skip(f"cannot install tahoe-lafs {TAHOE_VERSION} into {root}: "
+                        f"{result.stderr.decode(errors='replace').strip()[-300:]}")
+    marker.write_text(TAHOE_VERSION + "\n")
+    return root / "bin"
+
+
+@attrs.define
+class TahoeStorageNode:
+    directory: Path
+    port: int
+    process: Managed
+
+    def nurl(self) -> Nurl:
+        furl = (self.directory / "private" / "storage.furl").read_text().strip()
+        swissnum = furl.rsplit("/", 1)[1]
+        return Nurl("pb", identity_hash(self.directory / "private" / "node.pem"),
+                    "127.0.0.1", self.port, swissnum)
+
+    def stop(self) -> None:
+        self.process.stop()
+
+
+def start_storage_node(directory: Path) -> TahoeStorageNode:
+    """A Tahoe-LAFS 1.20 storage node on 127.0.0.1, with no introducer and no web port."""
+    bin_dir = tahoe_venv()
+    (port,) = free_ports(1)
+    subprocess.run(
+        [str(bin_dir / "tahoe"), "create-node", "--listen=tcp",
+         f"--port=tcp:{port}:interface=127.0.0.1", f"--location=tcp:127.0.0.1:{port}",
+         "--webport=none", "--nickname=tahoe-contract", str(directory)],
+        capture_output=True, timeout=120, check=True)
+    process = Managed("tahoe storage node",
+                      [str(bin_dir / "tahoe"), "run", "--allow-stdin-close", str(directory)],
+                      directory / "run.log")
+    node = TahoeStorageNode(directory, port, process)
+    furl = directory / "private" / "storage.furl"
+    wait_for(lambda: True if furl.exists() else None, 120, "Tahoe's storage.furl",
+             watch=[process])
+    return node

@@ -1,0 +1,69 @@
+"""Storage servers for the contract suite: a mistgrid server and a real Tahoe-LAFS 1.20
+storage node, each a separate process on 127.0.0.1, reached over GBS with SPKI pinning."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mistgrid.gbs.nurl import Nurl, parse_nurl
+from mistgrid.testing.procs import Managed, wait_for
+
+from ..interop.tahoe import start_storage_node
+from .gbs_client import GbsClient
+
+
+def wait_until_serving(client: GbsClient, process: Managed) -> None:
+    def ready() -> bool | None:
+        try:
+            return True if client.request("GET", "/storage/v1/version").status == 200 \
+                else None
+        except OSError:
+            return None
+
+    wait_for(ready, 60, "the storage server to answer", watch=[process])
+
+
+def start_mistgrid_server(directory: Path) -> tuple[Managed, Nurl]:
+    process = Managed("mistgrid storage server",
+                      [sys.executable, "-m", "mistgrid.storage.standalone",
+                       "--dir", str(directory)], directory / "run.log")
+    nurl_file = directory / "nurl"
+    wait_for(lambda: True if nurl_file.exists() else None, 60, "the server's NURL",
+             watch=[process])
+    return process, parse_nurl(nurl_file.read_text())
+
+
+@pytest.fixture(scope="session")
+def mistgrid_storage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GbsClient]:
+    process, nurl = start_mistgrid_server(tmp_path_factory.mktemp("mistgrid-storage"))
+    client = GbsClient(nurl)
+    try:
+        wait_until_serving(client, process)
+        yield client
+    finally:
+        client.close()
+        process.stop()
+
+
+@pytest.fixture(scope="session")
+def tahoe_storage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GbsClient]:
+    node = start_storage_node(tmp_path_factory.mktemp("tahoe-storage") / "node")
+    client = GbsClient(node.nurl())
+    try:
+        wait_until_serving(client, node.process)
+        yield client
+    finally:
+        client.close()
+        node.stop()
+
+
+@pytest.fixture(params=["mistgrid", "tahoe-1.20"])
+def storage(request: pytest.FixtureRequest) -> GbsClient:
+    """Each contract test runs against both implementations."""
+    name = "mistgrid_storage" if request.param == "mistgrid" else "tahoe_storage"
+    client: GbsClient = request.getfixturevalue(name)
+    return client
