@@ -28,6 +28,7 @@ def wait_until_serving(client: GbsClient, process: Managed) -> None:
 
 
 def start_mistgrid_server(directory: Path) -> tuple[Managed, Nurl]:
+    (directory / "nurl").unlink(missing_ok=True)  # from a previous run in this directory
     process = Managed("mistgrid storage server",
                       [sys.executable, "-m", "mistgrid.storage.standalone",
                        "--dir", str(directory)], directory / "run.log")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import http.client
 import ssl
+from collections.abc import Mapping
 from typing import Any
 
 import attrs
@@ -30,7 +31,7 @@ class Response:
         return cbor2.loads(self.body)
 
 
-class PinMismatch(Exception):
+class PinMismatchError(Exception):
     pass
 
 
@@ -48,19 +49,29 @@ class GbsClient:
                                            context=self._context, timeout=60)
         conn.connect()
         assert conn.sock is not None
-        der = conn.sock.getpeercert(binary_form=True)  # type: ignore[union-attr]
+        der = conn.sock.getpeercert(binary_form=True)
         if der is None or spki_hash(x509.load_der_x509_certificate(der)) != \
                 self.nurl.spki_hash:
             conn.close()
-            raise PinMismatch("server certificate does not match the NURL's SPKI hash")
+            raise PinMismatchError("server certificate does not match the NURL's SPKI hash")
         return conn
 
+    def request_raw(self, method: str, path: str, body: bytes,
+                    headers: dict[str, str | bytes],
+                    extra: list[tuple[str, bytes]]) -> int:
+        """Send exactly this (with the right swissnum); the response status."""
+        sent = dict(headers)
+        resp = self.request(method, path, body=body, headers=sent, extra_headers=extra)
+        return resp.status
+
     def request(self, method: str, path: str, body: bytes | None = None,
-                headers: dict[str, str | bytes] | None = None,
+                headers: Mapping[str, str | bytes] | None = None,
                 secrets: dict[str, bytes] | None = None,
                 swissnum: str | bytes | None = None, cbor: Any = None,
-                authorize: bool = True) -> Response:
+                authorize: bool = True,
+                extra_headers: list[tuple[str, bytes]] | None = None) -> Response:
         all_headers: list[tuple[str, str | bytes]] = list((headers or {}).items())
+        all_headers += extra_headers or []
         if authorize:
             all_headers.append(("Authorization", swissnum_header(
                 swissnum if swissnum is not None else self.nurl.swissnum)))
@@ -74,8 +85,8 @@ class GbsClient:
             self._conn = None
             try:
                 conn.putrequest(method, path, skip_accept_encoding=True)
-                for name, value in all_headers:
-                    conn.putheader(name, value)
+                for name, header_value in all_headers:
+                    conn.putheader(name, header_value)
                 conn.putheader("Content-Length", str(len(body or b"")))
                 conn.endheaders(body or b"")
                 resp = conn.getresponse()

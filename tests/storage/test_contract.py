@@ -14,7 +14,7 @@ import pytest
 
 from mistgrid.caps import base32
 
-from .gbs_client import GbsClient, PinMismatch
+from .gbs_client import GbsClient, PinMismatchError
 
 V1 = "/storage/v1"
 PROTOCOL = b"http://allmydata.org/tahoe/protocols/storage/v1"
@@ -77,7 +77,7 @@ def test_swissnum_is_checked_first(storage: GbsClient) -> None:
 def test_wrong_certificate_is_refused(storage: GbsClient) -> None:
     """The client refuses a server whose SPKI hash is not the NURL's."""
     impostor = GbsClient(attrs.evolve(storage.nurl, spki_hash=bytes(32)))
-    with pytest.raises(PinMismatch):
+    with pytest.raises(PinMismatchError):
         impostor.request("GET", f"{V1}/version")
 
 
