@@ -106,6 +106,9 @@ class StorageResource(resource.Resource):
             ("GET", "immutable", 3): self.read_or_list,
             ("PUT", "immutable", 4): self.abort,
             ("POST", "immutable", 4): self.corrupt,
+            ("POST", "mutable", 3): self.read_test_write,
+            ("GET", "mutable", 3): self.mutable_read_or_list,
+            ("POST", "mutable", 4): self.mutable_corrupt,
         }
         handler = routes.get((method, kind, n))
         if handler is None:
@@ -175,12 +178,45 @@ class StorageResource(resource.Resource):
         if args[1] == "shares":
             return self._respond(request, self.backend.immutable_shares(storage_index))
         number = _share_number(args[1])
+        return self._read(request, self.backend.share_length(storage_index, number),
+                          lambda o, n: self.backend.read_immutable(storage_index, number, o, n))
+
+    def mutable_read_or_list(self, request: server.Request, args: list[str]) -> bytes:
+        storage_index = _storage_index(args[0])
+        if args[1] == "shares":
+            return self._respond(request, self.backend.mutable_shares(storage_index))
+        number = _share_number(args[1])
+        return self._read(request, self.backend.mutable_length(storage_index, number),
+                          lambda o, n: self.backend.read_mutable(storage_index, number, o, n))
+
+    def read_test_write(self, request: server.Request, args: list[str]) -> bytes:
+        if args[1] != "read-test-write":
+            raise ProtocolError(404, "no such endpoint")
+        storage_index = _storage_index(args[0])
+        secrets = _secrets(request, "write-enabler", "lease-renew-secret",
+                           "lease-cancel-secret")
+        body = messages.parse_read_test_write(self._body(request))
+        success, reads = self.backend.read_test_write(
+            storage_index, secrets["write-enabler"], secrets["lease-renew-secret"],
+            secrets["lease-cancel-secret"], body)
+        return self._respond(request, {"success": success, "data": reads})
+
+    def mutable_corrupt(self, request: server.Request, args: list[str]) -> bytes:
+        if args[2] != "corrupt":
+            raise ProtocolError(404, "no such endpoint")
+        storage_index, number = _storage_index(args[0]), _share_number(args[1])
+        reason = messages.parse_corrupt(self._body(request))
+        if not self.backend.advise_corrupt(storage_index, number, reason, mutable=True):
+            raise ProtocolError(404, "no such share")
+        return b""
+
+    def _read(self, request: server.Request, length: int,
+              read: Callable[[int, int], bytes]) -> bytes:
         wanted = headers.parse_range(_header(request, b"range"))
-        length = self.backend.share_length(storage_index, number)
         start, end = wanted if wanted is not None else (0, length)
         if end - start > MAX_READ_SIZE:
             raise ProtocolError(416, "range too large for one request")
-        data = self.backend.read_immutable(storage_index, number, start, end - start)
+        data = read(start, end - start)
         _set_header(request, b"content-type", b"application/octet-stream")
         if not data:
             request.setResponseCode(204)
