@@ -138,6 +138,12 @@ class ChkEncoder:
         self._block_hashes: list[list[bytes]] = [[] for _ in range(self.layout.total)]
         self._started = False
 
+    @property
+    def share_size(self) -> int:
+        """Bytes in each share, known before encoding (a storage server's allocated size)."""
+        placeholder = Ueb(self.layout, bytes(32), bytes(32), bytes(32)).pack()
+        return self.share_layout.uri_extension + self.share_layout.field_size + len(placeholder)
+
     def _header_writes(self) -> list[ShareWrite]:
         header = self.share_layout.header()
         return [ShareWrite(n, 0, header) for n in range(self.layout.total)]

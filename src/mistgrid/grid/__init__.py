@@ -1,0 +1,1 @@
+"""Grid shells: upload and download drivers over many storage servers."""

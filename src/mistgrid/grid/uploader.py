@@ -1,0 +1,165 @@
+"""Upload an immutable file to storage servers: place, allocate, stream, verify happiness.
+
+How this works: the convergent key needs one pass over the file; then shares are spread
+round-robin over the servers in this storage index's permuted order and allocated on all
+servers at once. Servers that fail are dropped and their shares offered to the others. If
+the servers that accepted cannot reach `happy` (servers-of-happiness), every allocation is
+aborted and the upload fails saying why. Otherwise the encoder's writes for each segment go
+to all servers in parallel (so the upload runs at the pace of the slowest server, not the
+sum of all), and a server that fails mid-way costs only its shares while happiness holds.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Awaitable, Callable, Iterable
+from typing import IO, Any, TypeVar
+
+import attrs
+from twisted.internet import defer
+
+from ..caps.immutable import ChkCap, LiteralCap
+from ..crypto.hashes import storage_index_of
+from ..encoding.params import LIT_MAX_SIZE, EncodingParams
+from ..encoding.upload import ChkEncoder, ShareWrite, convergent_key, random_key
+from ..errors import MistgridError
+from ..placement.happiness import happiness, permuted, spread
+from ..storage.client import StorageClient, UploadSecrets
+
+T = TypeVar("T")
+READ_SIZE = 1024 * 1024
+
+
+class UploadUnhappyError(MistgridError):
+    """Not enough servers accepted shares to meet happiness."""
+
+
+async def settle(coros: Iterable[Awaitable[T]]) -> list[T | BaseException]:
+    """Run all at once; each result or the exception it raised."""
+
+    async def one(coro: Awaitable[T]) -> T | BaseException:
+        try:
+            return await coro
+        except Exception as err:
+            return err
+
+    deferreds = [defer.Deferred.fromCoroutine(one(c)) for c in coros]
+    results: list[T | BaseException] = await defer.gatherResults(deferreds)
+    return results
+
+
+@attrs.define
+class _Placement:
+    servers: list[StorageClient]
+    owner: dict[int, int]  # share number -> server position
+    have: dict[int, set[int]]  # server position -> shares it has or will have
+    to_write: set[int]
+
+
+async def _place(servers: list[StorageClient], storage_index: bytes, total: int, size: int,
+                 upload_secrets: list[UploadSecrets]) -> _Placement:
+    order = permuted([s.nurl.spki_hash for s in servers], storage_index)
+    alive = list(order)
+    wanted = {n: alive[p] for n, p in enumerate(spread(total, len(alive)))}
+    owner: dict[int, int] = {}
+    have: dict[int, set[int]] = {}
+    to_write: set[int] = set()
+    for _round in range(3):
+        by_server: dict[int, set[int]] = {}
+        for number, position in wanted.items():
+            by_server.setdefault(position, set()).add(number)
+        positions = list(by_server)
+        answers = await settle(
+            servers[p].allocate(storage_index, by_server[p], size, upload_secrets[p])
+            for p in positions)
+        leftover: list[int] = []
+        for position, answer in zip(positions, answers, strict=True):
+            if isinstance(answer, BaseException):
+                alive = [p for p in alive if p != position]
+                leftover.extend(by_server[position])
+                continue
+            already, allocated = answer
+            for number in by_server[position]:
+                if number in already | allocated:
+                    owner[number] = position
+                    have.setdefault(position, set()).add(number)
+                    if number in allocated:
+                        to_write.add(number)
+                else:
+                    leftover.append(number)
+        others = [p for p in alive if p not in have] or alive
+        if not leftover or not others:
+            break
+        wanted = {n: others[i % len(others)] for i, n in enumerate(sorted(leftover))}
+    return _Placement(servers, owner, have, to_write)
+
+
+async def upload(source: IO[bytes], size: int, servers: list[StorageClient],
+                 params: EncodingParams, happy: int, convergence: bytes | None,
+                 progress: Callable[[int], None] | None = None,
+                 executor: Any = None) -> LiteralCap | ChkCap:
+    """Upload `size` bytes from `source` (seekable); returns the cap."""
+    if size <= LIT_MAX_SIZE:
+        return LiteralCap(source.read(size))
+    if not servers:
+        raise UploadUnhappyError("no storage servers are connected")
+    if convergence is None:
+        key = random_key()
+    else:
+        key = convergent_key(convergence, params, size, iter(lambda: source.read(READ_SIZE), b""))
+        source.seek(0)
+    encoder = ChkEncoder(key, size, params, executor)
+    storage_index = storage_index_of(key)
+    upload_secrets = [UploadSecrets(secrets.token_bytes(32), secrets.token_bytes(32),
+                                    secrets.token_bytes(32)) for _ in servers]
+    placement = await _place(servers, storage_index, params.total, encoder.share_size,
+                             upload_secrets)
+    try:
+        _check_happy(placement, happy, params.total)
+        while chunk := source.read(READ_SIZE):
+            await _send(placement, storage_index, upload_secrets, encoder.feed(chunk))
+            if progress is not None:
+                progress(len(chunk))
+        writes, cap = encoder.finish()
+        await _send(placement, storage_index, upload_secrets, writes)
+        _check_happy(placement, happy, params.total)
+    except BaseException:
+        await _abort(placement, storage_index, upload_secrets)
+        raise
+    return cap
+
+
+def _check_happy(placement: _Placement, happy: int, total: int) -> None:
+    achieved = happiness(placement.have)
+    if achieved < happy:
+        raise UploadUnhappyError(
+            f"shares could be placed on only {achieved} servers, need {happy} "
+            f"(shares.happy); {len(placement.servers)} servers known")
+
+
+async def _send(placement: _Placement, storage_index: bytes,
+                upload_secrets: list[UploadSecrets], writes: list[ShareWrite]) -> None:
+    by_share: dict[int, list[ShareWrite]] = {}
+    for write in writes:
+        if write.share_number in placement.to_write:
+            by_share.setdefault(write.share_number, []).append(write)
+
+    async def send_share(number: int, share_writes: list[ShareWrite]) -> None:
+        position = placement.owner[number]
+        for write in share_writes:
+            await placement.servers[position].write(
+                storage_index, number, upload_secrets[position].upload, write.offset,
+                write.data)
+
+    results = await settle(send_share(n, w) for n, w in by_share.items())
+    for number, result in zip(by_share, results, strict=True):
+        if isinstance(result, BaseException):  # the server lost: so is this share
+            position = placement.owner.pop(number)
+            placement.have[position].discard(number)
+            placement.to_write.discard(number)
+
+
+async def _abort(placement: _Placement, storage_index: bytes,
+                 upload_secrets: list[UploadSecrets]) -> None:
+    await settle(placement.servers[p].abort(storage_index, n, upload_secrets[p].upload)
+                 for n, p in placement.owner.items() if n in placement.to_write)

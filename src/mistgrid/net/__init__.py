@@ -1,0 +1,1 @@
+"""Network shells: the one connector that opens outgoing connections, and listeners."""

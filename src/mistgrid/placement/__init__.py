@@ -1,0 +1,1 @@
+"""Where shares go: permuted server order and servers-of-happiness (pure)."""

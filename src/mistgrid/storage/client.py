@@ -1,0 +1,173 @@
+"""The GBS storage client: treq over the project's connector, TLS pinned by SPKI hash.
+
+How this works: each `StorageClient` talks to one server named by a NURL. Connections come
+from `net.connector.Connector` (so the routing policy decides every one), are wrapped in
+TLS that accepts exactly the certificate whose SPKI hash the NURL names (no certificate
+authorities), and are kept in a persistent pool so requests to one server reuse them and
+requests to different servers run in parallel. Every method is `async`.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping
+from typing import Any, cast
+
+import attrs
+import cbor2
+from OpenSSL import SSL, crypto
+from treq.client import HTTPClient
+from twisted.internet.endpoints import wrapClientTLS
+from twisted.internet.interfaces import IOpenSSLClientConnectionCreator, IStreamClientEndpoint
+from twisted.web.client import Agent, HTTPConnectionPool
+from twisted.web.http_headers import Headers
+from twisted.web.iweb import IAgentEndpointFactory
+from zope.interface import implementer
+
+from ..caps import base32
+from ..crypto.spki import spki_hash
+from ..errors import MistgridError
+from ..gbs.headers import content_range, secret_header, swissnum_header
+from ..gbs.nurl import Nurl
+from ..net.connector import Connector
+
+V1 = "/storage/v1"
+
+
+class StorageServerError(MistgridError):
+    """A storage server answered with an error status."""
+
+    def __init__(self, status: int, what: str) -> None:
+        self.status = status
+        super().__init__(f"storage server: {what} failed (HTTP {status})")
+
+
+@implementer(IOpenSSLClientConnectionCreator)
+class _PinnedTLS:
+    """TLS that trusts exactly one key: the SPKI hash from the NURL."""
+
+    def __init__(self, expected: bytes) -> None:
+        self._expected = expected
+
+    def _verify(self, conn: SSL.Connection, cert: crypto.X509, errno: int, depth: int,
+                ok: int) -> bool:
+        if depth != 0:
+            return True
+        return spki_hash(cert.to_cryptography()) == self._expected
+
+    def clientConnectionForTLS(self, protocol: Any) -> SSL.Connection:  # noqa: N802
+        context = SSL.Context(SSL.TLS_METHOD)
+        context.set_min_proto_version(SSL.TLS1_2_VERSION)
+        context.set_verify(SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT, self._verify)
+        connection = SSL.Connection(context, None)
+        connection.set_app_data(protocol)
+        connection.set_connect_state()
+        return connection
+
+
+@implementer(IAgentEndpointFactory)
+class _EndpointFactory:
+    def __init__(self, connector: Connector, nurl: Nurl) -> None:
+        self._connector = connector
+        self._nurl = nurl
+
+    def endpointForURI(self, uri: Any) -> IStreamClientEndpoint:  # noqa: N802
+        assert self._nurl.port is not None
+        tcp = self._connector.endpoint(self._nurl.host, self._nurl.port)
+        creator = cast(IOpenSSLClientConnectionCreator, _PinnedTLS(self._nurl.spki_hash))
+        return wrapClientTLS(creator, tcp)
+
+
+@attrs.frozen
+class UploadSecrets:
+    upload: bytes
+    renew: bytes
+    cancel: bytes
+
+
+class StorageClient:
+    """One storage server, over GBS."""
+
+    def __init__(self, nurl: Nurl, connector: Connector, reactor: Any,
+                 pool: HTTPConnectionPool | None = None) -> None:
+        self.nurl = nurl
+        pool = pool or HTTPConnectionPool(reactor, persistent=True)
+        pool.maxPersistentPerHost = 8
+        agent = Agent.usingEndpointFactory(reactor, _EndpointFactory(connector, nurl), pool)
+        self._http = HTTPClient(agent)
+        self._auth = swissnum_header(nurl.swissnum)
+        self._base = f"https://{nurl.host}:{nurl.port}".encode("ascii")
+
+    async def _call(self, method: str, path: str, what: str, ok: tuple[int, ...],
+                    body: bytes | None = None, cbor: Any = None,
+                    headers: Mapping[bytes, bytes] | None = None,
+                    secrets: Mapping[str, bytes] | None = None) -> tuple[int, bytes]:
+        all_headers: dict[bytes, list[bytes]] = {b"authorization": [self._auth]}
+        for name, value in (headers or {}).items():
+            all_headers[name] = [value]
+        if secrets:
+            all_headers[b"x-tahoe-authorization"] = [secret_header(k, v)
+                                                     for k, v in secrets.items()]
+        if cbor is not None:
+            body = cbor2.dumps(cbor)
+            all_headers[b"content-type"] = [b"application/cbor"]
+        response = await self._http.request(method, self._base + path.encode("ascii"),
+                                             headers=Headers(all_headers), data=body)
+        content: bytes = await response.content()
+        if response.code not in ok:
+            raise StorageServerError(response.code, what)
+        return response.code, content
+
+    async def version(self) -> dict[Any, Any]:
+        _, body = await self._call("GET", f"{V1}/version", "version", (200,))
+        result: dict[Any, Any] = cbor2.loads(body)
+        return result
+
+    async def allocate(self, storage_index: bytes, numbers: set[int], size: int,
+                       secrets: UploadSecrets) -> tuple[set[int], set[int]]:
+        _, body = await self._call(
+            "POST", f"{V1}/immutable/{base32.b2a(storage_index)}", "allocate", (200, 201),
+            cbor={"share-numbers": set(numbers), "allocated-size": size},
+            secrets={"lease-renew-secret": secrets.renew,
+                     "lease-cancel-secret": secrets.cancel, "upload-secret": secrets.upload})
+        answer = cbor2.loads(body)
+        return set(answer["already-have"]), set(answer["allocated"])
+
+    async def write(self, storage_index: bytes, number: int, upload_secret: bytes,
+                    offset: int, data: bytes) -> bool:
+        """Write share bytes; True once the share is complete."""
+        code, _ = await self._call(
+            "PATCH", f"{V1}/immutable/{base32.b2a(storage_index)}/{number}", "write",
+            (200, 201), body=data,
+            headers={b"content-range": content_range(offset, offset + len(data)),
+                     b"content-type": b"application/octet-stream"},
+            secrets={"upload-secret": upload_secret})
+        return code == 201
+
+    async def abort(self, storage_index: bytes, number: int, upload_secret: bytes) -> None:
+        await self._call("PUT", f"{V1}/immutable/{base32.b2a(storage_index)}/{number}/abort",
+                         "abort", (200,), secrets={"upload-secret": upload_secret})
+
+    async def list_shares(self, storage_index: bytes) -> set[int]:
+        _, body = await self._call(
+            "GET", f"{V1}/immutable/{base32.b2a(storage_index)}/shares", "list", (200,))
+        return set(cbor2.loads(body))
+
+    async def read(self, storage_index: bytes, number: int, offset: int, length: int) -> bytes:
+        """Up to `length` bytes at `offset` (fewer at the end of the share)."""
+        if length <= 0:
+            return b""
+        code, body = await self._call(
+            "GET", f"{V1}/immutable/{base32.b2a(storage_index)}/{number}", "read",
+            (200, 204, 206),
+            headers={b"range": b"bytes=%d-%d" % (offset, offset + length - 1)})
+        return body if code != 204 else b""
+
+    async def advise_corrupt(self, storage_index: bytes, number: int, reason: str) -> None:
+        await self._call("POST",
+                         f"{V1}/immutable/{base32.b2a(storage_index)}/{number}/corrupt",
+                         "corruption advisory", (200, 404), cbor={"reason": reason})
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")

@@ -1,0 +1,129 @@
+"""Upload and download through real storage server processes over GBS: mistgrid servers,
+Tahoe-LAFS 1.20 servers, and servers failing."""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_twisted
+from twisted.internet import reactor
+
+from mistgrid.caps import ChkCap
+from mistgrid.encoding.params import EncodingParams
+from mistgrid.errors import NotEnoughSharesError
+from mistgrid.gbs.nurl import Nurl
+from mistgrid.grid.downloader import download
+from mistgrid.grid.uploader import UploadUnhappyError, upload
+from mistgrid.net.connector import Connector
+from mistgrid.storage.client import StorageClient
+from mistgrid.testing.procs import Managed
+
+from ..interop.tahoe import start_storage_node
+from ..storage.conftest import start_mistgrid_server, wait_until_serving
+from ..storage.gbs_client import GbsClient
+
+
+def clients(nurls: list[Nurl]) -> list[StorageClient]:
+    connector = Connector(reactor)
+    return [StorageClient(n, connector, reactor) for n in nurls]
+
+
+@pytest.fixture(scope="module")
+def four_servers(tmp_path_factory: pytest.TempPathFactory
+                 ) -> Iterator[list[tuple[Managed, Nurl]]]:
+    servers = [start_mistgrid_server(tmp_path_factory.mktemp(f"grid{i}")) for i in range(4)]
+    try:
+        for process, nurl in servers:
+            probe = GbsClient(nurl)
+            wait_until_serving(probe, process)
+            probe.close()
+        yield servers
+    finally:
+        for process, _ in servers:
+            process.stop()
+
+
+async def round_trip(storage: list[StorageClient], data: bytes, params: EncodingParams,
+                     happy: int) -> tuple[Any, bytes]:
+    cap = await upload(io.BytesIO(data), len(data), storage, params, happy, os.urandom(16))
+    sink = io.BytesIO()
+    await download(cap, storage, sink)
+    return cap, sink.getvalue()
+
+
+@pytest.mark.parametrize("size", [0, 1024, 3 * 1024 * 1024 + 5])
+@pytest_twisted.ensureDeferred
+async def test_round_trip_four_servers(four_servers: list[tuple[Managed, Nurl]],
+                                       size: int) -> None:
+    """2-of-4 over four mistgrid servers: one share each, read back byte for byte."""
+    storage = clients([n for _, n in four_servers])
+    data = os.urandom(size)
+    cap, back = await round_trip(storage, data, EncodingParams(2, 4, 1024 * 1024), 4)
+    assert back == data
+    if isinstance(cap, ChkCap):
+        holders = [await s.list_shares(cap.storage_index) for s in storage]
+        assert sorted(len(h) for h in holders) == [1, 1, 1, 1]
+
+
+@pytest_twisted.ensureDeferred
+async def test_download_survives_missing_servers(four_servers: list[tuple[Managed, Nurl]],
+                                                 tmp_path: Path) -> None:
+    """With N-k servers unreachable the download still completes; below k it says how
+    many shares were found and needed."""
+    storage = clients([n for _, n in four_servers])
+    data = os.urandom(200_000)
+    cap = await upload(io.BytesIO(data), len(data), storage, EncodingParams(2, 4), 4, None)
+    dead = clients([Nurl("pb", n.spki_hash, "127.0.0.1", 1, n.swissnum)
+                    for _, n in four_servers[:2]])
+    sink = io.BytesIO()
+    await download(cap, dead + storage[2:], sink)
+    assert sink.getvalue() == data
+    dead3 = dead + clients([Nurl("pb", four_servers[2][1].spki_hash, "127.0.0.1", 1, "x")])
+    with pytest.raises(NotEnoughSharesError, match="found 1, need 2"):
+        await download(cap, dead3 + storage[3:], io.BytesIO())
+
+
+@pytest_twisted.ensureDeferred
+async def test_unhappy_upload_fails_clearly(four_servers: list[tuple[Managed, Nurl]]) -> None:
+    """Happiness 4 with two servers reachable: refused, naming both numbers, and nothing
+    is left listed on the servers that were reachable."""
+    storage = clients([n for _, n in four_servers])
+    dead = clients([Nurl("pb", n.spki_hash, "127.0.0.1", 1, n.swissnum)
+                    for _, n in four_servers[:2]])
+    data = os.urandom(10_000)
+    with pytest.raises(UploadUnhappyError, match="only 2 servers, need 4"):
+        await upload(io.BytesIO(data), len(data), dead + storage[2:], EncodingParams(2, 4), 4,
+                     b"k" * 16)
+    cap = await upload(io.BytesIO(data), len(data), storage, EncodingParams(2, 4), 4, b"k" * 16)
+    assert isinstance(cap, ChkCap)
+
+
+@pytest.fixture(scope="module")
+def tahoe_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Nurl]]:
+    nodes = [start_storage_node(tmp_path_factory.mktemp(f"tahoe{i}") / "node")
+             for i in range(3)]
+    try:
+        nurls = [node.nurl() for node in nodes]
+        for node, nurl in zip(nodes, nurls, strict=True):
+            probe = GbsClient(nurl)
+            wait_until_serving(probe, node.process)
+            probe.close()
+        yield nurls
+    finally:
+        for node in nodes:
+            node.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_mistgrid_client_on_tahoe_servers(tahoe_servers: list[Nurl]) -> None:
+    """A mistgrid client stores a 2-of-3 file on three Tahoe-LAFS 1.20 storage servers and
+    reads it back."""
+    storage = clients(tahoe_servers)
+    data = os.urandom(1024 * 1024 + 77)
+    _cap, back = await round_trip(storage, data, EncodingParams(2, 3), 3)
+    assert back == data
