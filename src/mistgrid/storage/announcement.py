@@ -1,0 +1,54 @@
+"""How a storage server is announced to clients: the entry Tahoe-LAFS 1.20 understands.
+
+Tahoe-LAFS clients use the GBS NURLs of an announcement (`anonymous-storage-NURLs`), but
+still parse `anonymous-storage-FURL` for the server's tub ID: we give the Foolscap-style
+fURL of our own certificate (base32 SHA-1 of its DER form), which no client dials while
+NURLs are present. The server ID is `v0-` and the base32 SPKI hash, from which Tahoe
+derives the permutation seed. Also the shape of an entry in `private/servers.yaml`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from ..caps import base32
+from ..crypto.spki import spki_hash
+from ..gbs.nurl import Nurl
+
+
+def server_id(certificate: x509.Certificate) -> str:
+    return "v0-" + base32.b2a(spki_hash(certificate))
+
+
+def announcement(nurls: list[Nurl], certificate: x509.Certificate,
+                 nickname: str) -> dict[str, Any]:
+    tub_id = base32.b2a(hashlib.sha1(certificate.public_bytes(
+        serialization.Encoding.DER)).digest())
+    first = nurls[0]
+    hint = f"tcp:{first.host}:{first.port}" if first.scheme == "pb" else \
+        f"{first.scheme[3:]}:{first.host}:{first.port}"
+    return {
+        "nickname": nickname,
+        "anonymous-storage-FURL": f"pb://{tub_id}@{hint}/{first.swissnum}",
+        "anonymous-storage-NURLs": [n.to_text() for n in nurls],
+        "permutation-seed-base32": base32.b2a(spki_hash(certificate)),
+    }
+
+
+def servers_yaml(entries: dict[str, dict[str, Any]]) -> str:
+    """`private/servers.yaml` text for {server id: announcement} (no YAML library needed:
+    every value is a plain string or a list of them)."""
+    lines = ["storage:"]
+    for sid, ann in entries.items():
+        lines += [f"  {sid}:", "    ann:"]
+        for key, value in ann.items():
+            if isinstance(value, list):
+                lines.append(f"      {key}:")
+                lines += [f"        - '{item}'" for item in value]
+            else:
+                lines.append(f"      {key}: '{value}'")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,153 @@
+"""Interop with Tahoe-LAFS 1.20 clients: a real Tahoe client node (static
+private/servers.yaml with our NURLs) stores and reads through mistgrid storage servers,
+including a mutable file and a directory; and files cross both ways between a Tahoe client
+and a mistgrid client."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import attrs
+import pytest
+import pytest_twisted
+from twisted.internet import reactor
+
+from mistgrid.caps import parse_cap
+from mistgrid.caps.immutable import ChkCap, LiteralCap
+from mistgrid.encoding.params import EncodingParams
+from mistgrid.gbs.nurl import Nurl
+from mistgrid.grid.downloader import download
+from mistgrid.grid.uploader import upload
+from mistgrid.net.connector import Connector
+from mistgrid.storage.announcement import announcement, server_id, servers_yaml
+from mistgrid.storage.client import StorageClient
+from mistgrid.storage.tls import load_certificate
+from mistgrid.testing.procs import Managed, free_ports, wait_for
+
+from ..storage.conftest import start_mistgrid_server, wait_until_serving
+from ..storage.gbs_client import GbsClient
+from .tahoe import tahoe_venv
+
+
+@attrs.frozen
+class Grid:
+    tahoe: Path  # the tahoe executable
+    node: Path  # the Tahoe client node directory
+    nurls: list[Nurl]
+
+    def cli(self, *args: str, data: bytes | None = None) -> bytes:
+        result = subprocess.run([str(self.tahoe), "-d", str(self.node), *args], input=data,
+                                capture_output=True, timeout=300, check=False)
+        assert result.returncode == 0, result.stderr.decode(errors="replace")
+        return result.stdout
+
+
+@pytest.fixture(scope="module")
+def grid(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Grid]:
+    """Three mistgrid storage servers and a Tahoe 1.20 client node that knows them."""
+    tahoe = tahoe_venv() / "tahoe"
+    base = tmp_path_factory.mktemp("interop")
+    servers = [start_mistgrid_server(base / f"server{i}") for i in range(3)]
+    processes = [p for p, _ in servers]
+    try:
+        for process, nurl in servers:
+            probe = GbsClient(nurl)
+            wait_until_serving(probe, process)
+            probe.close()
+        (web,) = free_ports(1)
+        node = base / "tahoe-client"
+        subprocess.run([str(tahoe), "create-client", f"--webport=tcp:{web}:interface=127.0.0.1",
+                        "--shares-needed=2", "--shares-happy=3", "--shares-total=3",
+                        str(node)], check=True, capture_output=True, timeout=120)
+        entries = {}
+        for i, (_, nurl) in enumerate(servers):
+            cert = load_certificate(base / f"server{i}" / "private" / "node.pem")
+            entries[server_id(cert)] = announcement([nurl], cert, f"mistgrid{i}")
+        (node / "private" / "servers.yaml").write_text(servers_yaml(entries))
+        client = Managed("tahoe client node", [str(tahoe), "run", "--allow-stdin-close",
+                                               str(node)], node / "run.log")
+        processes.append(client)
+        url_file = node / "node.url"
+        wait_for(lambda: True if url_file.exists() else None, 60, "the Tahoe client's web API",
+                 watch=[client])
+        grid = Grid(tahoe, node, [n for _, n in servers])
+        wait_for(lambda: True if _connected(grid) == 3 else None, 60,
+                 "the Tahoe client to connect to all three servers", interval=0.5)
+        yield grid
+    finally:
+        for process in processes:
+            process.stop()
+
+
+def _connected(grid: Grid) -> int:
+    """How many storage servers the Tahoe client's welcome page says it is connected to."""
+    url = (grid.node / "node.url").read_text().strip() + "?t=json"
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            welcome = json.load(response)
+    except OSError:
+        return 0
+    return sum(1 for server in welcome.get("servers", [])
+               if str(server.get("connection_status", "")).lower().startswith("connected"))
+
+
+@pytest.mark.parametrize("size", [0, 1024, 10 * 1024 * 1024])
+def test_tahoe_client_immutable(grid: Grid, tmp_path: Path, size: int) -> None:
+    """`tahoe put` then `tahoe get` through mistgrid servers (0 B, 1 KiB, 10 MiB)."""
+    data = os.urandom(size)
+    source = tmp_path / "in"
+    source.write_bytes(data)
+    cap = grid.cli("put", str(source)).decode().strip()
+    assert cap.startswith("URI:LIT:" if size <= 55 else "URI:CHK:")
+    assert grid.cli("get", cap) == data
+
+
+def test_tahoe_client_mutable_and_directory(grid: Grid, tmp_path: Path) -> None:
+    """A mutable file (written twice) and a directory live on mistgrid servers."""
+    source = tmp_path / "in"
+    source.write_bytes(b"first version")
+    mutable = grid.cli("put", "--mutable", str(source)).decode().strip()
+    assert mutable.startswith("URI:SSK:")
+    source.write_bytes(b"second, longer version" * 1000)
+    grid.cli("put", str(source), mutable)
+    assert grid.cli("get", mutable) == b"second, longer version" * 1000
+    directory = grid.cli("mkdir").decode().strip()
+    assert directory.startswith("URI:DIR2:")
+    grid.cli("cp", str(source), f"{directory}/file.bin")
+    assert grid.cli("ls", directory).decode().split() == ["file.bin"]
+    assert grid.cli("get", f"{directory}/file.bin") == b"second, longer version" * 1000
+
+
+def _clients(grid: Grid) -> list[StorageClient]:
+    connector = Connector(reactor)
+    return [StorageClient(n, connector, reactor) for n in grid.nurls]
+
+
+@pytest.mark.parametrize("size", [0, 1024, 10 * 1024 * 1024])
+@pytest_twisted.ensureDeferred
+async def test_mistgrid_writes_tahoe_reads(grid: Grid, size: int) -> None:
+    """A mistgrid client stores; `tahoe get` reads the cap back."""
+    data = os.urandom(size)
+    cap = await upload(io.BytesIO(data), size, _clients(grid), EncodingParams(2, 3), 3,
+                       os.urandom(16))
+    assert grid.cli("get", cap.to_string()) == data
+
+
+@pytest.mark.parametrize("size", [0, 1024, 10 * 1024 * 1024])
+@pytest_twisted.ensureDeferred
+async def test_tahoe_writes_mistgrid_reads(grid: Grid, tmp_path: Path, size: int) -> None:
+    """`tahoe put` stores; a mistgrid client reads the cap back."""
+    data = os.urandom(size)
+    source = tmp_path / "in"
+    source.write_bytes(data)
+    cap = parse_cap(grid.cli("put", str(source)).decode().strip())
+    assert isinstance(cap, (ChkCap, LiteralCap))
+    sink = io.BytesIO()
+    await download(cap, _clients(grid), sink)
+    assert sink.getvalue() == data
