@@ -13,7 +13,7 @@ import pytest
 import pytest_twisted
 from twisted.internet import reactor
 
-from mistgrid.caps import ChkCap
+from mistgrid.caps import ChkCap, LiteralCap, parse_cap
 from mistgrid.encoding.params import EncodingParams
 from mistgrid.errors import NotEnoughSharesError
 from mistgrid.gbs.nurl import Nurl
@@ -23,7 +23,7 @@ from mistgrid.net.connector import Connector
 from mistgrid.storage.client import StorageClient
 from mistgrid.testing.procs import Managed
 
-from ..interop.tahoe import start_storage_node
+from ..interop.tahoe import TahoeClientNode, start_client_node, start_storage_node
 from ..storage.conftest import start_mistgrid_server, wait_until_serving
 from ..storage.gbs_client import GbsClient
 
@@ -104,26 +104,47 @@ async def test_unhappy_upload_fails_clearly(four_servers: list[tuple[Managed, Nu
 
 
 @pytest.fixture(scope="module")
-def tahoe_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Nurl]]:
+def tahoe_grid(tmp_path_factory: pytest.TempPathFactory
+               ) -> Iterator[tuple[list[Nurl], TahoeClientNode]]:
+    """Three Tahoe-LAFS 1.20 storage nodes and a Tahoe client node that uses them."""
     nodes = [start_storage_node(tmp_path_factory.mktemp(f"tahoe{i}") / "node")
              for i in range(3)]
+    client = None
     try:
         nurls = [node.nurl() for node in nodes]
         for node, nurl in zip(nodes, nurls, strict=True):
             probe = GbsClient(nurl)
             wait_until_serving(probe, node.process)
             probe.close()
-        yield nurls
+        client = start_client_node(
+            tmp_path_factory.mktemp("tahoe-client") / "node",
+            [(node.directory / "private" / "node.pem", nurl,
+              (node.directory / "private" / "storage.furl").read_text().strip())
+             for node, nurl in zip(nodes, nurls, strict=True)], 2, 3, 3)
+        yield nurls, client
     finally:
+        if client is not None:
+            client.stop()
         for node in nodes:
             node.stop()
 
 
+@pytest.mark.parametrize("size", [0, 1024, 10 * 1024 * 1024])
 @pytest_twisted.ensureDeferred
-async def test_mistgrid_client_on_tahoe_servers(tahoe_servers: list[Nurl]) -> None:
-    """A mistgrid client stores a 2-of-3 file on three Tahoe-LAFS 1.20 storage servers and
-    reads it back."""
-    storage = clients(tahoe_servers)
-    data = os.urandom(1024 * 1024 + 77)
-    _cap, back = await round_trip(storage, data, EncodingParams(2, 3), 3)
+async def test_mistgrid_client_on_tahoe_servers(
+        tahoe_grid: tuple[list[Nurl], TahoeClientNode], tmp_path: Path, size: int) -> None:
+    """A mistgrid client stores a 2-of-3 file on three Tahoe-LAFS 1.20 storage servers;
+    a Tahoe client reads the cap; the reverse (Tahoe stores, mistgrid reads) too."""
+    nurls, tahoe_client = tahoe_grid
+    storage = clients(nurls)
+    data = os.urandom(size)
+    cap, back = await round_trip(storage, data, EncodingParams(2, 3), 3)
     assert back == data
+    assert tahoe_client.cli("get", cap.to_string()) == data
+    source = tmp_path / "from-tahoe"
+    source.write_bytes(data[::-1])
+    tahoe_cap = parse_cap(tahoe_client.cli("put", str(source)).decode().strip())
+    assert isinstance(tahoe_cap, (ChkCap, LiteralCap))
+    sink = io.BytesIO()
+    await download(tahoe_cap, storage, sink)
+    assert sink.getvalue() == data[::-1]

@@ -8,16 +8,19 @@ the tests that need it skip and say why. Nodes are created with `tahoe create-no
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import attrs
 import pytest
 
 from mistgrid.gbs.nurl import Nurl
-from mistgrid.storage.tls import identity_hash
+from mistgrid.storage.announcement import announcement, server_id, servers_yaml
+from mistgrid.storage.tls import identity_hash, load_certificate
 from mistgrid.testing.procs import Managed, free_ports, wait_for
 
 TAHOE_VERSION = "1.20.0"
@@ -75,4 +78,64 @@ def start_storage_node(directory: Path) -> TahoeStorageNode:
     furl = directory / "private" / "storage.furl"
     wait_for(lambda: True if furl.exists() else None, 120, "Tahoe's storage.furl",
              watch=[process])
+    return node
+
+
+@attrs.define
+class TahoeClientNode:
+    tahoe: Path
+    directory: Path
+    process: Managed
+
+    def cli(self, *args: str) -> bytes:
+        result = subprocess.run([str(self.tahoe), "-d", str(self.directory), *args],
+                                capture_output=True, timeout=300, check=False)
+        assert result.returncode == 0, result.stderr.decode(errors="replace")
+        return result.stdout
+
+    def connected(self) -> int:
+        """How many storage servers its welcome page says it is connected to."""
+        url = (self.directory / "node.url").read_text().strip() + "?t=json"
+        try:
+            with urllib.request.urlopen(url, timeout=10) as response:
+                welcome = json.load(response)
+        except OSError:
+            return 0
+        return sum(1 for server in welcome.get("servers", [])
+                   if str(server.get("connection_status", "")).lower().startswith("connected"))
+
+    def stop(self) -> None:
+        self.process.stop()
+
+
+def start_client_node(directory: Path, servers: list[tuple[Path, Nurl, str | None]],
+                      needed: int, happy: int, total: int) -> TahoeClientNode:
+    """A Tahoe 1.20 client node whose private/servers.yaml lists `servers`
+    ((node.pem, NURL, its Foolscap fURL or None)), once it is connected to all of them."""
+    tahoe = tahoe_venv() / "tahoe"
+    (web,) = free_ports(1)
+    subprocess.run([str(tahoe), "create-client", f"--webport=tcp:{web}:interface=127.0.0.1",
+                    f"--shares-needed={needed}", f"--shares-happy={happy}",
+                    f"--shares-total={total}", str(directory)],
+                   check=True, capture_output=True, timeout=120)
+    entries = {}
+    for index, (pem, nurl, furl) in enumerate(servers):
+        cert = load_certificate(pem)
+        ann = announcement([nurl], cert, f"server{index}")
+        if furl is not None:
+            ann["anonymous-storage-FURL"] = furl
+        entries[server_id(cert)] = ann
+    (directory / "private" / "servers.yaml").write_text(servers_yaml(entries))
+    process = Managed("tahoe client node", [str(tahoe), "run", "--allow-stdin-close",
+                                            str(directory)], directory / "run.log")
+    node = TahoeClientNode(tahoe, directory, process)
+    try:
+        wait_for(lambda: True if (directory / "node.url").exists() else None, 60,
+                 "the Tahoe client's web API", watch=[process])
+        wait_for(lambda: True if node.connected() == len(servers) else None, 60,
+                 "the Tahoe client to connect to every server", interval=0.5,
+                 watch=[process])
+    except BaseException:
+        process.stop()
+        raise
     return node

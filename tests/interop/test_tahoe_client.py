@@ -6,10 +6,7 @@ and a mistgrid client."""
 from __future__ import annotations
 
 import io
-import json
 import os
-import subprocess
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,76 +22,43 @@ from mistgrid.gbs.nurl import Nurl
 from mistgrid.grid.downloader import download
 from mistgrid.grid.uploader import upload
 from mistgrid.net.connector import Connector
-from mistgrid.storage.announcement import announcement, server_id, servers_yaml
 from mistgrid.storage.client import StorageClient
-from mistgrid.storage.tls import load_certificate
-from mistgrid.testing.procs import Managed, free_ports, wait_for
 
 from ..storage.conftest import start_mistgrid_server, wait_until_serving
 from ..storage.gbs_client import GbsClient
-from .tahoe import tahoe_venv
+from .tahoe import TahoeClientNode, start_client_node
 
 
 @attrs.frozen
 class Grid:
-    tahoe: Path  # the tahoe executable
-    node: Path  # the Tahoe client node directory
-    nurls: list[Nurl]
+    client: TahoeClientNode  # a Tahoe 1.20 client node that uses the servers below
+    nurls: list[Nurl]  # three mistgrid storage servers
 
-    def cli(self, *args: str, data: bytes | None = None) -> bytes:
-        result = subprocess.run([str(self.tahoe), "-d", str(self.node), *args], input=data,
-                                capture_output=True, timeout=300, check=False)
-        assert result.returncode == 0, result.stderr.decode(errors="replace")
-        return result.stdout
+    def cli(self, *args: str) -> bytes:
+        return self.client.cli(*args)
 
 
 @pytest.fixture(scope="module")
 def grid(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Grid]:
     """Three mistgrid storage servers and a Tahoe 1.20 client node that knows them."""
-    tahoe = tahoe_venv() / "tahoe"
     base = tmp_path_factory.mktemp("interop")
     servers = [start_mistgrid_server(base / f"server{i}") for i in range(3)]
-    processes = [p for p, _ in servers]
+    client = None
     try:
         for process, nurl in servers:
             probe = GbsClient(nurl)
             wait_until_serving(probe, process)
             probe.close()
-        (web,) = free_ports(1)
-        node = base / "tahoe-client"
-        subprocess.run([str(tahoe), "create-client", f"--webport=tcp:{web}:interface=127.0.0.1",
-                        "--shares-needed=2", "--shares-happy=3", "--shares-total=3",
-                        str(node)], check=True, capture_output=True, timeout=120)
-        entries = {}
-        for i, (_, nurl) in enumerate(servers):
-            cert = load_certificate(base / f"server{i}" / "private" / "node.pem")
-            entries[server_id(cert)] = announcement([nurl], cert, f"mistgrid{i}")
-        (node / "private" / "servers.yaml").write_text(servers_yaml(entries))
-        client = Managed("tahoe client node", [str(tahoe), "run", "--allow-stdin-close",
-                                               str(node)], node / "run.log")
-        processes.append(client)
-        url_file = node / "node.url"
-        wait_for(lambda: True if url_file.exists() else None, 60, "the Tahoe client's web API",
-                 watch=[client])
-        grid = Grid(tahoe, node, [n for _, n in servers])
-        wait_for(lambda: True if _connected(grid) == 3 else None, 60,
-                 "the Tahoe client to connect to all three servers", interval=0.5)
-        yield grid
+        client = start_client_node(
+            base / "tahoe-client",
+            [(base / f"server{i}" / "private" / "node.pem", nurl, None)
+             for i, (_, nurl) in enumerate(servers)], 2, 3, 3)
+        yield Grid(client, [n for _, n in servers])
     finally:
-        for process in processes:
+        if client is not None:
+            client.stop()
+        for process, _ in servers:
             process.stop()
-
-
-def _connected(grid: Grid) -> int:
-    """How many storage servers the Tahoe client's welcome page says it is connected to."""
-    url = (grid.node / "node.url").read_text().strip() + "?t=json"
-    try:
-        with urllib.request.urlopen(url, timeout=10) as response:
-            welcome = json.load(response)
-    except OSError:
-        return 0
-    return sum(1 for server in welcome.get("servers", [])
-               if str(server.get("connection_status", "")).lower().startswith("connected"))
 
 
 @pytest.mark.parametrize("size", [0, 1024, 10 * 1024 * 1024])
