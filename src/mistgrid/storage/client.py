@@ -18,8 +18,14 @@ import cbor2
 from OpenSSL import SSL, crypto
 from treq.client import HTTPClient
 from twisted.internet.endpoints import wrapClientTLS
+from twisted.internet.error import ConnectionDone, ConnectionLost
 from twisted.internet.interfaces import IOpenSSLClientConnectionCreator, IStreamClientEndpoint
-from twisted.web.client import Agent, HTTPConnectionPool
+from twisted.web.client import (
+    Agent,
+    HTTPConnectionPool,
+    RequestTransmissionFailed,
+    ResponseNeverReceived,
+)
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import IAgentEndpointFactory
 from zope.interface import implementer
@@ -32,6 +38,9 @@ from ..gbs.nurl import Nurl
 from ..net.connector import Connector
 
 V1 = "/storage/v1"
+RETRIES = 2
+TRANSIENT = (ResponseNeverReceived, RequestTransmissionFailed, ConnectionLost,
+             ConnectionDone)
 
 
 class StorageServerError(MistgridError):
@@ -89,8 +98,9 @@ class StorageClient:
     """One storage server, over GBS."""
 
     def __init__(self, nurl: Nurl, connector: Connector, reactor: Any,
-                 pool: HTTPConnectionPool | None = None) -> None:
+                 pool: HTTPConnectionPool | None = None, timeout: float = 120.0) -> None:
         self.nurl = nurl
+        self.timeout = timeout
         pool = pool or HTTPConnectionPool(reactor, persistent=True)
         pool.maxPersistentPerHost = 8
         agent = Agent.usingEndpointFactory(reactor, _EndpointFactory(connector, nurl), pool)
@@ -111,9 +121,20 @@ class StorageClient:
         if cbor is not None:
             body = cbor2.dumps(cbor)
             all_headers[b"content-type"] = [b"application/cbor"]
-        response = await self._http.request(method, self._base + path.encode("ascii"),
-                                             headers=Headers(all_headers), data=body)
-        content: bytes = await response.content()
+        url = self._base + path.encode("ascii")
+        for attempt in range(1, RETRIES + 2):
+            try:
+                response = await self._http.request(method, url, headers=Headers(all_headers),
+                                                    data=body, timeout=self.timeout)
+                content: bytes = await response.content()
+                break
+            except TRANSIENT:
+                # A kept-alive connection the server had closed, or a reset: every GBS
+                # request is safe to repeat (allocate and PATCH are idempotent by design).
+                if attempt > RETRIES:
+                    raise
+        else:  # pragma: no cover - the loop always breaks or raises
+            raise AssertionError("unreachable")
         if response.code not in ok:
             raise StorageServerError(response.code, what)
         return response.code, content
