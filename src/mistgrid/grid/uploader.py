@@ -58,7 +58,7 @@ class _Placement:
 
 async def _place(servers: list[StorageClient], storage_index: bytes, total: int, size: int,
                  upload_secrets: list[UploadSecrets]) -> _Placement:
-    order = permuted([s.nurl.spki_hash for s in servers], storage_index)
+    order = permuted([s.permutation_seed for s in servers], storage_index)
     alive = list(order)
     wanted = {n: alive[p] for n, p in enumerate(spread(total, len(alive)))}
     owner: dict[int, int] = {}

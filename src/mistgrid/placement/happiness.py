@@ -32,10 +32,11 @@ def happiness(placements: Mapping[S, Set[int]]) -> int:
     return sum(1 for server in placements if augment(server, set()))
 
 
-def permuted(server_ids: Sequence[bytes], storage_index: bytes) -> list[int]:
-    """Indexes of `server_ids` in this storage index's order."""
-    return sorted(range(len(server_ids)),
-                  key=lambda i: hashlib.sha256(storage_index + server_ids[i]).digest())
+def permuted(seeds: Sequence[bytes], storage_index: bytes) -> list[int]:
+    """Indexes of servers (by permutation seed) in this storage index's order: Tahoe-LAFS's
+    order, SHA-1 of the storage index followed by the server's permutation seed."""
+    return sorted(range(len(seeds)),
+                  key=lambda i: hashlib.sha1(storage_index + seeds[i]).digest())
 
 
 def spread(total: int, servers: int) -> list[int]:

@@ -98,9 +98,13 @@ class StorageClient:
     """One storage server, over GBS."""
 
     def __init__(self, nurl: Nurl, connector: Connector, reactor: Any,
-                 pool: HTTPConnectionPool | None = None, timeout: float = 120.0) -> None:
+                 pool: HTTPConnectionPool | None = None, timeout: float = 120.0,
+                 permutation_seed: bytes | None = None) -> None:
         self.nurl = nurl
         self.timeout = timeout
+        # From the server's announcement; ours announce their SPKI hash (announcement.py).
+        self.permutation_seed = permutation_seed if permutation_seed is not None \
+            else nurl.spki_hash
         pool = pool or HTTPConnectionPool(reactor, persistent=True)
         pool.maxPersistentPerHost = 8
         agent = Agent.usingEndpointFactory(reactor, _EndpointFactory(connector, nurl), pool)
