@@ -1,0 +1,1 @@
+"""tahoe.cfg: reading, checking every key, one problem per line (pure)."""

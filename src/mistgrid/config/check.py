@@ -1,0 +1,83 @@
+"""Check a whole tahoe.cfg: every key, then the rules that tie keys together.
+
+`load_config(text)` returns the parsed values and every problem found, each one line
+(key, value, what is wrong, the fix), so a node can refuse to start on all of them at
+once. The anonymity policy (which settings would reveal the node) builds on this.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from .keys import Problem, check_keys
+from .reader import read_config
+
+DEFAULTS: dict[tuple[str, str], Any] = {
+    ("node", "reveal-IP-address"): True,
+    ("node", "anonymous"): False,
+    ("client", "shares.needed"): 3,
+    ("client", "shares.happy"): 7,
+    ("client", "shares.total"): 10,
+    ("client", "mutable.format"): "sdmf",
+    ("connections", "tcp"): "tcp",
+    ("storage", "enabled"): False,
+    ("storage", "reserved_space"): 0,
+    ("tor", "enabled"): True,
+    ("tor", "launch"): False,
+    ("i2p", "enabled"): True,
+    ("i2p", "launch"): False,
+}
+
+
+@attrs.frozen
+class ConfigValues:
+    """Parsed values; `get` falls back to the documented default."""
+
+    values: dict[tuple[str, str], Any]
+
+    def get(self, section: str, key: str, default: Any = None) -> Any:
+        if (section, key) in self.values:
+            return self.values[(section, key)]
+        return DEFAULTS.get((section, key), default)
+
+    def is_set(self, section: str, key: str) -> bool:
+        return (section, key) in self.values
+
+
+def _cross_checks(cfg: ConfigValues) -> list[Problem]:
+    problems = []
+    k, happy, n = (cfg.get("client", f"shares.{x}") for x in ("needed", "happy", "total"))
+    if k > n:
+        problems.append(Problem("[client] shares.needed", str(k),
+                                f"more than shares.total ({n})",
+                                "make shares.needed <= shares.total"))
+    if happy > n:
+        problems.append(Problem("[client] shares.happy", str(happy),
+                                f"more than shares.total ({n})",
+                                "make shares.happy <= shares.total"))
+    port, location = cfg.get("node", "tub.port"), cfg.get("node", "tub.location", ())
+    if (port == "disabled") != (location is None) and cfg.is_set("node", "tub.location"):
+        problems.append(Problem("[node] tub.location", "disabled" if location is None else
+                                "(hints)", "tub.port and tub.location must be disabled together",
+                                "write disabled for both, or neither"))
+    if port == "disabled" and cfg.get("storage", "enabled"):
+        problems.append(Problem("[storage] enabled", "true",
+                                "a storage server must listen, but tub.port is disabled",
+                                "give tub.port an endpoint, or set [storage] enabled = false"))
+    if cfg.is_set("node", "anonymous") and cfg.is_set("node", "reveal-IP-address") and \
+            cfg.get("node", "anonymous") == cfg.get("node", "reveal-IP-address"):
+        problems.append(Problem("[node] reveal-IP-address",
+                                str(cfg.get("node", "reveal-IP-address")).lower(),
+                                "contradicts [node] anonymous",
+                                "set only one of them (anonymous = true is "
+                                "reveal-IP-address = false)"))
+    return problems
+
+
+def load_config(text: str) -> tuple[ConfigValues, list[Problem]]:
+    raw = read_config(text)
+    parsed, problems = check_keys(raw)
+    cfg = ConfigValues(parsed)
+    return cfg, problems + _cross_checks(cfg)

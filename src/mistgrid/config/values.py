@@ -1,0 +1,118 @@
+"""Parsers for tahoe.cfg value types: each returns a value or raises InvalidValueError."""
+
+from __future__ import annotations
+
+import re
+
+from ..encoding.params import MAX_SHARES
+
+
+class InvalidValueError(ValueError):
+    def __init__(self, problem: str, fix: str) -> None:
+        self.problem = problem
+        self.fix = fix
+        super().__init__(problem)
+
+
+TRUE = {"true", "yes", "on", "1"}
+FALSE = {"false", "no", "off", "0"}
+
+
+def boolean(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in TRUE:
+        return True
+    if lowered in FALSE:
+        return False
+    raise InvalidValueError("not a boolean", "write true or false")
+
+
+def text(value: str) -> str:
+    return value
+
+
+def positive_int(value: str) -> int:
+    if not re.fullmatch(r"[0-9]+", value.strip()) or int(value) < 1:
+        raise InvalidValueError("not a whole number of at least 1", "write a number such as 60")
+    return int(value)
+
+
+def share_count(value: str) -> int:
+    if not re.fullmatch(r"[0-9]+", value.strip()) or not 1 <= int(value) <= MAX_SHARES:
+        raise InvalidValueError(f"not a share count from 1 to {MAX_SHARES}",
+                                "write e.g. 3, 7 or 10")
+    return int(value)
+
+
+_SIZE = re.compile(r"([0-9]+(?:\.[0-9]+)?)\s*([kmgtpe]?)(i?)b?", re.IGNORECASE)
+_SCALE = "kmgtpe"
+
+
+def size(value: str) -> int:
+    """"100MB", "100 M", "1MiB", "1048576 B" ... -> bytes (configuration.rst)."""
+    match = _SIZE.fullmatch(value.strip())
+    if match is None:
+        raise InvalidValueError("not a size",
+                                "write a number with an optional unit, e.g. 1G or 500MiB")
+    number, scale, binary = match.groups()
+    base = 1024 if binary else 1000
+    power = _SCALE.index(scale.lower()) + 1 if scale else 0
+    return int(float(number) * base**power)
+
+
+def furl(value: str) -> str | None:
+    stripped = value.strip()
+    if stripped in ("", "None"):
+        return None
+    if not re.fullmatch(r"pb://[^@/\s]+@[^/\s]*/[^\s]+", stripped):
+        raise InvalidValueError("not a FURL", "copy the whole pb://... string, or leave it empty")
+    return stripped
+
+
+def mutable_format(value: str) -> str:
+    lowered = value.strip().lower()
+    if lowered not in ("sdmf", "mdmf"):
+        raise InvalidValueError("not a mutable file format", "write sdmf or mdmf")
+    return lowered
+
+
+def tcp_handler(value: str) -> str:
+    lowered = value.strip().lower()
+    if lowered == "i2p":
+        raise InvalidValueError("I2P cannot reach TCP addresses", "write tcp, tor or disabled")
+    if lowered not in ("tcp", "tor", "disabled"):
+        raise InvalidValueError("not a TCP hint handler", "write tcp, tor or disabled")
+    return lowered
+
+
+def expire_mode(value: str) -> str:
+    lowered = value.strip().lower()
+    if lowered not in ("age", "cutoff-date"):
+        raise InvalidValueError("not an expiration mode", "write age or cutoff-date")
+    return lowered
+
+
+def endpoint(value: str) -> str:
+    """A Twisted endpoint description: kind:args (checked further where it is used)."""
+    stripped = value.strip()
+    if stripped and not re.fullmatch(r"[a-zA-Z0-9]+(:.*)?", stripped):
+        raise InvalidValueError("not an endpoint description", "write e.g. tcp:127.0.0.1:9050")
+    return stripped
+
+
+def port_list(value: str) -> str:
+    """tub.port: comma-separated server endpoint descriptions, or "disabled"."""
+    stripped = value.strip()
+    if stripped == "":
+        raise InvalidValueError("tub.port is present but empty",
+                      "give an endpoint such as tcp:3457, or write disabled")
+    if stripped == "disabled":
+        return stripped
+    for item in stripped.split(","):
+        item = item.strip()
+        if item in ("0", "tcp:0") or re.fullmatch(r"tcp:0(:.*)?", item):
+            raise InvalidValueError("port 0 is not allowed", "choose a port, e.g. tcp:3457")
+        if not re.fullmatch(r"[0-9]+|[a-zA-Z0-9]+:.+", item):
+            raise InvalidValueError(f"{item!r} is not an endpoint description",
+                          "write e.g. tcp:3457:interface=127.0.0.1")
+    return stripped

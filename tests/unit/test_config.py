@@ -1,0 +1,124 @@
+"""tahoe.cfg checking, table-driven: every example of the seed document and of Tahoe-LAFS's
+configuration.rst is accepted; broken files give exactly the expected one-line reasons."""
+
+from __future__ import annotations
+
+import pytest
+
+from mistgrid.config.check import load_config
+from mistgrid.config.location import Hint, location_hints
+
+SEED_CLIENT = "[node]\nanonymous = True\ntub.location =\n"
+SEED_SERVER_3 = ("[node]\nanonymous = True\ntub.location = onion:80:hiddenServiceDir=/var/lib/"
+                 "tor/my_service,i2p:/var/lib/i2p/my_service.keypair\n")
+SEED_SERVER_2 = ("[node]\nanonymous = False\ntub.location = AUTO,onion:80:hiddenServiceDir=/var/"
+                 "lib/tor/my_service,i2p:/var/lib/i2p/my_service.keypair\n")
+
+GOOD = {
+    "empty": "",
+    "seed client use-case 3": SEED_CLIENT,
+    "seed server use-case 3": SEED_SERVER_3,
+    "seed server use-case 2": SEED_SERVER_2,
+    "seed quoted AUTO": ('[node]\ntub.location = "AUTO,onion:80:hiddenServiceDir=/var/lib/tor/'
+                         'my_service"\n'),
+    "seed tcp + onion": ("[node]\ntub.location = tcp:123.456.789.0:80,onion:80:hiddenServiceDir"
+                         "=/var/lib/tor/my_service\n"),
+    "seed connections": ("[connections]\ntcp.socks-proxy = tcp:127.0.0.1:1080\n"
+                         "tor.socks-proxy = tcp:127.0.0.1:9050\n"
+                         "i2p.sam-api = tcp:127.0.0.1:7656\n"),
+    "seed connections blank": "[connections]\ntor.socks-proxy =\ni2p.sam-api =\n",
+    "seed torsocks client": ("[node]\ntub.port = tcp:interface=127.0.0.1:8098\n"
+                             "tub.location = client.fakelocation:0\n"),
+    "seed torsocks server": ("[node]\ntub.port = tcp:interface=127.0.0.1:8098\n"
+                             "tub.location = ualhejtq2p7ohfbb.onion:29212\n"),
+    "tahoe client-only": "[node]\ntub.port = disabled\ntub.location = disabled\n",
+    "tahoe dns name": "[node]\ntub.port = tcp:8098\ntub.location = tcp:tahoe.example.com:8098\n",
+    "tahoe with AUTO": ("[node]\ntub.port = tcp:8098\n"
+                        "tub.location = tcp:tahoe.example.com:8098,AUTO\n"),
+    "tahoe private": "[node]\nreveal-IP-address = false\n[connections]\ntcp = tor\n",
+    "tahoe i2p only": "[connections]\ntcp = disabled\n[i2p]\nlaunch = true\ni2p.configdir = /x\n",
+    "tahoe tor section": ("[tor]\nenabled = true\nsocks.port = tcp:127.0.0.1:9050\n"
+                          "control.port = tcp:localhost:9051\nlaunch = false\n"),
+    "tahoe example": ("[node]\nnickname = Bob's Tahoe-LAFS Node\ntub.port = tcp:34912\n"
+                      "tub.location = tcp:123.45.67.89:8098,tcp:44.55.66.77:8098\n"
+                      "web.port = tcp:3456\n\n[client]\nintroducer.furl = pb://ok45ssoklj4y7eok5"
+                      "c3xkmj@tcp:tahoe.example:44801/ii3uumo\nhelper.furl =\n\n[storage]\n"
+                      "enabled = True\nreadonly = True\nreserved_space = 10000000000\n\n"
+                      "[helper]\nenabled = True\n"),
+    "sizes": "[storage]\nreserved_space = 1 GiB\n",
+    "shares": "[client]\nshares.needed = 2\nshares.happy = 4\nshares.total = 4\n",
+    "plugins": "[storage]\nplugins = x\n[storageserver.plugins.x]\nanything = 1\n",
+    "continuation": "[node]\nnickname = a\n  b\n",
+}
+
+BAD = {
+    "typo key": ("[node]\nanonymus = true\n",
+                 ["[node] anonymus = 'true': unknown key; fix: did you mean [node] anonymous?"]),
+    "key in wrong section": ("[client]\nreserved_space = 1G\n",
+                             ["did you mean [storage] reserved_space?"]),
+    "unknown section": ("[nodes]\nx = 1\n", ["[nodes] = '': unknown section; "
+                                            "fix: did you mean [node]?"]),
+    "not boolean": ("[node]\nanonymous = maybe\n",
+                    ["[node] anonymous = 'maybe': not a boolean; fix: write true or false"]),
+    "tcp = i2p": ("[connections]\ntcp = i2p\n", ["I2P cannot reach TCP addresses"]),
+    "bad hint": ("[node]\ntub.location = carrier-pigeon\n", ["is not a connection hint"]),
+    "onion without dir": ("[node]\ntub.location = onion:80\n",
+                          ["names no hidden service directory"]),
+    "port 0": ("[node]\ntub.port = tcp:0\n", ["port 0 is not allowed"]),
+    "empty tub.port": ("[node]\ntub.port =\n", ["tub.port is present but empty"]),
+    "k > N": ("[client]\nshares.needed = 5\nshares.total = 3\nshares.happy = 3\n",
+              ["more than shares.total (3)"]),
+    "happy > N": ("[client]\nshares.happy = 11\n",
+                  ["shares.happy = '11': more than shares.total"]),
+    "too many shares": ("[client]\nshares.total = 300\n", ["not a share count from 1 to 256"]),
+    "disabled alone": ("[node]\ntub.port = disabled\ntub.location = tcp:a:1\n",
+                       ["must be disabled together"]),
+    "storage unreachable": ("[node]\ntub.port = disabled\ntub.location = disabled\n"
+                            "[storage]\nenabled = true\n", ["a storage server must listen"]),
+    "contradiction": ("[node]\nanonymous = true\nreveal-IP-address = true\n",
+                      ["contradicts [node] anonymous"]),
+    "bad size": ("[storage]\nreserved_space = lots\n", ["not a size"]),
+    "bad furl": ("[client]\nintroducer.furl = http://example\n", ["not a FURL"]),
+    "twice": ("[node]\nnickname = a\nnickname = b\n", ["[node] nickname is set twice"]),
+    "orphan": ("nickname = a\n", ["a key before any [section]"]),
+    "garbage line": ("[node]\nthis is not config\n", ["not a 'key = value' line"]),
+    "several at once": ("[node]\nanonymus = 1\ntub.port = tcp:0\n[client]\nshares.total = x\n",
+                        ["unknown key", "port 0", "not a share count"]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(GOOD))
+def test_good_configs(name: str) -> None:
+    _cfg, problems = load_config(GOOD[name])
+    assert [str(p) for p in problems] == []
+
+
+@pytest.mark.parametrize("name", sorted(BAD))
+def test_bad_configs(name: str) -> None:
+    """Each broken file gives exactly the expected reasons, one line each."""
+    text, expected = BAD[name]
+    _cfg, problems = load_config(text)
+    lines = [str(p) for p in problems]
+    assert len(lines) == len(expected), lines
+    for line, part in zip(lines, expected, strict=True):
+        assert part in line and "\n" not in line
+
+
+def test_typed_values_and_defaults() -> None:
+    cfg, problems = load_config("[storage]\nreserved_space = 1MiB\n[node]\nanonymous = yes\n")
+    assert problems == []
+    assert cfg.get("storage", "reserved_space") == 1024 * 1024
+    assert cfg.get("node", "anonymous") is True
+    assert cfg.get("client", "shares.total") == 10
+
+
+def test_hint_kinds() -> None:
+    assert location_hints("disabled") is None
+    assert location_hints("") == ()
+    hints = location_hints("AUTO,tcp:h:1,tor:x.onion:2,i2p:y.b32.i2p,i2p:/k,"
+                           "onion:80:hiddenServiceDir=/d,x.onion:3")
+    assert hints is not None
+    assert [h.kind for h in hints] == ["auto", "tcp", "tor", "i2p", "i2p-destination",
+                                       "onion-service", "tor"]
+    assert hints[5] == Hint("onion-service", "", 80, "/d")
+    assert [h.reveals_address for h in hints] == [True, True] + [False] * 5
