@@ -9,6 +9,7 @@ import click
 
 from .. import __version__
 from ..errors import MistgridError
+from .create import create_client, create_introducer, create_node
 from .debug import debug
 from .demo import demo
 
@@ -40,6 +41,8 @@ def cli() -> None:
 
 
 cli.add_command(debug)
+for _command in (create_node, create_client, create_introducer):
+    cli.add_command(_command)
 cli.add_command(demo)
 
 

@@ -1,0 +1,1 @@
+"""Node directories and the composition root that wires a node's services."""

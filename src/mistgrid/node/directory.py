@@ -1,0 +1,112 @@
+"""Node directories: what `mistgrid create-node | create-client | create-introducer` write.
+
+How this works: `NodeSpec` holds the answers to Tahoe-LAFS's create-node options;
+`render_config` turns it into tahoe.cfg text (pure, checked by the config checker in
+tests); `create_node_dir` writes it with `private/` secrets (mode 0700 / 0600): the
+convergence secret and the TLS identity whose SPKI hash names the storage server.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+import attrs
+
+from ..caps import base32
+from ..errors import MistgridError
+from ..storage.tls import create_identity
+
+DEFAULT_WEBPORT = "tcp:3456:interface=127.0.0.1"
+
+
+class NodeDirError(MistgridError):
+    """The node directory cannot be created as asked."""
+
+
+@attrs.frozen
+class NodeSpec:
+    kind: str = "node"  # node | client | introducer
+    nickname: str = ""
+    introducer: str = ""
+    listen: tuple[str, ...] = ("tcp",)
+    hostname: str = ""
+    location: str = ""
+    port: str = ""
+    hide_ip: bool = False
+    webport: str = DEFAULT_WEBPORT
+    storage: bool = True
+    storage_dir: str = ""
+    shares_needed: int = 3
+    shares_happy: int = 7
+    shares_total: int = 10
+
+    def tub(self) -> tuple[str, str]:
+        """(tub.port, tub.location) from --listen, --hostname, --location, --port."""
+        if self.listen == ("none",):
+            if self.location or self.port or self.hostname:
+                raise NodeDirError("--listen=none takes no --hostname, --location or --port")
+            return "disabled", "disabled"
+        unsupported = [kind for kind in self.listen if kind != "tcp"]
+        if unsupported:
+            raise NodeDirError(f"--listen={','.join(unsupported)} is not supported by "
+                               "create-node yet; listen on tcp, or write the [tor]/[i2p] "
+                               "sections by hand")
+        if self.hide_ip:
+            raise NodeDirError("--hide-ip with --listen=tcp would reveal this node's address; "
+                               "use --listen=none (client only)")
+        if self.location or self.port:
+            if not (self.location and self.port):
+                raise NodeDirError("--location and --port go together")
+            return self.port, self.location
+        if not self.hostname:
+            raise NodeDirError("--listen=tcp needs --hostname (or --location and --port)")
+        return "tcp:3457", f"tcp:{self.hostname}:3457"
+
+
+def render_config(spec: NodeSpec) -> str:
+    """The tahoe.cfg text for `spec`."""
+    port, location = spec.tub()
+    webport = "" if spec.webport == "none" else spec.webport
+    lines = ["# mistgrid node configuration: see docs/configuration.md", "", "[node]",
+             f"nickname = {spec.nickname}", f"web.port = {webport}",
+             f"tub.port = {port}", f"tub.location = {location}",
+             f"reveal-IP-address = {'false' if spec.hide_ip else 'true'}", ""]
+    if spec.hide_ip:
+        lines += ["[connections]", "tcp = tor", ""]
+    if spec.kind != "introducer":
+        lines += ["[client]", f"shares.needed = {spec.shares_needed}",
+                  f"shares.happy = {spec.shares_happy}", f"shares.total = {spec.shares_total}",
+                  ""]
+        storage = spec.storage and spec.kind == "node"
+        lines += ["[storage]", f"enabled = {'true' if storage else 'false'}",
+                  "reserved_space = 1G"]
+        if spec.storage_dir:
+            lines.append(f"storage_dir = {spec.storage_dir}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _write_secret(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+
+
+def create_node_dir(directory: Path, spec: NodeSpec) -> None:
+    """Write a new node directory; refuses to touch an existing, non-empty one."""
+    if directory.exists() and any(directory.iterdir()):
+        raise NodeDirError(f"{directory} already exists and is not empty; choose a new "
+                           "directory")
+    config = render_config(spec)  # before writing anything: may refuse
+    directory.mkdir(parents=True, exist_ok=True)
+    private = directory / "private"
+    private.mkdir(mode=0o700)
+    (directory / "tahoe.cfg").write_text(config)
+    _write_secret(private / "convergence", base32.b2a(secrets.token_bytes(16)) + "\n")
+    if spec.introducer:
+        _write_secret(private / "introducers.yaml",
+                      f"introducers:\n  default:\n    furl: '{spec.introducer}'\n")
+    if spec.kind != "client" or spec.storage:
+        create_identity(private)

@@ -1,0 +1,71 @@
+"""`mistgrid create-node | create-client | create-introducer`: the directories they write
+pass the config checker, secrets are private, and mistakes get one clear line."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+
+from mistgrid.config.check import load_config
+
+from ..conftest import run_cli
+from .test_cli import assert_one_line_error
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+@pytest.mark.parametrize("args,storage,port", [
+    (["create-node", "--hostname", "127.0.0.1"], "true", "tcp:3457"),
+    (["create-node", "--location", "tcp:127.0.0.1:4000", "--port", "tcp:4000"], "true",
+     "tcp:4000"),
+    (["create-client"], "false", "disabled"),
+    (["create-client", "--hide-ip"], "false", "disabled"),
+    (["create-introducer", "--hostname", "127.0.0.1"], None, "tcp:3457"),
+])
+def test_created_directories(tmp_path: Path, args: list[str], storage: str | None,
+                             port: str) -> None:
+    node = tmp_path / "node"
+    result = run_cli(*args, "--nickname", "n1", str(node))
+    assert result.returncode == 0, result.stderr.decode()
+    text = (node / "tahoe.cfg").read_text()
+    cfg, problems = load_config(text)
+    assert [str(p) for p in problems] == []
+    assert cfg.get("node", "tub.port") == port
+    assert cfg.get("node", "nickname") == "n1"
+    if storage is not None:
+        assert f"[storage]\nenabled = {storage}" in text
+    assert mode(node / "private") == 0o700
+    assert mode(node / "private" / "convergence") == 0o600
+    if "--hide-ip" in args:
+        assert cfg.get("node", "reveal-IP-address") is False
+        assert cfg.get("connections", "tcp") == "tor"
+
+
+def test_node_has_a_tls_identity(tmp_path: Path) -> None:
+    run_cli("create-node", "--hostname", "127.0.0.1", str(tmp_path / "n"))
+    assert mode(tmp_path / "n" / "private" / "node.pem") == 0o600
+
+
+@pytest.mark.parametrize("args,words", [
+    (["create-node"], ["--listen=tcp needs --hostname"]),
+    (["create-node", "--listen", "tor"], ["--listen=tor is not supported"]),
+    (["create-node", "--hostname", "h", "--hide-ip"], ["--hide-ip", "reveal"]),
+    (["create-node", "--location", "tcp:h:1"], ["--location and --port go together"]),
+    (["create-client", "--hostname", "h"], ["--listen=none takes no --hostname"]),
+])
+def test_mistakes_are_one_line(tmp_path: Path, args: list[str], words: list[str]) -> None:
+    result = run_cli(*args, str(tmp_path / "n"))
+    assert_one_line_error(result, *words)
+    assert not (tmp_path / "n").exists()
+
+
+def test_refuses_existing_directory(tmp_path: Path) -> None:
+    (tmp_path / "n").mkdir()
+    (tmp_path / "n" / "keep").write_text("x")
+    result = run_cli("create-node", "--hostname", "h", str(tmp_path / "n"))
+    assert_one_line_error(result, "already exists")
+    assert (tmp_path / "n" / "keep").read_text() == "x"
