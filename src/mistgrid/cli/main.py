@@ -12,6 +12,7 @@ from ..errors import MistgridError
 from .create import create_client, create_introducer, create_node
 from .debug import debug
 from .demo import demo
+from .run import run
 
 
 class _OneLineErrors(click.Group):
@@ -44,6 +45,7 @@ cli.add_command(debug)
 for _command in (create_node, create_client, create_introducer):
     cli.add_command(_command)
 cli.add_command(demo)
+cli.add_command(run)
 
 
 def main() -> None:

@@ -1,0 +1,21 @@
+"""`mistgrid run DIR`: run a node in the foreground until Ctrl-C or SIGTERM."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from ..node.runner import run_node
+
+
+@click.command()
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path), default=".")
+def run(directory: Path) -> None:
+    """Run the node in DIRECTORY (refusing to start on any configuration problem)."""
+    problems = run_node(directory)
+    for line in problems:
+        click.echo(f"mistgrid: error: {line}", err=True)
+    if problems:
+        sys.exit(1)

@@ -1,0 +1,140 @@
+"""`mistgrid run DIR`: the composition root of a node (today: its storage server).
+
+How this works: the node's tahoe.cfg is checked as a whole first; any problem stops the
+node before anything listens, each problem printed as one line. A node with
+`[storage] enabled = true` then serves GBS with TLS on `tub.port`, its identity the SPKI
+hash of `private/node.pem`, and writes `private/storage.nurls` and
+`private/announcement.json` (what clients put in their `private/servers.yaml`).
+Later steps add the introducer, the client side and the web API here.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any, cast
+
+import attrs
+from twisted.internet import endpoints, ssl
+from twisted.internet import reactor as _reactor
+
+from ..config.check import ConfigValues, load_config
+from ..config.keys import Problem
+from ..config.location import Hint
+from ..crypto.spki import spki_hash
+from ..gbs.nurl import Nurl
+from ..storage.announcement import announcement, server_id
+from ..storage.backend import DiskBackend
+from ..storage.server import make_site
+from ..storage.standalone import load_or_create_swissnum
+from ..storage.tls import create_identity, load_certificate
+
+reactor = cast(Any, _reactor)
+
+
+@attrs.frozen
+class StoragePlan:
+    port: int
+    interface: str
+    storage_dir: Path
+    reserved_space: int
+    hints: tuple[Hint, ...]
+    nickname: str
+
+
+def plan_storage(directory: Path, cfg: ConfigValues) -> tuple[StoragePlan | None,
+                                                               list[Problem]]:
+    """What the storage server will do, or the problems that stop it (one line each)."""
+    if not cfg.get("storage", "enabled"):
+        return None, []
+    problems = []
+    port_text = cfg.get("node", "tub.port") or ""
+    match = re.fullmatch(r"tcp:(?:interface=([^:]+):)?([0-9]+)(?::interface=([^:]+))?",
+                         port_text)
+    if match is None:
+        problems.append(Problem("[node] tub.port", port_text,
+                                "a storage node needs a tcp:PORT listener (tor and i2p "
+                                "listeners are not supported yet)",
+                                "write e.g. tcp:3457:interface=127.0.0.1"))
+    hints = cfg.get("node", "tub.location") or ()
+    for hint in hints:
+        if hint.kind in ("auto", "onion-service", "i2p-destination"):
+            problems.append(Problem("[node] tub.location", hint.kind,
+                                    "not supported by mistgrid run yet",
+                                    "list tcp:HOST:PORT hints"))
+    if not hints:
+        problems.append(Problem("[node] tub.location", "", "a storage node must say where "
+                                "clients reach it", "write e.g. tcp:127.0.0.1:3457"))
+    if problems or match is None:
+        return None, problems
+    storage_dir = cfg.get("storage", "storage_dir")
+    return StoragePlan(int(match.group(2)), match.group(1) or match.group(3) or "0.0.0.0",
+                       Path(storage_dir) if storage_dir else directory / "storage",
+                       cfg.get("storage", "reserved_space"), tuple(hints),
+                       cfg.get("node", "nickname") or directory.name), []
+
+
+def check_node(directory: Path) -> tuple[ConfigValues | None, list[str]]:
+    """Read and check DIR/tahoe.cfg; every problem as one line."""
+    config_file = directory / "tahoe.cfg"
+    if not config_file.exists():
+        return None, [f"{directory} is not a node directory (no tahoe.cfg); create one with "
+                      "mistgrid create-node"]
+    cfg, problems = load_config(config_file.read_text())
+    _plan, more = plan_storage(directory, cfg)
+    lines = [f"tahoe.cfg {p}" for p in problems + more]
+    return (None if lines else cfg), lines
+
+
+def _nurls(plan: StoragePlan, spki: bytes, swissnum: str) -> list[Nurl]:
+    nurls = []
+    for hint in plan.hints:
+        scheme = {"tcp": "pb", "tor": "pb+tor", "i2p": "pb+i2p"}[hint.kind]
+        nurls.append(Nurl(scheme, spki, hint.host, hint.port, swissnum))
+    return nurls
+
+
+def start_storage(directory: Path, plan: StoragePlan) -> None:
+    """Listen; write the NURLs and the announcement once listening."""
+    private = directory / "private"
+    pem = create_identity(private)
+    swissnum = load_or_create_swissnum(private)
+    backend = DiskBackend(plan.storage_dir, reserved_space=plan.reserved_space)
+    options = ssl.PrivateCertificate.loadPEM(pem.read_text()).options()
+    endpoint = endpoints.SSL4ServerEndpoint(reactor, plan.port, options,
+                                            interface=plan.interface)
+    cert = load_certificate(pem)
+    nurls = _nurls(plan, spki_hash(cert), swissnum)
+
+    def listening(_port: object) -> None:
+        (private / "storage.nurls").write_text("".join(n.to_text() + "\n" for n in nurls))
+        entry = {"server-id": server_id(cert),
+                 "ann": announcement(nurls, cert, plan.nickname)}
+        temp = private / "announcement.json.tmp"
+        temp.write_text(json.dumps(entry, indent=2) + "\n")
+        temp.replace(private / "announcement.json")
+        print(f"storage server listening on {plan.interface}:{plan.port}", flush=True)
+
+    def failed(failure: Any) -> None:
+        print(f"mistgrid: error: cannot listen on tub.port: {failure.getErrorMessage()}",
+              flush=True)
+        reactor.stop()
+
+    endpoint.listen(make_site(backend, swissnum.encode("ascii"))).addCallbacks(
+        listening, failed)
+
+
+def run_node(directory: Path) -> list[str]:
+    """Check, then run until stopped; returns the problems that stopped it instead."""
+    cfg, lines = check_node(directory)
+    if cfg is None:
+        return lines
+    plan, _ = plan_storage(directory, cfg)
+    if plan is None:
+        return ["this node has nothing to run yet: mistgrid run serves storage "
+                "([storage] enabled = true); clients and introducers come next"]
+    (directory / "logs").mkdir(exist_ok=True)
+    start_storage(directory, plan)
+    reactor.run()
+    return []
