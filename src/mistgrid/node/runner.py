@@ -11,7 +11,9 @@ Later steps add the introducer, the client side and the web API here.
 from __future__ import annotations
 
 import json
+import os
 import re
+from concurrent.futures import Executor, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, cast
 
@@ -19,16 +21,21 @@ import attrs
 from twisted.internet import endpoints, ssl
 from twisted.internet import reactor as _reactor
 
+from ..cli.options import read_convergence
 from ..config.check import ConfigValues, load_config
 from ..config.keys import Problem
 from ..config.location import Hint
 from ..crypto.spki import spki_hash
+from ..encoding.params import EncodingParams
 from ..gbs.nurl import Nurl
+from ..grid.servers import load_servers
+from ..net.connector import Connector
 from ..storage.announcement import announcement, server_id
 from ..storage.backend import DiskBackend
 from ..storage.server import make_site
 from ..storage.standalone import load_or_create_swissnum
 from ..storage.tls import create_identity, load_certificate
+from ..web.api import ClientSettings, WebAPI, make_web_site
 
 reactor = cast(Any, _reactor)
 
@@ -125,16 +132,45 @@ def start_storage(directory: Path, plan: StoragePlan) -> None:
         listening, failed)
 
 
+def start_web(directory: Path, cfg: ConfigValues, executor: Executor) -> None:
+    """The web API on web.port, for the servers in private/servers.yaml."""
+    servers = load_servers(directory / "private" / "servers.yaml", Connector(reactor),
+                           reactor)
+    params = EncodingParams(cfg.get("client", "shares.needed"),
+                            cfg.get("client", "shares.total"))
+    settings = ClientSettings(params, cfg.get("client", "shares.happy"),
+                              read_convergence(directory / "private" / "convergence"))
+    nickname = cfg.get("node", "nickname") or directory.name
+    site = make_web_site(WebAPI(servers, settings, executor, nickname))
+    web_port = cfg.get("node", "web.port")
+
+    def listening(port: Any) -> None:
+        address = port.getHost()
+        (directory / "node.url").write_text(f"http://{address.host}:{address.port}/\n")
+        print(f"web API on http://{address.host}:{address.port}/", flush=True)
+
+    def failed(failure: Any) -> None:
+        print(f"mistgrid: error: cannot listen on web.port: {failure.getErrorMessage()}",
+              flush=True)
+        reactor.stop()
+
+    endpoints.serverFromString(reactor, web_port).listen(site).addCallbacks(listening, failed)
+
+
 def run_node(directory: Path) -> list[str]:
     """Check, then run until stopped; returns the problems that stopped it instead."""
     cfg, lines = check_node(directory)
     if cfg is None:
         return lines
     plan, _ = plan_storage(directory, cfg)
-    if plan is None:
-        return ["this node has nothing to run yet: mistgrid run serves storage "
-                "([storage] enabled = true); clients and introducers come next"]
+    web = bool(cfg.get("node", "web.port"))
+    if plan is None and not web:
+        return ["this node has nothing to run: enable [storage] or set [node] web.port"]
     (directory / "logs").mkdir(exist_ok=True)
-    start_storage(directory, plan)
-    reactor.run()
+    with ThreadPoolExecutor(os.cpu_count() or 1) as executor:
+        if plan is not None:
+            start_storage(directory, plan)
+        if web:
+            start_web(directory, cfg, executor)
+        reactor.run()
     return []

@@ -1,0 +1,78 @@
+"""The storage servers a client knows, from Tahoe's `private/servers.yaml`, and their status.
+
+How this works: each entry's announcement gives NURLs; the first NURL the routing policy
+can use becomes a `StorageClient`. A periodic version probe (and every upload/download)
+updates a frozen `ServerStatus` (connected or not, route, last error) that the welcome
+page renders.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import attrs
+import yaml
+
+from ..caps import base32
+from ..errors import MistgridError
+from ..gbs.nurl import NurlError, parse_nurl
+from ..net.connector import Connector
+from ..storage.client import StorageClient
+
+
+@attrs.frozen
+class ServerStatus:
+    server_id: str
+    nickname: str
+    connected: bool = False
+    route: str = "direct"
+    last_error: str = ""
+    last_contact: float | None = None
+    version: str = ""
+
+
+@attrs.define
+class KnownServer:
+    client: StorageClient
+    status: ServerStatus
+
+    async def probe(self) -> None:
+        try:
+            version = await self.client.version()
+        except Exception as err:
+            self.status = attrs.evolve(self.status, connected=False,
+                                       last_error=str(err) or err.__class__.__name__)
+            return
+        app = version.get(b"application-version", b"")
+        self.status = attrs.evolve(self.status, connected=True, last_error="",
+                                   last_contact=time.time(),
+                                   version=app.decode("utf-8", "replace")
+                                   if isinstance(app, bytes) else str(app))
+
+
+def load_servers(path: Path, connector: Connector, reactor: Any) -> list[KnownServer]:
+    """Servers from a servers.yaml file (none if it does not exist)."""
+    if not path.exists():
+        return []
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise MistgridError(f"{path}: not valid YAML ({err.__class__.__name__})") from err
+    servers = []
+    for sid, entry in (data.get("storage") or {}).items():
+        ann = (entry or {}).get("ann") or {}
+        nurls = ann.get("anonymous-storage-NURLs") or []
+        if not nurls:
+            raise MistgridError(f"{path}: server {sid} has no anonymous-storage-NURLs")
+        try:
+            nurl = parse_nurl(str(sorted(nurls)[0]))
+        except NurlError as err:
+            raise MistgridError(f"{path}: server {sid}: {err}") from err
+        seed_text = ann.get("permutation-seed-base32")
+        seed = base32.a2b(seed_text) if seed_text else None
+        client = StorageClient(nurl, connector, reactor, permutation_seed=seed)
+        servers.append(KnownServer(client, ServerStatus(str(sid), str(ann.get("nickname",
+                                                                                  "")))))
+    return servers

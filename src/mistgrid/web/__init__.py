@@ -1,0 +1,1 @@
+"""The web API gateway (Tahoe's WAPI paths) and status pages."""

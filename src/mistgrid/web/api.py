@@ -1,0 +1,164 @@
+"""The web API: Tahoe's paths for immutable files and the welcome page.
+
+    PUT /uri                 body = file; answers the cap (text/plain)
+    GET /uri/$CAP            the file (streamed as it is verified)
+    GET /uri/$CAP?t=json     ["filenode", {ro_uri, verify_uri, size, mutable}]
+    GET /  and  /?t=json     every known server: connection state, route, last error
+
+How this works: a twisted.web leaf resource; each request runs as a coroutine on the
+reactor. Errors become a status and a one-line text body; caps are never logged.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import urllib.parse
+from concurrent.futures import Executor
+from typing import IO, Any
+
+import attrs
+from twisted.internet import defer
+from twisted.logger import Logger
+from twisted.web import resource, server
+
+from ..caps import ChkCap, LiteralCap, parse_cap
+from ..encoding.params import EncodingParams
+from ..errors import CapabilityError, MistgridError, NotEnoughSharesError
+from ..grid.downloader import download
+from ..grid.servers import KnownServer
+from ..grid.uploader import UploadUnhappyError, upload
+
+log = Logger()
+
+
+@attrs.frozen
+class ClientSettings:
+    params: EncodingParams
+    happy: int
+    convergence: bytes
+
+
+class _Sink:
+    """A file-like sink that writes straight to the HTTP response."""
+
+    def __init__(self, request: server.Request) -> None:
+        self._request = request
+        self.started = False
+
+    def write(self, data: bytes) -> None:
+        self.started = True
+        self._request.write(data)
+
+
+class WebAPI(resource.Resource):
+    isLeaf = True  # noqa: N815 (twisted.web name)
+
+    def __init__(self, servers: list[KnownServer], settings: ClientSettings,
+                 executor: Executor | None, nickname: str) -> None:
+        super().__init__()
+        self.servers = servers
+        self.settings = settings
+        self.executor = executor
+        self.nickname = nickname
+
+    def render(self, request: server.Request) -> Any:
+        defer.Deferred.fromCoroutine(self._handle(request)).addErrback(
+            lambda f: log.failure("web request failed", f))
+        return server.NOT_DONE_YET
+
+    async def _handle(self, request: server.Request) -> None:
+        path = [urllib.parse.unquote(p.decode("utf-8", "replace"))
+                for p in request.postpath or []]
+        args = {k.decode(): [v.decode() for v in vs] for k, vs in (request.args or {}).items()}
+        method = request.method.decode("ascii", "replace")
+        try:
+            if path in ([], [""]) and method == "GET":
+                await self._welcome(request, args)
+            elif path == ["uri"] and method == "PUT":
+                await self._put(request)
+            elif len(path) == 2 and path[0] == "uri" and method == "GET":
+                await self._get(request, path[1], args)
+            else:
+                self._finish(request, 404, b"no such page\n")
+        except (CapabilityError, NotEnoughSharesError, UploadUnhappyError,
+                MistgridError) as err:
+            status = 400 if isinstance(err, CapabilityError) else 410 if isinstance(
+                err, NotEnoughSharesError) else 503
+            self._finish(request, status, str(err).encode() + b"\n")
+
+    def _finish(self, request: server.Request, status: int, body: bytes,
+                kind: bytes = b"text/plain; charset=utf-8") -> None:
+        if request.finished or request._disconnected:
+            return
+        request.setResponseCode(status)
+        request.setHeader(b"content-type", kind)
+        request.write(body)
+        request.finish()
+
+    async def _welcome(self, request: server.Request, args: dict[str, list[str]]) -> None:
+        await defer.gatherResults([defer.Deferred.fromCoroutine(s.probe())
+                                   for s in self.servers])
+        servers = [{"nodeid": s.status.server_id, "nickname": s.status.nickname,
+                    "connection_status": "connected" if s.status.connected else "not connected",
+                    "route": s.status.route, "last_error": s.status.last_error,
+                    "version": s.status.version, "last_received_data": s.status.last_contact}
+                   for s in self.servers]
+        if args.get("t") == ["json"]:
+            self._finish(request, 200, json.dumps({"servers": servers}, indent=1).encode(),
+                         b"application/json")
+            return
+        rows = "".join(f"<tr><td>{s['nickname']}</td><td>{s['nodeid']}</td>"
+                       f"<td>{s['connection_status']}</td><td>{s['route']}</td>"
+                       f"<td>{s['last_error']}</td></tr>" for s in servers)
+        page = (f"<html><head><title>mistgrid {self.nickname}</title></head><body>"
+                f"<h1>mistgrid node {self.nickname}</h1><table><tr><th>nickname</th>"
+                f"<th>server id</th><th>state</th><th>route</th><th>last error</th></tr>"
+                f"{rows}</table></body></html>")
+        self._finish(request, 200, page.encode(), b"text/html; charset=utf-8")
+
+    async def _put(self, request: server.Request) -> None:
+        content: IO[bytes] | None = request.content
+        if content is None:
+            self._finish(request, 400, b"no body\n")
+            return
+        content.seek(0, os.SEEK_END)
+        size = content.tell()
+        content.seek(0)
+        cap = await upload(content, size, [s.client for s in self.servers],
+                           self.settings.params, self.settings.happy,
+                           self.settings.convergence, executor=self.executor)
+        self._finish(request, 200, cap.to_string().encode())
+
+    async def _get(self, request: server.Request, cap_text: str,
+                   args: dict[str, list[str]]) -> None:
+        cap = parse_cap(cap_text)
+        if not isinstance(cap, (ChkCap, LiteralCap)):
+            self._finish(request, 400, b"a verify cap cannot be read\n")
+            return
+        if args.get("t") == ["json"]:
+            info: dict[str, Any] = {"ro_uri": cap_text, "size": cap.size, "mutable": False}
+            if isinstance(cap, ChkCap):
+                info["verify_uri"] = cap.verifier().to_string()
+            self._finish(request, 200, json.dumps(["filenode", info]).encode(),
+                         b"application/json")
+            return
+        request.setHeader(b"content-type", b"application/octet-stream")
+        request.setHeader(b"content-length", str(cap.size).encode())
+        sink = _Sink(request)
+        try:
+            await download(cap, [s.client for s in self.servers], sink,  # type: ignore[arg-type]
+                           executor=self.executor)
+        except MistgridError:
+            if sink.started:  # too late for a status: cut the response short
+                request.loseConnection()
+                return
+            raise
+        if not request.finished and not request._disconnected:
+            request.finish()
+
+
+def make_web_site(api: WebAPI) -> server.Site:
+    site = server.Site(api)
+    site.displayTracebacks = False
+    return site

@@ -1,0 +1,96 @@
+"""A local grid of node processes: 4 storage nodes and a client node whose web API
+stores and reads files (Tahoe's PUT /uri and GET /uri/$CAP), with the welcome page
+showing every server's state and route."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from mistgrid.storage.announcement import servers_yaml
+from mistgrid.testing.procs import Managed, free_ports, stop_all, wait_for
+
+from ..conftest import run_cli
+
+MISTGRID = str(Path(sys.executable).with_name("mistgrid"))
+
+
+def start(node: Path, log: Path) -> Managed:
+    return Managed(f"mistgrid run {node.name}", [MISTGRID, "run", str(node)], log)
+
+
+@pytest.fixture(scope="module")
+def web_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    base = tmp_path_factory.mktemp("webgrid")
+    processes: list[Managed] = []
+    try:
+        entries = {}
+        for i, port in enumerate(free_ports(4)):
+            node = base / f"storage{i}"
+            run_cli("create-node", "--nickname", f"s{i}", "--webport", "none",
+                    "--port", f"tcp:{port}:interface=127.0.0.1",
+                    "--location", f"tcp:127.0.0.1:{port}", str(node))
+            processes.append(start(node, base / f"storage{i}.log"))
+            announcement = node / "private" / "announcement.json"
+            wait_for(exists(announcement), 30, "a storage node", watch=processes)
+            entry = json.loads(announcement.read_text())
+            entries[entry["server-id"]] = entry["ann"]
+        (web,) = free_ports(1)
+        client = base / "client"
+        run_cli("create-client", "--webport", f"tcp:{web}:interface=127.0.0.1",
+                "--shares-needed", "2", "--shares-happy", "4", "--shares-total", "4",
+                str(client))
+        (client / "private" / "servers.yaml").write_text(servers_yaml(entries))
+        processes.append(start(client, base / "client.log"))
+        wait_for(lambda: True if (client / "node.url").exists() else None, 30,
+                 "the client's web API", watch=processes)
+        yield (client / "node.url").read_text().strip()
+    finally:
+        stop_all(processes)
+
+
+def exists(path: Path) -> Callable[[], bool | None]:
+    return lambda: True if path.exists() else None
+
+
+def http(method: str, url: str, body: bytes | None = None) -> tuple[int, bytes]:
+    request = urllib.request.Request(url, data=body, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=120) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read()
+
+
+@pytest.mark.parametrize("size", [0, 1024, 5 * 1024 * 1024 + 3])
+def test_put_and_get(web_url: str, size: int) -> None:
+    data = os.urandom(size)
+    status, cap = http("PUT", web_url + "uri", data)
+    assert status == 200, cap
+    assert cap.startswith(b"URI:LIT:" if size <= 55 else b"URI:CHK:")
+    status, back = http("GET", web_url + "uri/" + cap.decode())
+    assert status == 200 and back == data
+    status, info = http("GET", web_url + "uri/" + cap.decode() + "?t=json")
+    assert json.loads(info)[1]["size"] == size
+
+
+def test_welcome_lists_servers(web_url: str) -> None:
+    status, body = http("GET", web_url + "?t=json")
+    servers = json.loads(body)["servers"]
+    assert status == 200 and len(servers) == 4
+    assert {s["connection_status"] for s in servers} == {"connected"}
+    assert {s["route"] for s in servers} == {"direct"}
+    status, page = http("GET", web_url)
+    assert status == 200 and b"<table>" in page
+
+
+def test_bad_cap_is_400(web_url: str) -> None:
+    status, body = http("GET", web_url + "uri/URI:CHK:nope")
+    assert status == 400 and b"malformed" in body
