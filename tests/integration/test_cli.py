@@ -127,8 +127,18 @@ def test_encode_errors(tmp_path: Path) -> None:
 
 
 def test_demo_runs(tmp_path: Path) -> None:
-    """The README's main job prints a CHK cap and reports a verified round trip."""
+    """The README's main job: a grid of node processes stores and reads back a file,
+    prints a CHK cap, and leaves no process behind (the suite's leak check also looks)."""
     result = run_cli("demo", "--size", "300KiB", "--dir", str(tmp_path / "demo"))
+    assert result.returncode == 0, result.stderr.decode()
+    lines = result.stdout.decode().splitlines()
+    assert lines[-1].startswith("URI:CHK:") and lines[-1].endswith(":2:4:307200")
+    assert any("read back and verified all 307200 bytes" in line for line in lines)
+    assert any(line.startswith("grid of 4 storage nodes") for line in lines)
+
+
+def test_demo_offline(tmp_path: Path) -> None:
+    result = run_cli("demo", "--offline", "--size", "300KiB", "--dir", str(tmp_path / "d"))
     assert result.returncode == 0, result.stderr.decode()
     lines = result.stdout.decode().splitlines()
     assert lines[-1].startswith("URI:CHK:") and "verified" in lines[-2]

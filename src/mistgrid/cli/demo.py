@@ -1,8 +1,8 @@
 """`mistgrid demo`: the README's main job.
 
-Until the grid exists this is the offline round trip: make a sample file, encode it 3-of-10
-with a fresh convergence secret, throw away 7 of the 10 shares at random, decode from the
-remaining 3 and check every byte.
+By default a local grid of node processes on 127.0.0.1 stores a sample file and reads it
+back (`mistgrid.node.demo`). `--offline` is the round trip without a grid: encode 3-of-10
+into local share files, throw away 7 at random, decode from the other 3.
 """
 
 from __future__ import annotations
@@ -20,22 +20,30 @@ from .. import offline
 from ..caps import ChkCap
 from ..encoding.params import EncodingParams
 from ..errors import MistgridError
+from ..node.demo import run_demo
 from .options import size_option
 from .progress import byte_progress
 
 
 @click.command()
 @click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
-              help="Work here (kept afterwards) instead of a temporary directory.")
+              help="Build the grid here (kept afterwards) instead of a temporary directory.")
 @click.option("--size", type=str, callback=size_option, default="5MiB", show_default=True,
               help="Size of the sample file.")
-def demo(directory: Path | None, size: int) -> None:
-    """Store a sample file as 10 shares and read it back from any 3."""
+@click.option("--keep", is_flag=True, help="Leave the grid running (says how to stop it).")
+@click.option("--offline", is_flag=True,
+              help="No grid: encode into 10 local share files and decode from 3.")
+def demo(directory: Path | None, size: int, keep: bool, offline: bool) -> None:
+    """Start a local grid (4 storage nodes and a client), store a file, read it back."""
     work = directory or Path(tempfile.mkdtemp(prefix="mistgrid-demo-"))
     try:
-        _run(work, size)
+        if offline:
+            _run(work, size)
+        else:
+            cap = run_demo(work, size, keep, click.echo)
+            click.echo(cap)
     finally:
-        if directory is None:
+        if directory is None and not keep:
             shutil.rmtree(work, ignore_errors=True)
 
 

@@ -76,6 +76,11 @@ def stop_all(processes: Sequence[Managed], term_timeout: float = 10.0) -> None:
         proc.stop(max(0.1, deadline - time.monotonic()))
 
 
+def release(proc: Managed) -> None:
+    """Stop tracking `proc`: it is meant to outlive this Python process."""
+    _RUNNING.pop(proc.pid, None)
+
+
 def leftovers() -> list[tuple[int, str]]:
     """(PID, name) of every process this harness started that is still running."""
     return [(pid, proc.name) for pid, proc in list(_RUNNING.items()) if proc.alive()]
