@@ -27,7 +27,8 @@ def start(node: Path, log: Path) -> Managed:
 
 
 @pytest.fixture(scope="module")
-def web_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def web_grid(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """(web API URL, the directory holding every node and log)."""
     base = tmp_path_factory.mktemp("webgrid")
     processes: list[Managed] = []
     try:
@@ -51,9 +52,14 @@ def web_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         processes.append(start(client, base / "client.log"))
         wait_for(lambda: True if (client / "node.url").exists() else None, 30,
                  "the client's web API", watch=processes)
-        yield (client / "node.url").read_text().strip()
+        yield (client / "node.url").read_text().strip(), base
     finally:
         stop_all(processes)
+
+
+@pytest.fixture
+def web_url(web_grid: tuple[str, Path]) -> str:
+    return web_grid[0]
 
 
 def exists(path: Path) -> Callable[[], bool | None]:
@@ -94,3 +100,16 @@ def test_welcome_lists_servers(web_url: str) -> None:
 def test_bad_cap_is_400(web_url: str) -> None:
     status, body = http("GET", web_url + "uri/URI:CHK:nope")
     assert status == 400 and b"malformed" in body
+
+
+def test_no_cap_in_any_log(web_grid: tuple[str, Path]) -> None:
+    """After storing and reading a file, no node's log holds its key (the cap's secret)."""
+    web_url, base = web_grid
+    status, cap = http("PUT", web_url + "uri", os.urandom(5000))
+    assert status == 200
+    assert http("GET", web_url + "uri/" + cap.decode())[0] == 200
+    key = cap.decode().split(":")[2]
+    logs = list(base.rglob("*.log"))
+    assert len(logs) == 10  # each node's output and its logs/node.log
+    for log in logs:
+        assert key not in log.read_text(errors="replace"), log

@@ -20,6 +20,7 @@ from typing import Any, cast
 import attrs
 from twisted.internet import endpoints, ssl
 from twisted.internet import reactor as _reactor
+from twisted.logger import ILogObserver, globalLogBeginner, textFileLogObserver
 
 from ..cli.options import read_convergence
 from ..config.check import ConfigValues, load_config
@@ -167,6 +168,9 @@ def run_node(directory: Path) -> list[str]:
     if plan is None and not web:
         return ["this node has nothing to run: enable [storage] or set [node] web.port"]
     (directory / "logs").mkdir(exist_ok=True)
+    log_file = (directory / "logs" / "node.log").open("a", encoding="utf-8")
+    observer = cast(ILogObserver, textFileLogObserver(log_file))
+    globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
     with ThreadPoolExecutor(os.cpu_count() or 1) as executor:
         if plan is not None:
             start_storage(directory, plan)

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import IO, Any
 
 from twisted.logger import Logger
-from twisted.web import resource, server
+from twisted.web import http, resource, server
 
 from .. import __version__
 from ..caps import base32
@@ -259,8 +259,16 @@ def _decoded(value: bytes | None) -> str | None:
     return value.decode("latin-1") if value is not None else None
 
 
+class QuietSite(server.Site):
+    """A Site that keeps no access log: request lines can hold caps and storage indexes,
+    and headers hold swissnums and secrets; none of them may reach a log."""
+
+    def log(self, request: http.Request) -> None:
+        pass
+
+
 def make_site(backend: DiskBackend, swissnum: bytes) -> server.Site:
     root = StorageResource(backend, swissnum)
-    site = server.Site(root)
+    site = QuietSite(root)
     site.displayTracebacks = False
     return site

@@ -28,6 +28,7 @@ from ..errors import CapabilityError, MistgridError, NotEnoughSharesError
 from ..grid.downloader import download
 from ..grid.servers import KnownServer
 from ..grid.uploader import UploadUnhappyError, upload
+from ..storage.server import QuietSite
 
 log = Logger()
 
@@ -159,6 +160,6 @@ class WebAPI(resource.Resource):
 
 
 def make_web_site(api: WebAPI) -> server.Site:
-    site = server.Site(api)
+    site = QuietSite(api)  # no access log: a request line like GET /uri/URI:CHK:... is a cap
     site.displayTracebacks = False
     return site
