@@ -20,7 +20,7 @@ from pathlib import Path
 
 from mistgrid.testing.echo import EchoServer, round_trip
 from mistgrid.testing.i2pnet import CLIENT_SESSION_OPTIONS, SERVER_SESSION_OPTIONS, I2PNetwork
-from mistgrid.testing.samclient import SamSession, Stream
+from mistgrid.testing.samclient import Stream, open_sessions
 from mistgrid.testing.socksclient import socks_connect
 from mistgrid.testing.tornet import TorNetwork
 
@@ -52,21 +52,18 @@ def tor_throughput(net: TorNetwork) -> list[tuple[str, str]]:
 
 def i2p_throughput(net: I2PNetwork) -> list[tuple[str, str]]:
     data = os.urandom(SIZE)
-    with ThreadPoolExecutor(3) as pool:
-        server_job = pool.submit(SamSession, net.sam_port(0), "bench-srv",
-                                 SERVER_SESSION_OPTIONS)
-        client_job = pool.submit(SamSession, net.sam_port(1), "bench-cli",
-                                 CLIENT_SESSION_OPTIONS)
-        with server_job.result() as server, client_job.result() as client:
-            accepted = pool.submit(server.accept)
-            stream = client.connect(server.b32)
-            incoming, _ = accepted.result(120)
-            for end in (stream, incoming):
-                end.sock.settimeout(60)
-            pool.submit(_echo, incoming)
-            back, seconds = round_trip(stream, data)
-            stream.close()
-            incoming.close()
+    server, client = open_sessions([(net.sam_port(2), "bench-srv", SERVER_SESSION_OPTIONS),
+                                    (net.sam_port(3), "bench-cli", CLIENT_SESSION_OPTIONS)])
+    with ThreadPoolExecutor(2) as pool, server, client:
+        accepted = pool.submit(server.accept)
+        stream = client.connect(server.b32)
+        incoming, _ = accepted.result(120)
+        for end in (stream, incoming):
+            end.sock.settimeout(60)
+        pool.submit(_echo, incoming)
+        back, seconds = round_trip(stream, data)
+        stream.close()
+        incoming.close()
     assert back == data
     return [("i2p destination on another router", rate(seconds))]
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from mistgrid.testing.echo import EchoServer, round_trip
 from mistgrid.testing.i2pnet import CLIENT_SESSION_OPTIONS, SERVER_SESSION_OPTIONS, I2PNetwork
 from mistgrid.testing.procs import Managed, free_ports, wait_for
-from mistgrid.testing.samclient import SamSession, Stream
+from mistgrid.testing.samclient import Stream, open_sessions
 from mistgrid.testing.socksclient import socks_connect
 from mistgrid.testing.torcontrol import TorControl
 from mistgrid.testing.tornet import TorNetwork, render_torrc, tor_binary
@@ -79,28 +79,26 @@ def test_through_hidden_service_dir(tor_network: TorNetwork, tmp_path: Path) -> 
 
 
 def test_through_i2p_destination(i2p_network: I2PNetwork) -> None:
-    """A SAM session on router 0 serves; a session on router 1 connects by .b32.i2p."""
+    """A SAM session on router 2 serves; a session on router 3 connects by .b32.i2p."""
+    i2p_network.check_alive()
     data = payload()
     stamp = str(int(time.monotonic() * 1000))
-    with ThreadPoolExecutor(3) as pool:
-        # sessions take ~20 s to come up: make both at once
-        server_job = pool.submit(SamSession, i2p_network.sam_port(0), f"echo-srv-{stamp}",
-                                 SERVER_SESSION_OPTIONS)
-        client_job = pool.submit(SamSession, i2p_network.sam_port(1), f"echo-cli-{stamp}",
-                                 CLIENT_SESSION_OPTIONS)
-        with server_job.result() as server, client_job.result() as client:
-            accepted = pool.submit(server.accept)
-            stream = client.connect(server.b32)
-            incoming, peer = accepted.result(timeout=120)
-            assert peer == client.destination
-            for end in (stream, incoming):  # a stalled stream fails the test, never hangs it
-                end.sock.settimeout(60)
-            pool.submit(echo_back, incoming)
-            try:
-                back, seconds = round_trip(stream, data)
-            finally:
-                stream.close()
-                incoming.close()
+    server, client = open_sessions([
+        (i2p_network.sam_port(2), f"echo-srv-{stamp}", SERVER_SESSION_OPTIONS),
+        (i2p_network.sam_port(3), f"echo-cli-{stamp}", CLIENT_SESSION_OPTIONS)])
+    with server, client, ThreadPoolExecutor(2) as pool:
+        accepted = pool.submit(server.accept)
+        stream = client.connect(server.b32)
+        incoming, peer = accepted.result(timeout=120)
+        assert peer == client.destination
+        for end in (stream, incoming):  # a stalled stream fails the test, never hangs it
+            end.sock.settimeout(60)
+        pool.submit(echo_back, incoming)
+        try:
+            back, seconds = round_trip(stream, data)
+        finally:
+            stream.close()
+            incoming.close()
     assert back == data
     report("I2P destination on another router", seconds)
 

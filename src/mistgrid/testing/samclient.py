@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+from concurrent.futures import ThreadPoolExecutor, wait
 
 from ..wire import sam
 from .procs import HarnessError
@@ -127,3 +128,20 @@ class SamSession:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def open_sessions(specs: list[tuple[int, str, dict[str, str]]],
+                  timeout: float = 120.0) -> list[SamSession]:
+    """Create several sessions at once (each takes ~20 s); if any fails, close the others
+    and raise its error."""
+    with ThreadPoolExecutor(len(specs)) as pool:
+        jobs = [pool.submit(SamSession, port, name, options, timeout)
+                for port, name, options in specs]
+        wait(jobs)
+    failures = [job.exception() for job in jobs if job.exception() is not None]
+    if failures:
+        for job in jobs:
+            if job.exception() is None:
+                job.result().close()
+        raise failures[0]  # type: ignore[misc]
+    return [job.result() for job in jobs]
