@@ -113,3 +113,28 @@ def test_no_cap_in_any_log(web_grid: tuple[str, Path]) -> None:
     assert len(logs) == 10  # each node's output and its logs/node.log
     for log in logs:
         assert key not in log.read_text(errors="replace"), log
+
+
+def test_cli_put_and_get(web_grid: tuple[str, Path], tmp_path: Path) -> None:
+    """`mistgrid put FILE` / `put -` and `mistgrid get CAP OUT` / `get CAP -` with -d."""
+    _url, base = web_grid
+    client = str(base / "client")
+    data = os.urandom(2 * 1024 * 1024 + 9)
+    source = tmp_path / "in"
+    source.write_bytes(data)
+    put = run_cli("put", "-d", client, str(source))
+    assert put.returncode == 0, put.stderr.decode()
+    cap = put.stdout.decode().strip()
+    assert cap.startswith("URI:CHK:") and put.stderr == b""  # piped: no progress bar
+    target = tmp_path / "out"
+    got = run_cli("get", "-d", client, cap, str(target))
+    assert got.returncode == 0 and target.read_bytes() == data
+    piped = run_cli("put", "-d", client, "-", input_bytes=b"from stdin" * 100)
+    streamed = run_cli("get", "-d", client, piped.stdout.decode().strip(), "-")
+    assert streamed.stdout == b"from stdin" * 100
+
+
+def test_cli_without_a_running_node(tmp_path: Path) -> None:
+    result = run_cli("get", "-d", str(tmp_path), "URI:LIT:nbswy3dp")
+    assert result.returncode == 1
+    assert b"is the node running?" in result.stderr and b"Traceback" not in result.stderr

@@ -10,6 +10,7 @@ import click
 from .. import __version__
 from ..errors import MistgridError
 from .create import create_client, create_introducer, create_node
+from .data import get, put
 from .debug import debug
 from .demo import demo
 from .run import run
@@ -46,6 +47,8 @@ for _command in (create_node, create_client, create_introducer):
     cli.add_command(_command)
 cli.add_command(demo)
 cli.add_command(run)
+cli.add_command(put)
+cli.add_command(get)
 
 
 def main() -> None:
