@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from ..encoding.params import MAX_SHARES
 
@@ -69,27 +70,29 @@ def furl(value: str) -> str | None:
     return stripped
 
 
-def mutable_format(value: str) -> str:
-    lowered = value.strip().lower()
-    if lowered not in ("sdmf", "mdmf"):
-        raise InvalidValueError("not a mutable file format", "write sdmf or mdmf")
-    return lowered
+def _one_of(what: str, *choices: str) -> Callable[[str], str]:
+    """A parser accepting exactly `choices` (case-insensitive)."""
+    fix = "write " + (", ".join(choices[:-1]) + " or " + choices[-1] if len(choices) > 1
+                      else choices[0])
+
+    def parse(value: str) -> str:
+        lowered = value.strip().lower()
+        if lowered not in choices:
+            raise InvalidValueError(f"not {what}", fix)
+        return lowered
+
+    return parse
+
+
+mutable_format = _one_of("a mutable file format", "sdmf", "mdmf")
+expire_mode = _one_of("an expiration mode", "age", "cutoff-date")
+_tcp_handler = _one_of("a TCP hint handler", "tcp", "tor", "disabled")
 
 
 def tcp_handler(value: str) -> str:
-    lowered = value.strip().lower()
-    if lowered == "i2p":
+    if value.strip().lower() == "i2p":
         raise InvalidValueError("I2P cannot reach TCP addresses", "write tcp, tor or disabled")
-    if lowered not in ("tcp", "tor", "disabled"):
-        raise InvalidValueError("not a TCP hint handler", "write tcp, tor or disabled")
-    return lowered
-
-
-def expire_mode(value: str) -> str:
-    lowered = value.strip().lower()
-    if lowered not in ("age", "cutoff-date"):
-        raise InvalidValueError("not an expiration mode", "write age or cutoff-date")
-    return lowered
+    return _tcp_handler(value)
 
 
 def endpoint(value: str) -> str:
