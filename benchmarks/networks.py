@@ -82,22 +82,16 @@ def main() -> None:
     for run in range(args.runs):
         last = run == args.runs - 1
         with tempfile.TemporaryDirectory(prefix="mistgrid-bench-") as base:
-            start = time.monotonic()
-            tor = TorNetwork.start(Path(base) / "tor")
-            times["tor"].append(time.monotonic() - start)
-            try:
-                if last:
-                    rows += tor_throughput(tor)
-            finally:
-                tor.stop()
-            start = time.monotonic()
-            i2p = I2PNetwork.start(Path(base) / "i2p")
-            times["i2p"].append(time.monotonic() - start)
-            try:
-                if last:
-                    rows += i2p_throughput(i2p)
-            finally:
-                i2p.stop()
+            for name, start_network, measure in (("tor", TorNetwork.start, tor_throughput),
+                                                 ("i2p", I2PNetwork.start, i2p_throughput)):
+                start = time.monotonic()
+                network = start_network(Path(base) / name)
+                times[name].append(time.monotonic() - start)
+                try:
+                    if last:
+                        rows += measure(network)  # type: ignore[arg-type]
+                finally:
+                    network.stop()
     print(f"start to ready, {args.runs} runs (seconds)")
     print(f"{'network':<10} {'min':>6} {'median':>7} {'max':>6}")
     for name, values in times.items():

@@ -32,7 +32,15 @@ from pathlib import Path
 import attrs
 
 from ..wire.sam import SamError
-from .procs import HarnessError, Managed, ensure_dir, free_ports, stop_all, wait_for
+from .procs import (
+    HarnessError,
+    Managed,
+    ensure_dir,
+    free_ports,
+    require_binary,
+    stop_all,
+    wait_for,
+)
 from .samclient import SamSession, Stream
 
 NETID = 77  # not 2 (the public I2P network): routers of other networks refuse us
@@ -167,10 +175,7 @@ def build_shim(out: Path) -> Path:
 
 
 def i2pd_binary() -> str:
-    found = shutil.which("i2pd")
-    if found is None:
-        raise HarnessError("i2pd is not installed (apt-get install i2pd)")
-    return found
+    return require_binary("i2pd", "i2pd")
 
 
 class I2PNetwork:

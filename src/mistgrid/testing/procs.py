@@ -11,6 +11,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -120,6 +121,14 @@ def wait_for(check: Callable[[], T | None], timeout: float, what: str,
         if time.monotonic() > deadline:
             raise HarnessError(f"timed out after {timeout:.0f}s waiting for {what}")
         time.sleep(interval)
+
+
+def require_binary(name: str, package: str) -> str:
+    """The path of an installed program, or HarnessError saying how to install it."""
+    found = shutil.which(name)
+    if found is None:
+        raise HarnessError(f"{name} is not installed (apt-get install {package})")
+    return found
 
 
 def is_loopback(host: str) -> bool:

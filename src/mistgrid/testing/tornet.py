@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import shutil
 import subprocess
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -28,7 +27,15 @@ import attrs
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from .procs import HarnessError, Managed, ensure_dir, free_ports, stop_all, wait_for
+from .procs import (
+    HarnessError,
+    Managed,
+    ensure_dir,
+    free_ports,
+    require_binary,
+    stop_all,
+    wait_for,
+)
 from .torcontrol import TorControl
 
 VOTING_INTERVAL = 10
@@ -182,10 +189,7 @@ NEEDED_FLAGS = {"Exit", "Guard", "HSDir", "Running", "Valid", "Fast", "Stable"}
 
 
 def tor_binary() -> str:
-    found = shutil.which("tor")
-    if found is None:
-        raise HarnessError("tor is not installed (apt-get install tor)")
-    return found
+    return require_binary("tor", "tor")
 
 
 class TorNetwork:
