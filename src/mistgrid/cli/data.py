@@ -27,7 +27,7 @@ node_option = click.option("-d", "--node-directory", "node_dir", type=click.Path
     help="The node whose web API to use.")
 
 
-def _connect(node_dir: Path) -> tuple[http.client.HTTPConnection, str]:
+def connect_local(node_dir: Path) -> tuple[http.client.HTTPConnection, str]:
     url_file = node_dir / "node.url"
     if not url_file.exists():
         raise MistgridError(f"{node_dir} has no node.url: is the node running? "
@@ -45,7 +45,7 @@ def _connect(node_dir: Path) -> tuple[http.client.HTTPConnection, str]:
 @node_option
 def put(source: str, node_dir: Path) -> None:
     """Store SOURCE (a file, or - for stdin) and print its cap."""
-    conn, base = _connect(node_dir)
+    conn, base = connect_local(node_dir)
     if source == "-":  # spool stdin (bounded memory) to learn its size
         stream: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 (closed below)
         while chunk := sys.stdin.buffer.read(CHUNK):
@@ -82,7 +82,7 @@ def put(source: str, node_dir: Path) -> None:
 @node_option
 def get(cap: str, target: str, node_dir: Path) -> None:
     """Read the file of CAP into TARGET (a file, or - for stdout)."""
-    conn, base = _connect(node_dir)
+    conn, base = connect_local(node_dir)
     try:
         conn.request("GET", base + "uri/" + urllib.parse.quote(cap, safe=":"))
         response = conn.getresponse()

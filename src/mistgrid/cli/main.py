@@ -10,6 +10,7 @@ import click
 from .. import __version__
 from ..errors import MistgridError
 from .create import create_client, create_introducer, create_node
+from .daemon import restart, start, status, stop
 from .data import get, put
 from .debug import debug
 from .demo import demo
@@ -46,7 +47,8 @@ cli.add_command(debug)
 for _command in (create_node, create_client, create_introducer):
     cli.add_command(_command)
 cli.add_command(demo)
-cli.add_command(run)
+for _command in (run, start, stop, restart, status):
+    cli.add_command(_command)
 cli.add_command(put)
 cli.add_command(get)
 

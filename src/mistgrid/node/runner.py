@@ -5,7 +5,9 @@ node before anything listens, each problem printed as one line. A node with
 `[storage] enabled = true` then serves GBS with TLS on `tub.port`, its identity the SPKI
 hash of `private/node.pem`, and writes `private/storage.nurls` and
 `private/announcement.json` (what clients put in their `private/servers.yaml`).
-Later steps add the introducer, the client side and the web API here.
+A node with `web.port` serves the web API. The node claims DIR/running.process first
+(`pidfile`), and prints READY once every listener is open (`mistgrid start` waits for it);
+a listener that cannot open stops the node with one line naming the key.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import attrs
-from twisted.internet import endpoints, ssl
+from twisted.internet import defer, endpoints, ssl
 from twisted.internet import reactor as _reactor
 from twisted.logger import ILogObserver, globalLogBeginner, textFileLogObserver
 
@@ -28,6 +30,7 @@ from ..config.keys import Problem
 from ..config.location import Hint
 from ..crypto.spki import spki_hash
 from ..encoding.params import EncodingParams
+from ..errors import MistgridError
 from ..gbs.nurl import Nurl
 from ..grid.servers import load_servers
 from ..net.connector import Connector
@@ -37,8 +40,10 @@ from ..storage.server import make_site
 from ..storage.standalone import load_or_create_swissnum
 from ..storage.tls import create_identity, load_certificate
 from ..web.api import ClientSettings, WebAPI, make_web_site
+from . import pidfile
 
 reactor = cast(Any, _reactor)
+READY = "mistgrid node running"
 
 
 @attrs.frozen
@@ -103,7 +108,7 @@ def _nurls(plan: StoragePlan, spki: bytes, swissnum: str) -> list[Nurl]:
     return nurls
 
 
-def start_storage(directory: Path, plan: StoragePlan) -> None:
+def start_storage(directory: Path, plan: StoragePlan) -> defer.Deferred[None]:
     """Listen; write the NURLs and the announcement once listening."""
     private = directory / "private"
     pem = create_identity(private)
@@ -124,16 +129,24 @@ def start_storage(directory: Path, plan: StoragePlan) -> None:
         temp.replace(private / "announcement.json")
         print(f"storage server listening on {plan.interface}:{plan.port}", flush=True)
 
+    listened: defer.Deferred[Any] = endpoint.listen(make_site(backend,
+                                                              swissnum.encode("ascii")))
+    return listened.addCallbacks(listening, _cannot_listen("[node] tub.port",
+                                                           f"tcp:{plan.port}"))
+
+
+def _cannot_listen(key: str, value: str) -> Any:
     def failed(failure: Any) -> None:
-        print(f"mistgrid: error: cannot listen on tub.port: {failure.getErrorMessage()}",
-              flush=True)
-        reactor.stop()
-
-    endpoint.listen(make_site(backend, swissnum.encode("ascii"))).addCallbacks(
-        listening, failed)
+        raise ListenError(f"cannot listen on {key} = {value}: {failure.getErrorMessage()}; "
+                          "choose a free port or stop what uses it")
+    return failed
 
 
-def start_web(directory: Path, cfg: ConfigValues, executor: Executor) -> None:
+class ListenError(MistgridError):
+    """A configured listener could not be opened."""
+
+
+def start_web(directory: Path, cfg: ConfigValues, executor: Executor) -> defer.Deferred[None]:
     """The web API on web.port, for the servers in private/servers.yaml."""
     servers = load_servers(directory / "private" / "servers.yaml", Connector(reactor),
                            reactor)
@@ -150,12 +163,8 @@ def start_web(directory: Path, cfg: ConfigValues, executor: Executor) -> None:
         (directory / "node.url").write_text(f"http://{address.host}:{address.port}/\n")
         print(f"web API on http://{address.host}:{address.port}/", flush=True)
 
-    def failed(failure: Any) -> None:
-        print(f"mistgrid: error: cannot listen on web.port: {failure.getErrorMessage()}",
-              flush=True)
-        reactor.stop()
-
-    endpoints.serverFromString(reactor, web_port).listen(site).addCallbacks(listening, failed)
+    listened: defer.Deferred[Any] = endpoints.serverFromString(reactor, web_port).listen(site)
+    return listened.addCallbacks(listening, _cannot_listen("[node] web.port", web_port))
 
 
 def run_node(directory: Path) -> list[str]:
@@ -167,14 +176,40 @@ def run_node(directory: Path) -> list[str]:
     web = bool(cfg.get("node", "web.port"))
     if plan is None and not web:
         return ["this node has nothing to run: enable [storage] or set [node] web.port"]
+    pidfile.claim(directory)
+    try:
+        return _serve(directory, cfg, plan, web)
+    finally:
+        pidfile.release(directory)
+
+
+def _serve(directory: Path, cfg: ConfigValues, plan: StoragePlan | None,
+           web: bool) -> list[str]:
     (directory / "logs").mkdir(exist_ok=True)
     log_file = (directory / "logs" / "node.log").open("a", encoding="utf-8")
     observer = cast(ILogObserver, textFileLogObserver(log_file))
     globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
+    errors: list[str] = []
+
+    def ready(_: object) -> None:
+        print(f"{READY} (pid {os.getpid()})", flush=True)
+
+    def failed(failure: Any) -> None:
+        errors.append(failure.value.args[0] if failure.check(ListenError)
+                      else failure.getErrorMessage())
+        reactor.stop()
+
     with ThreadPoolExecutor(os.cpu_count() or 1) as executor:
-        if plan is not None:
-            start_storage(directory, plan)
-        if web:
-            start_web(directory, cfg, executor)
+        def start_all() -> None:
+            started: list[defer.Deferred[None]] = []
+            if plan is not None:
+                started.append(start_storage(directory, plan))
+            if web:
+                started.append(start_web(directory, cfg, executor))
+            gathered = defer.gatherResults(started, consumeErrors=True)
+            gathered.addCallbacks(ready, lambda f: failed(f.value.subFailure))
+
+        reactor.callWhenRunning(start_all)
         reactor.run()
-    return []
+    log_file.close()
+    return errors
