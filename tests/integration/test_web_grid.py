@@ -138,3 +138,83 @@ def test_cli_without_a_running_node(tmp_path: Path) -> None:
     result = run_cli("get", "-d", str(tmp_path), "URI:LIT:nbswy3dp")
     assert result.returncode == 1
     assert b"is the node running?" in result.stderr and b"Traceback" not in result.stderr
+
+
+def form(fields: list[tuple[str, str | None, bytes]], boundary: str = "xYzZY") -> bytes:
+    """A multipart/form-data body: (name, filename or None, content) per field."""
+    out = b""
+    for name, filename, content in fields:
+        disposition = f'form-data; name="{name}"' + (
+            f'; filename="{filename}"' if filename is not None else "")
+        out += (f"--{boundary}\r\nContent-Disposition: {disposition}\r\n"
+                f"Content-Type: application/octet-stream\r\n\r\n").encode() + content + b"\r\n"
+    return out + f"--{boundary}--\r\n".encode()
+
+
+def post(url: str, body: bytes, kind: str) -> tuple[int, bytes]:
+    request = urllib.request.Request(url, data=body, method="POST",
+                                     headers={"Content-Type": kind})
+    try:
+        with urllib.request.urlopen(request, timeout=120) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read()
+
+
+def test_post_upload_form(web_url: str) -> None:
+    """POST /uri?t=upload stores the form's `file` field (here holding the boundary-like
+    bytes "\\r\\n--" inside) and gives the same cap as PUT /uri of the same bytes."""
+    data = os.urandom(3 * 1024 * 1024) + b"\r\n--xYzZ\r\n" + os.urandom(100)
+    body = form([("t", None, b"upload"), ("file", "a.bin", data)])
+    status, cap = post(web_url + "uri?t=upload", body,
+                       'multipart/form-data; boundary="xYzZY"')
+    assert status == 200, cap
+    assert http("GET", web_url + "uri/" + cap.decode()) == (200, data)
+    assert http("PUT", web_url + "uri", data) == (200, cap)  # same convergent cap
+
+
+@pytest.mark.parametrize("body, kind", [
+    (b"plain", "text/plain"),
+    (form([("other", None, b"x")]), "multipart/form-data; boundary=xYzZY"),
+    (form([("file", "a", b"x")])[:-10], "multipart/form-data; boundary=xYzZY"),
+    (form([("file", "a", b"x")]), "multipart/form-data"),
+])
+def test_post_upload_bad_forms_are_400(web_url: str, body: bytes, kind: str) -> None:
+    """A body that is not a well-formed form with one `file` field: 400 and a reason."""
+    status, reason = post(web_url + "uri?t=upload", body, kind)
+    assert status == 400, reason
+    assert reason.endswith(b"\n") and reason.count(b"\n") == 1
+
+
+def ranged(url: str, header: str) -> tuple[int, dict[str, str], bytes]:
+    request = urllib.request.Request(url, headers={"Range": header})
+    try:
+        with urllib.request.urlopen(request, timeout=120) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as err:
+        return err.code, dict(err.headers), err.read()
+
+
+def test_get_with_range(web_url: str) -> None:
+    """Range: first, middle (across a segment boundary), last-N and open-ended ranges give
+    206 with Content-Range and exactly those bytes; a range past the end gives 416."""
+    segment = 1024 * 1024  # default segment size (2-of-4 rounds it to a multiple of 2)
+    data = os.urandom(3 * segment + 77)
+    status, cap = http("PUT", web_url + "uri", data)
+    assert status == 200
+    url = web_url + "uri/" + cap.decode()
+    size = len(data)
+    cases = {"bytes=0-9": (0, 10), f"bytes={segment - 5}-{segment + 4}": (segment - 5, segment + 5),
+             "bytes=-100": (size - 100, size), f"bytes={2 * segment}-": (2 * segment, size),
+             f"bytes=10-{size + 1000}": (10, size)}
+    for header, (start, end) in cases.items():
+        status, headers, body = ranged(url, header)
+        assert status == 206, header
+        assert headers["Content-Range"] == f"bytes {start}-{end - 1}/{size}", header
+        assert body == data[start:end], header
+    status, headers, _ = ranged(url, f"bytes={size}-")
+    assert status == 416 and headers["Content-Range"] == f"bytes */{size}"
+    status, _, body = ranged(url, "items=0-1")  # not a byte range: the whole file
+    assert status == 200 and body == data
+    lit = http("PUT", web_url + "uri", b"small literal")[1].decode()
+    assert ranged(web_url + "uri/" + lit, "bytes=6-")[::2] == (206, b"literal")

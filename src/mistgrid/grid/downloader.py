@@ -32,13 +32,15 @@ async def locate(servers: list[StorageClient], storage_index: bytes) -> dict[int
 
 async def download(cap: LiteralCap | ChkCap, servers: list[StorageClient], sink: IO[bytes],
                    progress: Callable[[int], None] | None = None,
-                   executor: Any = None) -> int:
-    """Write the plaintext of `cap` to `sink`; returns the byte count."""
+                   executor: Any = None, start: int = 0, end: int | None = None) -> int:
+    """Write bytes [start, end) of the plaintext of `cap` (all of it by default) to
+    `sink`; returns the byte count."""
+    end = cap.size if end is None else end
     if isinstance(cap, LiteralCap):
-        sink.write(cap.data)
-        return cap.size
+        sink.write(cap.data[start:end])
+        return len(cap.data[start:end])
     holders = await locate(servers, cap.storage_index)
-    machine = ChkDownload(cap, list(holders), executor=executor)
+    machine = ChkDownload(cap, list(holders), start=start, end=end, executor=executor)
     written = 0
     while not machine.done:
         requests = machine.wants()

@@ -1,7 +1,8 @@
 """The web API: Tahoe's paths for immutable files and the welcome page.
 
     PUT /uri                 body = file; answers the cap (text/plain)
-    GET /uri/$CAP            the file (streamed as it is verified)
+    POST /uri?t=upload       multipart/form-data with a `file` field; answers the cap
+    GET /uri/$CAP            the file (streamed as it is verified; one Range honoured)
     GET /uri/$CAP?t=json     ["filenode", {ro_uri, verify_uri, size, mutable}]
     GET /  and  /?t=json     every known server: connection state, route, last error
 
@@ -13,9 +14,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import urllib.parse
 from concurrent.futures import Executor
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import attrs
 from twisted.internet import defer
@@ -29,6 +31,7 @@ from ..grid.downloader import download
 from ..grid.servers import KnownServer
 from ..grid.uploader import UploadUnhappyError, upload
 from ..storage.server import QuietSite
+from .multipart import MultipartError, Window, boundary_of, locate_parts
 
 log = Logger()
 
@@ -78,14 +81,16 @@ class WebAPI(resource.Resource):
                 await self._welcome(request, args)
             elif path == ["uri"] and method == "PUT":
                 await self._put(request)
+            elif path == ["uri"] and method == "POST" and args.get("t") == ["upload"]:
+                await self._post_upload(request)
             elif len(path) == 2 and path[0] == "uri" and method == "GET":
                 await self._get(request, path[1], args)
             else:
                 self._finish(request, 404, b"no such page\n")
         except (CapabilityError, NotEnoughSharesError, UploadUnhappyError,
                 MistgridError) as err:
-            status = 400 if isinstance(err, CapabilityError) else 410 if isinstance(
-                err, NotEnoughSharesError) else 503
+            status = 400 if isinstance(err, (CapabilityError, MultipartError)) else 410 \
+                if isinstance(err, NotEnoughSharesError) else 503
             self._finish(request, status, str(err).encode() + b"\n")
 
     def _finish(self, request: server.Request, status: int, body: bytes,
@@ -126,10 +131,28 @@ class WebAPI(resource.Resource):
         content.seek(0, os.SEEK_END)
         size = content.tell()
         content.seek(0)
+        await self._store(request, content, size)
+
+    async def _store(self, request: server.Request, content: IO[bytes], size: int) -> None:
         cap = await upload(content, size, [s.client for s in self.servers],
                            self.settings.params, self.settings.happy,
                            self.settings.convergence, executor=self.executor)
         self._finish(request, 200, cap.to_string().encode())
+
+    async def _post_upload(self, request: server.Request) -> None:
+        """Tahoe's form upload: the `file` field of a multipart/form-data body."""
+        content: IO[bytes] | None = request.content
+        kind = request.getHeader(b"content-type") or b""
+        if content is None:
+            self._finish(request, 400, b"no body\n")
+            return
+        parts = locate_parts(content, boundary_of(kind.decode("latin-1")))
+        files = [part for part in parts if part.name == "file"]
+        if len(files) != 1:
+            raise MultipartError("POST /uri?t=upload needs exactly one 'file' field")
+        part = files[0]
+        await self._store(request, cast(IO[bytes], Window(content, part.start, part.end)),
+                          part.end - part.start)
 
     async def _get(self, request: server.Request, cap_text: str,
                    args: dict[str, list[str]]) -> None:
@@ -144,12 +167,24 @@ class WebAPI(resource.Resource):
             self._finish(request, 200, json.dumps(["filenode", info]).encode(),
                          b"application/json")
             return
+        wanted = byte_range(request.getHeader(b"range"), cap.size)
+        request.setHeader(b"accept-ranges", b"bytes")
+        if wanted is None:
+            start, end = 0, cap.size
+        elif wanted == UNSATISFIABLE:
+            request.setHeader(b"content-range", f"bytes */{cap.size}".encode())
+            self._finish(request, 416, b"the requested range is not in the file\n")
+            return
+        else:
+            start, end = wanted
+            request.setResponseCode(206)
+            request.setHeader(b"content-range", f"bytes {start}-{end - 1}/{cap.size}".encode())
         request.setHeader(b"content-type", b"application/octet-stream")
-        request.setHeader(b"content-length", str(cap.size).encode())
+        request.setHeader(b"content-length", str(end - start).encode())
         sink = _Sink(request)
         try:
             await download(cap, [s.client for s in self.servers], sink,  # type: ignore[arg-type]
-                           executor=self.executor)
+                           executor=self.executor, start=start, end=end)
         except MistgridError:
             if sink.started:  # too late for a status: cut the response short
                 request.loseConnection()
@@ -159,7 +194,31 @@ class WebAPI(resource.Resource):
             request.finish()
 
 
+UNSATISFIABLE = (-1, -1)
+
+
+def byte_range(header: bytes | None, size: int) -> tuple[int, int] | None:
+    """[start, end) asked for by a Range header; None for the whole file (no header, or
+    one we do not serve: not bytes, or several ranges); UNSATISFIABLE when outside it."""
+    if header is None:
+        return None
+    match = re.fullmatch(rb"\s*bytes\s*=\s*([0-9]*)\s*-\s*([0-9]*)\s*", header)
+    if match is None or match.group(1) == match.group(2) == b"":
+        return None
+    first, last = match.group(1), match.group(2)
+    if first == b"":  # the last N bytes
+        count = int(last)
+        return (max(size - count, 0), size) if count and size else UNSATISFIABLE
+    start = int(first)
+    end = min(int(last) + 1, size) if last else size
+    if start >= size or (last and int(last) < start):
+        return UNSATISFIABLE
+    return start, end
+
+
 def make_web_site(api: WebAPI) -> server.Site:
-    site = QuietSite(api)  # no access log: a request line like GET /uri/URI:CHK:... is a cap
+    # No access log: a request line like GET /uri/URI:CHK:... is a cap. Form bodies are not
+    # parsed into memory by twisted.web: POST /uri?t=upload reads them with locate_parts.
+    site = QuietSite(api, parsePOSTFormSubmission=False)
     site.displayTracebacks = False
     return site
