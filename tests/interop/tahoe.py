@@ -62,14 +62,17 @@ class TahoeStorageNode:
         self.process.stop()
 
 
-def start_storage_node(directory: Path) -> TahoeStorageNode:
-    """A Tahoe-LAFS 1.20 storage node on 127.0.0.1, with no introducer and no web port."""
+def start_storage_node(directory: Path, introducer: str = "",
+                       nickname: str = "tahoe-contract") -> TahoeStorageNode:
+    """A Tahoe-LAFS 1.20 storage node on 127.0.0.1 with no web port (announcing itself to
+    `introducer` if one is given)."""
     bin_dir = tahoe_venv()
     (port,) = free_ports(1)
+    extra = [f"--introducer={introducer}"] if introducer else []
     subprocess.run(
         [str(bin_dir / "tahoe"), "create-node", "--listen=tcp",
          f"--port=tcp:{port}:interface=127.0.0.1", f"--location=tcp:127.0.0.1:{port}",
-         "--webport=none", "--nickname=tahoe-contract", str(directory)],
+         "--webport=none", f"--nickname={nickname}", *extra, str(directory)],
         capture_output=True, timeout=120, check=True)
     process = Managed("tahoe storage node",
                       [str(bin_dir / "tahoe"), "run", "--allow-stdin-close", str(directory)],
@@ -134,6 +137,50 @@ def start_client_node(directory: Path, servers: list[tuple[Path, Nurl, str | Non
                  "the Tahoe client's web API", watch=[process])
         wait_for(lambda: True if node.connected() == len(servers) else None, 60,
                  "the Tahoe client to connect to every server", interval=0.5,
+                 watch=[process])
+    except BaseException:
+        process.stop()
+        raise
+    return node
+
+
+def start_introducer(directory: Path) -> tuple[Managed, str]:
+    """A Tahoe-LAFS 1.20 introducer on 127.0.0.1: (its process, its FURL)."""
+    tahoe = tahoe_venv() / "tahoe"
+    (port,) = free_ports(1)
+    subprocess.run([str(tahoe), "create-introducer", "--listen=tcp",
+                    f"--port=tcp:{port}:interface=127.0.0.1",
+                    f"--location=tcp:127.0.0.1:{port}", str(directory)],
+                   check=True, capture_output=True, timeout=120)
+    process = Managed("tahoe introducer", [str(tahoe), "run", "--allow-stdin-close",
+                                           str(directory)], directory / "run.log")
+    furl = directory / "private" / "introducer.furl"
+    try:
+        wait_for(lambda: True if furl.exists() and furl.read_text().strip() else None, 120,
+                 "Tahoe's introducer.furl", watch=[process])
+    except BaseException:
+        process.stop()
+        raise
+    return process, furl.read_text().strip()
+
+
+def start_introduced_client(directory: Path, introducer: str, servers: int, needed: int,
+                            happy: int, total: int) -> TahoeClientNode:
+    """A Tahoe 1.20 client node using `introducer`, once it is connected to `servers`."""
+    tahoe = tahoe_venv() / "tahoe"
+    (web,) = free_ports(1)
+    subprocess.run([str(tahoe), "create-client", f"--webport=tcp:{web}:interface=127.0.0.1",
+                    f"--introducer={introducer}", f"--shares-needed={needed}",
+                    f"--shares-happy={happy}", f"--shares-total={total}", str(directory)],
+                   check=True, capture_output=True, timeout=120)
+    process = Managed("tahoe client node", [str(tahoe), "run", "--allow-stdin-close",
+                                            str(directory)], directory / "run.log")
+    node = TahoeClientNode(tahoe, directory, process)
+    try:
+        wait_for(lambda: True if (directory / "node.url").exists() else None, 60,
+                 "the Tahoe client's web API", watch=[process])
+        wait_for(lambda: True if node.connected() == servers else None, 90,
+                 f"the Tahoe client to connect to {servers} servers", interval=0.5,
                  watch=[process])
     except BaseException:
         process.stop()

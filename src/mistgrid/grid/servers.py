@@ -63,16 +63,25 @@ def load_servers(path: Path, connector: Connector, reactor: Any) -> list[KnownSe
     servers = []
     for sid, entry in (data.get("storage") or {}).items():
         ann = (entry or {}).get("ann") or {}
-        nurls = ann.get("anonymous-storage-NURLs") or []
-        if not nurls:
-            raise MistgridError(f"{path}: server {sid} has no anonymous-storage-NURLs")
         try:
-            nurl = parse_nurl(str(sorted(nurls)[0]))
-        except NurlError as err:
+            servers.append(server_from_announcement(str(sid), ann, connector, reactor))
+        except MistgridError as err:
             raise MistgridError(f"{path}: server {sid}: {err}") from err
-        seed_text = ann.get("permutation-seed-base32")
-        seed = base32.a2b(seed_text) if seed_text else None
-        client = StorageClient(nurl, connector, reactor, permutation_seed=seed)
-        servers.append(KnownServer(client, ServerStatus(str(sid), str(ann.get("nickname",
-                                                                                  "")))))
     return servers
+
+
+def server_from_announcement(sid: str, ann: dict[str, Any], connector: Connector,
+                             reactor: Any) -> KnownServer:
+    """A storage server from its announcement (from servers.yaml or an introducer)."""
+    nurls = ann.get("anonymous-storage-NURLs") or []
+    if not nurls:
+        raise MistgridError("the announcement has no anonymous-storage-NURLs (a server "
+                            "that speaks only Foolscap storage is not supported)")
+    try:
+        nurl = parse_nurl(str(sorted(nurls)[0]))
+    except NurlError as err:
+        raise MistgridError(str(err)) from err
+    seed_text = ann.get("permutation-seed-base32")
+    seed = base32.a2b(seed_text) if isinstance(seed_text, str) and seed_text else None
+    client = StorageClient(nurl, connector, reactor, permutation_seed=seed)
+    return KnownServer(client, ServerStatus(sid, str(ann.get("nickname", ""))))

@@ -104,6 +104,10 @@ def create_node_dir(directory: Path, spec: NodeSpec) -> None:
     private = directory / "private"
     private.mkdir(mode=0o700)
     (directory / "tahoe.cfg").write_text(config)
+    # Tahoe-LAFS names a node's type by this file; `mistgrid run` and `tahoe run` read it.
+    node_type = "introducer" if spec.kind == "introducer" else "client"
+    (directory / f"tahoe-{node_type}.tac").write_text(
+        "# The node type marker (as Tahoe-LAFS writes it); run this node with mistgrid run.\n")
     _write_secret(private / "convergence", base32.b2a(secrets.token_bytes(16)) + "\n")
     if spec.introducer:
         _write_secret(private / "introducers.yaml",

@@ -32,7 +32,9 @@ from ..crypto.spki import spki_hash
 from ..encoding.params import EncodingParams
 from ..errors import MistgridError
 from ..gbs.nurl import Nurl
-from ..grid.servers import load_servers
+from ..grid.servers import KnownServer, load_servers
+from ..introducer.client import IntroducerClient
+from ..introducer.tub import make_tub
 from ..net.connector import Connector
 from ..storage.announcement import announcement, server_id
 from ..storage.backend import DiskBackend
@@ -41,6 +43,7 @@ from ..storage.standalone import load_or_create_swissnum
 from ..storage.tls import create_identity, load_certificate
 from ..web.api import ClientSettings, WebAPI, make_web_site
 from . import pidfile
+from .introduction import introducer_furls, publish_storage, start_clients, start_introducer
 
 reactor = cast(Any, _reactor)
 READY = "mistgrid node running"
@@ -108,8 +111,9 @@ def _nurls(plan: StoragePlan, spki: bytes, swissnum: str) -> list[Nurl]:
     return nurls
 
 
-def start_storage(directory: Path, plan: StoragePlan) -> defer.Deferred[None]:
-    """Listen; write the NURLs and the announcement once listening."""
+def start_storage(directory: Path, plan: StoragePlan) -> defer.Deferred[dict[str, Any]]:
+    """Listen; write the NURLs and the announcement once listening (and fire with the
+    announcement's fields, for introducers)."""
     private = directory / "private"
     pem = create_identity(private)
     swissnum = load_or_create_swissnum(private)
@@ -120,14 +124,15 @@ def start_storage(directory: Path, plan: StoragePlan) -> defer.Deferred[None]:
     cert = load_certificate(pem)
     nurls = _nurls(plan, spki_hash(cert), swissnum)
 
-    def listening(_port: object) -> None:
+    def listening(_port: object) -> dict[str, Any]:
         (private / "storage.nurls").write_text("".join(n.to_text() + "\n" for n in nurls))
-        entry = {"server-id": server_id(cert),
-                 "ann": announcement(nurls, cert, plan.nickname)}
+        ann = announcement(nurls, cert, plan.nickname)
+        entry = {"server-id": server_id(cert), "ann": ann}
         temp = private / "announcement.json.tmp"
         temp.write_text(json.dumps(entry, indent=2) + "\n")
         temp.replace(private / "announcement.json")
         print(f"storage server listening on {plan.interface}:{plan.port}", flush=True)
+        return ann
 
     listened: defer.Deferred[Any] = endpoint.listen(make_site(backend,
                                                               swissnum.encode("ascii")))
@@ -146,16 +151,16 @@ class ListenError(MistgridError):
     """A configured listener could not be opened."""
 
 
-def start_web(directory: Path, cfg: ConfigValues, executor: Executor) -> defer.Deferred[None]:
-    """The web API on web.port, for the servers in private/servers.yaml."""
-    servers = load_servers(directory / "private" / "servers.yaml", Connector(reactor),
-                           reactor)
+def start_web(directory: Path, cfg: ConfigValues, executor: Executor,
+              servers: list[KnownServer],
+              introducers: list[IntroducerClient]) -> defer.Deferred[None]:
+    """The web API on web.port, for `servers` (which introducers may add to)."""
     params = EncodingParams(cfg.get("client", "shares.needed"),
                             cfg.get("client", "shares.total"))
     settings = ClientSettings(params, cfg.get("client", "shares.happy"),
                               read_convergence(directory / "private" / "convergence"))
     nickname = cfg.get("node", "nickname") or directory.name
-    site = make_web_site(WebAPI(servers, settings, executor, nickname))
+    site = make_web_site(WebAPI(servers, settings, executor, nickname, introducers))
     web_port = cfg.get("node", "web.port")
 
     def listening(port: Any) -> None:
@@ -167,6 +172,11 @@ def start_web(directory: Path, cfg: ConfigValues, executor: Executor) -> defer.D
     return listened.addCallbacks(listening, _cannot_listen("[node] web.port", web_port))
 
 
+def is_introducer(directory: Path) -> bool:
+    """Tahoe's convention: the node type is named by the `tahoe-*.tac` file."""
+    return any(p.suffix == ".tac" and "introducer" in p.name for p in directory.iterdir())
+
+
 def run_node(directory: Path) -> list[str]:
     """Check, then run until stopped; returns the problems that stopped it instead."""
     cfg, lines = check_node(directory)
@@ -174,22 +184,33 @@ def run_node(directory: Path) -> list[str]:
         return lines
     plan, _ = plan_storage(directory, cfg)
     web = bool(cfg.get("node", "web.port"))
-    if plan is None and not web:
+    introducer = is_introducer(directory)
+    if introducer and not re.fullmatch(r"tcp:.*", cfg.get("node", "tub.port") or ""):
+        return ["tahoe.cfg [node] tub.port: an introducer needs a tcp: listener; write e.g. "
+                "tub.port = tcp:3458:interface=127.0.0.1 and a matching tub.location"]
+    if plan is None and not web and not introducer:
         return ["this node has nothing to run: enable [storage] or set [node] web.port"]
+    try:
+        furls = [] if introducer else introducer_furls(directory, cfg)
+    except MistgridError as err:
+        return [str(err)]
     pidfile.claim(directory)
     try:
-        return _serve(directory, cfg, plan, web)
+        return _serve(directory, cfg, plan, web, introducer, furls)
     finally:
         pidfile.release(directory)
 
 
-def _serve(directory: Path, cfg: ConfigValues, plan: StoragePlan | None,
-           web: bool) -> list[str]:
+def _serve(directory: Path, cfg: ConfigValues, plan: StoragePlan | None, web: bool,
+           introducer: bool, furls: list[tuple[str, str]]) -> list[str]:
     (directory / "logs").mkdir(exist_ok=True)
     log_file = (directory / "logs" / "node.log").open("a", encoding="utf-8")
     observer = cast(ILogObserver, textFileLogObserver(log_file))
     globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
     errors: list[str] = []
+    connector = Connector(reactor)
+    private = directory / "private"
+    nickname = cfg.get("node", "nickname") or directory.name
 
     def ready(_: object) -> None:
         print(f"{READY} (pid {os.getpid()})", flush=True)
@@ -199,17 +220,39 @@ def _serve(directory: Path, cfg: ConfigValues, plan: StoragePlan | None,
                       else failure.getErrorMessage())
         reactor.stop()
 
-    with ThreadPoolExecutor(os.cpu_count() or 1) as executor:
-        def start_all() -> None:
-            started: list[defer.Deferred[None]] = []
-            if plan is not None:
-                started.append(start_storage(directory, plan))
-            if web:
-                started.append(start_web(directory, cfg, executor))
-            gathered = defer.gatherResults(started, consumeErrors=True)
-            gathered.addCallbacks(ready, lambda f: failed(f.value.subFailure))
+    def start_all(executor: Executor) -> None:
+        tub = None
+        if introducer or furls:
+            tub = make_tub(create_identity(private), connector)
+            reactor.addSystemEventTrigger("before", "shutdown", tub.stopService)
+        servers = load_servers(private / "servers.yaml", connector, reactor) if web else []
+        clients = start_clients(tub, furls, nickname, servers if web else None, connector,
+                                reactor) if tub is not None else []
+        started: list[defer.Deferred[Any]] = []
+        if introducer:
+            port = cfg.get("node", "tub.port")
+            started.append(start_introducer(
+                directory, tub, endpoints.serverFromString(reactor, port),
+                ",".join(_hint_text(h) for h in cfg.get("node", "tub.location") or ())
+            ).addCallbacks(lambda _: print("introducer running", flush=True),
+                           _cannot_listen("[node] tub.port", port)))
+        if plan is not None:
+            started.append(start_storage(directory, plan).addCallback(
+                lambda fields: publish_storage(private, clients, fields, nickname)))
+        if web:
+            started.append(start_web(directory, cfg, executor, servers, clients))
+        gathered = defer.gatherResults(started, consumeErrors=True)
+        gathered.addCallbacks(ready, lambda f: failed(f.value.subFailure))
 
-        reactor.callWhenRunning(start_all)
+    with ThreadPoolExecutor(os.cpu_count() or 1) as executor:
+        reactor.callWhenRunning(start_all, executor)
         reactor.run()
     log_file.close()
     return errors
+
+
+def _hint_text(hint: Hint) -> str:
+    if hint.kind == "tcp":
+        host = f"[{hint.host}]" if ":" in hint.host else hint.host
+        return f"tcp:{host}:{hint.port}"
+    raise ListenError(f"tub.location hint type {hint.kind} is not supported yet")

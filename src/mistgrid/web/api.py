@@ -12,10 +12,12 @@ reactor. Errors become a status and a one-line text body; caps are never logged.
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import re
 import urllib.parse
+from collections.abc import Sequence
 from concurrent.futures import Executor
 from typing import IO, Any, cast
 
@@ -30,6 +32,7 @@ from ..errors import CapabilityError, MistgridError, NotEnoughSharesError
 from ..grid.downloader import download
 from ..grid.servers import KnownServer
 from ..grid.uploader import UploadUnhappyError, upload
+from ..introducer.client import IntroducerClient
 from ..storage.server import QuietSite
 from .multipart import MultipartError, Window, boundary_of, locate_parts
 
@@ -59,9 +62,11 @@ class WebAPI(resource.Resource):
     isLeaf = True  # noqa: N815 (twisted.web name)
 
     def __init__(self, servers: list[KnownServer], settings: ClientSettings,
-                 executor: Executor | None, nickname: str) -> None:
+                 executor: Executor | None, nickname: str,
+                 introducers: Sequence[IntroducerClient] = ()) -> None:
         super().__init__()
         self.servers = servers
+        self.introducers = introducers
         self.settings = settings
         self.executor = executor
         self.nickname = nickname
@@ -110,17 +115,24 @@ class WebAPI(resource.Resource):
                     "route": s.status.route, "last_error": s.status.last_error,
                     "version": s.status.version, "last_received_data": s.status.last_contact}
                    for s in self.servers]
+        introducers = [attrs.asdict(i.status()) for i in self.introducers]
         if args.get("t") == ["json"]:
-            self._finish(request, 200, json.dumps({"servers": servers}, indent=1).encode(),
+            body = {"servers": servers, "introducers": introducers}
+            self._finish(request, 200, json.dumps(body, indent=1).encode(),
                          b"application/json")
             return
-        rows = "".join(f"<tr><td>{s['nickname']}</td><td>{s['nodeid']}</td>"
-                       f"<td>{s['connection_status']}</td><td>{s['route']}</td>"
-                       f"<td>{s['last_error']}</td></tr>" for s in servers)
+        rows = "".join("<tr>" + "".join(f"<td>{html.escape(str(s[key]))}</td>" for key in (
+            "nickname", "nodeid", "connection_status", "route", "last_error")) + "</tr>"
+            for s in servers)
         page = (f"<html><head><title>mistgrid {self.nickname}</title></head><body>"
                 f"<h1>mistgrid node {self.nickname}</h1><table><tr><th>nickname</th>"
                 f"<th>server id</th><th>state</th><th>route</th><th>last error</th></tr>"
-                f"{rows}</table></body></html>")
+                f"{rows}</table><h2>introducers</h2><ul>"
+                + "".join(html.escape(f"{i['name']} ({i['hints']}): "
+                                      f"{'connected' if i['connected'] else 'not connected'} "
+                                      f"{i['last_error']}").join(("<li>", "</li>"))
+                          for i in introducers)
+                + "</ul></body></html>")
         self._finish(request, 200, page.encode(), b"text/html; charset=utf-8")
 
     async def _put(self, request: server.Request) -> None:

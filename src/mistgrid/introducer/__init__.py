@@ -1,0 +1,1 @@
+"""The introducer: Tahoe-LAFS 1.20 compatible announcements over Foolscap."""

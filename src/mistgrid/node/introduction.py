@@ -1,0 +1,152 @@
+"""Wiring a node to introducers (and an introducer node's own service).
+
+How this works: the introducers a node uses are those of `private/introducers.yaml`
+(`introducers: {PETNAME: {furl: ...}}`) and the deprecated `[client] introducer.furl`.
+Storage nodes publish a signed announcement (key: `private/node.privkey`; seqnum kept in
+`private/announcement-seqnum`, so it grows across restarts) to each; client nodes
+subscribe to each and add or replace the announced servers. An introducer node listens on
+tub.port and writes its FURL to `private/introducer.furl`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+from twisted.internet import defer
+from twisted.internet.interfaces import IStreamServerEndpoint
+from zope.interface import implementer
+
+from ..config.check import ConfigValues
+from ..errors import MistgridError
+from ..grid.servers import KnownServer, server_from_announcement
+from ..introducer.announcements import (
+    new_nonce,
+    new_signing_key_text,
+    parse_signing_key,
+    sign,
+    storage_announcement,
+)
+from ..introducer.client import IntroducerClient
+from ..introducer.server import IntroducerService
+from ..net.connector import Connector
+
+FURL_FILE = "introducer.furl"
+
+
+def introducer_furls(directory: Path, cfg: ConfigValues) -> list[tuple[str, str]]:
+    """(petname, FURL) of every introducer this node uses."""
+    found = []
+    legacy = cfg.get("client", "introducer.furl")
+    if legacy:
+        found.append(("default", str(legacy)))
+    path = directory / "private" / "introducers.yaml"
+    if path.exists():
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+            entries = data.get("introducers") or {}
+            for name, entry in entries.items():
+                furl = entry["furl"]
+                if not (isinstance(furl, str) and furl.startswith("pb://")):
+                    raise TypeError
+                found.append((str(name), furl))
+        except (yaml.YAMLError, AttributeError, KeyError, TypeError) as err:
+            raise MistgridError(f"{path}: expected 'introducers: {{NAME: {{furl: pb://...}}}}'"
+                                f" ({err.__class__.__name__})") from err
+    return found
+
+
+def _private_file(path: Path, make: Any) -> str:
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(make() + "\n")
+    return path.read_text().strip()
+
+
+def next_seqnum(private: Path) -> int:
+    path = private / "announcement-seqnum"
+    try:
+        seqnum = int(path.read_text().strip()) + 1
+    except (OSError, ValueError):
+        seqnum = 1
+    temp = path.with_suffix(".tmp")
+    temp.write_text(f"{seqnum}\n")
+    temp.replace(path)
+    return seqnum
+
+
+def start_clients(tub: Any, furls: list[tuple[str, str]], nickname: str,
+                  servers: list[KnownServer] | None, connector: Connector,
+                  reactor: Any) -> list[IntroducerClient]:
+    """Connect to every introducer; announced storage servers go into `servers`."""
+    def heard(key: str, ann: dict[str, Any]) -> None:
+        if servers is None or ann.get("service-name") != "storage":
+            return
+        try:
+            server = server_from_announcement(key, ann, connector, reactor)
+        except MistgridError:
+            return  # e.g. a Foolscap-only server: not usable by us
+        for index, known in enumerate(servers):
+            if known.status.server_id == key:
+                servers[index] = server
+                return
+        servers.append(server)
+
+    clients = []
+    for name, furl in furls:
+        client = IntroducerClient(name, tub, furl, nickname,
+                                  heard if servers is not None else None)
+        client.start()
+        clients.append(client)
+    return clients
+
+
+def publish_storage(private: Path, clients: list[IntroducerClient], fields: dict[str, Any],
+                    nickname: str) -> None:
+    """Sign our storage announcement (a new seqnum) and give it to every introducer."""
+    key = parse_signing_key(_private_file(private / "node.privkey", new_signing_key_text))
+    ann = storage_announcement(fields, nickname, next_seqnum(private), new_nonce())
+    signed = sign(ann, key)
+    for client in clients:
+        client.publish(signed)
+
+
+@implementer(IStreamServerEndpoint)
+class _WatchedEndpoint:
+    """A server endpoint that tells us whether Foolscap's listen succeeded."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self.listened: defer.Deferred[Any] = defer.Deferred()
+
+    def listen(self, factory: Any) -> defer.Deferred[Any]:
+        result: defer.Deferred[Any] = self._inner.listen(factory)
+
+        def ok(port: Any) -> Any:
+            self.listened.callback(port)
+            return port
+
+        def failed(failure: Any) -> Any:
+            self.listened.errback(failure)
+            return failure
+
+        return result.addCallbacks(ok, failed)
+
+
+def start_introducer(directory: Path, tub: Any, endpoint: Any,
+                     location: str) -> defer.Deferred[Any]:
+    """Serve the introducer on `endpoint`; fires once listening and the FURL is written."""
+    watched = _WatchedEndpoint(endpoint)
+    tub.listenOn(watched)
+    tub.setLocation(*[hint.strip() for hint in location.split(",")])
+    service = IntroducerService()
+    furl_path = directory / "private" / FURL_FILE
+
+    def listening(_port: Any) -> None:
+        tub.registerReference(service, furlFile=str(furl_path))
+        os.chmod(furl_path, 0o600)
+
+    return watched.listened.addCallback(listening)

@@ -1,0 +1,137 @@
+"""A grid held together by a mistgrid introducer: storage nodes announce themselves, a
+client learns them from the introducer alone (no servers.yaml) and stores and reads a
+file; a restarted storage node re-announces with a higher seqnum."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mistgrid.testing.procs import Managed, free_ports, stop_all, wait_for
+
+from ..conftest import run_cli
+
+MISTGRID = str(Path(sys.executable).with_name("mistgrid"))
+
+
+def start(node: Path) -> Managed:
+    return Managed(f"mistgrid run {node.name}", [MISTGRID, "run", str(node)],
+                   node / "run.log")
+
+
+def welcome(node: Path) -> dict[str, Any]:
+    url = (node / "node.url").read_text().strip()
+    with urllib.request.urlopen(url + "?t=json", timeout=30) as response:
+        result: dict[str, Any] = json.load(response)
+    return result
+
+
+def connected(node: Path, count: int) -> bool | None:
+    try:
+        servers = welcome(node)["servers"]
+    except OSError:
+        return None
+    live = [s for s in servers if s["connection_status"] == "connected"]
+    return True if len(live) == count else None
+
+
+def start_introducer(base: Path, processes: list[Managed]) -> str:
+    (port,) = free_ports(1)
+    node = base / "introducer"
+    made = run_cli("create-introducer", "--port", f"tcp:{port}:interface=127.0.0.1",
+                   "--location", f"tcp:127.0.0.1:{port}", "--webport", "none", str(node))
+    assert made.returncode == 0, made.stderr.decode()
+    processes.append(start(node))
+    furl_file = node / "private" / "introducer.furl"
+    wait_for(lambda: True if furl_file.exists() else None, 30, "the introducer's FURL",
+             watch=processes)
+    return furl_file.read_text().strip()
+
+
+def start_storage(base: Path, name: str, furl: str, processes: list[Managed]) -> Path:
+    (port,) = free_ports(1)
+    node = base / name
+    made = run_cli("create-node", "--nickname", name, "--introducer", furl,
+                   "--port", f"tcp:{port}:interface=127.0.0.1",
+                   "--location", f"tcp:127.0.0.1:{port}", "--webport", "none", str(node))
+    assert made.returncode == 0, made.stderr.decode()
+    processes.append(start(node))
+    return node
+
+
+def start_client(base: Path, furl: str, processes: list[Managed], needed: int = 2,
+                 happy: int = 3, total: int = 3) -> Path:
+    (web,) = free_ports(1)
+    node = base / "client"
+    made = run_cli("create-client", "--introducer", furl,
+                   "--webport", f"tcp:{web}:interface=127.0.0.1",
+                   "--shares-needed", str(needed), "--shares-happy", str(happy),
+                   "--shares-total", str(total), str(node))
+    assert made.returncode == 0, made.stderr.decode()
+    processes.append(start(node))
+    wait_for(lambda: True if (node / "node.url").exists() else None, 30, "the client",
+             watch=processes)
+    return node
+
+
+@pytest.fixture
+def processes() -> Iterator[list[Managed]]:
+    started: list[Managed] = []
+    yield started
+    stop_all(started)
+
+
+def put_get(client: Path, data: bytes) -> str:
+    url = (client / "node.url").read_text().strip()
+    request = urllib.request.Request(url + "uri", data=data, method="PUT")
+    with urllib.request.urlopen(request, timeout=120) as response:
+        cap: str = response.read().decode()
+    with urllib.request.urlopen(url + "uri/" + cap, timeout=120) as response:
+        assert response.read() == data
+    return cap
+
+
+def test_grid_through_a_mistgrid_introducer(tmp_path: Path,
+                                            processes: list[Managed]) -> None:
+    furl = start_introducer(tmp_path, processes)
+    assert furl.startswith("pb://") and "@tcp:127.0.0.1:" in furl
+    assert (tmp_path / "introducer" / "private" / "introducer.furl").stat().st_mode & 0o077 == 0
+    storage = [start_storage(tmp_path, f"storage{i}", furl, processes) for i in range(3)]
+    client = start_client(tmp_path, furl, processes)
+    wait_for(lambda: connected(client, 3), 60, "the client to hear of 3 servers",
+             interval=0.3, watch=processes)
+    page = welcome(client)
+    assert [i["connected"] for i in page["introducers"]] == [True]
+    assert sorted(s["nickname"] for s in page["servers"]) == ["storage0", "storage1",
+                                                             "storage2"]
+    put_get(client, os.urandom(300_000))
+
+    # A storage node restarts: it re-announces (higher seqnum), the client replaces its
+    # entry rather than adding a second one, and the grid still works.
+    seqnum = int((storage[0] / "private" / "announcement-seqnum").read_text())
+    index = next(i for i, p in enumerate(processes) if p.name.endswith("storage0"))
+    processes[index].stop()
+    processes[index] = start(storage[0])
+    wait_for(lambda: True if int((storage[0] / "private" / "announcement-seqnum")
+                                 .read_text()) > seqnum else None, 30, "a new announcement",
+             watch=processes)
+    wait_for(lambda: connected(client, 3), 60, "the client to see 3 servers again",
+             interval=0.3, watch=processes)
+    assert len(welcome(client)["servers"]) == 3
+    put_get(client, os.urandom(100_000))
+
+    # Nothing secret in any log: not the introducer's swissnum, not the node keys.
+    swissnum = furl.rsplit("/", 1)[1]
+    secrets = [swissnum] + [(n / "private" / "node.privkey").read_text().strip()
+                            for n in storage]
+    for log in tmp_path.rglob("*.log"):
+        text = log.read_text(errors="replace")
+        for secret in secrets:
+            assert secret not in text, log
