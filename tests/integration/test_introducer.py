@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from mistgrid.node.pidfile import READY
 from mistgrid.testing.procs import Managed, free_ports, stop_all, wait_for
 
 from ..conftest import run_cli
@@ -48,11 +49,13 @@ def start_introducer(base: Path, processes: list[Managed]) -> str:
     made = run_cli("create-introducer", "--port", f"tcp:{port}:interface=127.0.0.1",
                    "--location", f"tcp:127.0.0.1:{port}", "--webport", "none", str(node))
     assert made.returncode == 0, made.stderr.decode()
-    processes.append(start(node))
     furl_file = node / "private" / "introducer.furl"
-    wait_for(lambda: True if furl_file.exists() else None, 30, "the introducer's FURL",
-             watch=processes)
-    return furl_file.read_text().strip()
+    furl = furl_file.read_text().strip()  # known before the first start
+    processes.append(start(node))
+    wait_for(lambda: True if READY in (node / "run.log").read_text() else None, 30,
+             "the introducer to listen", watch=processes)
+    assert furl_file.read_text().strip() == furl  # Foolscap kept it: same tub ID and name
+    return furl
 
 
 def start_storage(base: Path, name: str, furl: str, processes: list[Managed]) -> Path:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ast
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -83,3 +85,17 @@ def test_only_the_connector_opens_connections() -> None:
             if OPENERS.search(line) and name not in MAY_CONNECT:
                 offenders.append(f"{name}:{number}: {line.strip()}")
     assert offenders == []
+
+
+@pytest.mark.parametrize("argv", [["--version"], ["put", "--help"],
+                                  ["status", "/nonexistent"], ["get", "--help"]])
+def test_light_commands_do_not_import_the_node(argv: list[str]) -> None:
+    """The CLI loads a command's module only when it runs: calls that talk to a running
+    node, or print help, never import Twisted, Foolscap or rich (CLI call overhead)."""
+    code = ("import sys\nfrom mistgrid.cli.main import main\nsys.argv = ['mistgrid'] + "
+            f"{argv!r}\ntry:\n    main()\nexcept SystemExit:\n    pass\n"
+            "heavy = [m for m in ('twisted', 'foolscap', 'rich', 'zfec', 'treq') "
+            "if m in sys.modules]\nsys.stderr.write(repr(heavy))\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60,
+                            check=False)
+    assert result.stderr.decode().splitlines()[-1] == "[]", result.stderr.decode()

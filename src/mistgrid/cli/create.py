@@ -44,6 +44,9 @@ def _create(kind: str, directory: Path, listen: str | None, default_listen: str,
                     storage=kind == "node", **options)
     create_node_dir(directory, spec)
     click.echo(f"{kind} created in {directory}")
+    if kind == "introducer":
+        click.echo(f"its FURL (give it to the grid's nodes; it is a secret) is in "
+                   f"{directory / 'private' / 'introducer.furl'}")
 
 
 @click.command("create-node")

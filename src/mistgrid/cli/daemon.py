@@ -21,7 +21,7 @@ import click
 
 from ..errors import MistgridError
 from ..node import pidfile
-from ..node.runner import READY, check_node
+from ..node.pidfile import READY
 from .data import connect_local
 
 START_TIMEOUT = 60.0
@@ -32,6 +32,8 @@ _directory = click.argument("directory", type=click.Path(file_okay=False, path_t
 
 
 def _start(directory: Path) -> int:
+    from ..node.runner import check_node  # noqa: PLC0415 (heavy: only start needs it)
+
     _cfg, problems = check_node(directory)
     if problems:
         raise MistgridError("; ".join(problems) if len(problems) == 1 else

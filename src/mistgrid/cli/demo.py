@@ -34,7 +34,7 @@ from .progress import byte_progress
 @click.option("--offline", is_flag=True,
               help="No grid: encode into 10 local share files and decode from 3.")
 def demo(directory: Path | None, size: int, keep: bool, offline: bool) -> None:
-    """Start a local grid (4 storage nodes and a client), store a file, read it back."""
+    """Start a local grid (an introducer, 4 storage nodes, a client), store a file, read it back."""
     work = directory or Path(tempfile.mkdtemp(prefix="mistgrid-demo-"))
     try:
         if offline:

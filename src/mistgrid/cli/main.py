@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 from typing import Any
 
@@ -9,16 +10,32 @@ import click
 
 from .. import __version__
 from ..errors import MistgridError
-from .create import create_client, create_introducer, create_node
-from .daemon import restart, start, status, stop
-from .data import get, put
-from .debug import debug
-from .demo import demo
-from .run import run
+
+# Each command's module is imported only when that command runs (or help lists it), so a
+# call pays only for what it uses: `mistgrid put` never imports Twisted.
+COMMANDS = {
+    "create-client": "create:create_client", "create-introducer": "create:create_introducer",
+    "create-node": "create:create_node", "debug": "debug:debug", "demo": "demo:demo",
+    "get": "data:get", "put": "data:put", "restart": "daemon:restart", "run": "run:run",
+    "start": "daemon:start", "status": "daemon:status", "stop": "daemon:stop",
+}
 
 
 class _OneLineErrors(click.Group):
-    """Turns mistgrid and OS errors into `mistgrid: error: ...` and exit status 1."""
+    """Turns mistgrid and OS errors into `mistgrid: error: ...` and exit status 1; loads
+    commands lazily."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module, _, attr = target.partition(":")
+        command: click.Command = getattr(importlib.import_module(f".{module}", __package__),
+                                         attr)
+        return command
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -42,15 +59,6 @@ def _fail(message: str) -> None:
 def cli() -> None:
     """mistgrid: a Tahoe-LAFS compatible file store that speaks Tor and I2P."""
 
-
-cli.add_command(debug)
-for _command in (create_node, create_client, create_introducer):
-    cli.add_command(_command)
-cli.add_command(demo)
-for _command in (run, start, stop, restart, status):
-    cli.add_command(_command)
-cli.add_command(put)
-cli.add_command(get)
 
 
 def main() -> None:

@@ -6,20 +6,23 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
-
 
 @contextmanager
 def byte_progress(description: str, total: int) -> Iterator[Callable[[int], None]]:
     """Yield an `advance(nbytes)` callback that drives a bar on an interactive stderr."""
+    if not sys.stderr.isatty():  # piped: no bar, and no need to import rich at all
+        yield lambda _n: None
+        return
+    from rich.console import Console  # noqa: PLC0415 (kept off the piped path)
+    from rich.progress import (  # noqa: PLC0415
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
     console = Console(stderr=True)
     if not console.is_terminal or total <= 0:
         yield lambda _n: None

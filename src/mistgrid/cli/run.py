@@ -7,13 +7,13 @@ from pathlib import Path
 
 import click
 
-from ..node.runner import run_node
-
 
 @click.command()
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path), default=".")
 def run(directory: Path) -> None:
     """Run the node in DIRECTORY (refusing to start on any configuration problem)."""
+    from ..node.runner import run_node  # noqa: PLC0415 (Twisted: only when running)
+
     problems = run_node(directory)
     for line in problems:
         click.echo(f"mistgrid: error: {line}", err=True)

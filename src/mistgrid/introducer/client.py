@@ -59,6 +59,14 @@ class IntroducerClient(Referenceable):  # type: ignore[misc]
 
     def start(self) -> None:
         self._reconnector = self._tub.connectTo(self._furl, self._connected)
+        # Foolscap's defaults retry after 2.7 s, then e times longer each time, up to an
+        # hour: a node started a moment before its introducer would idle for seconds, one
+        # that lost its introducer for a while could idle for an hour. Retry from 0.2 s,
+        # doubling, at most every 60 s. (Set before the first attempt can fail.)
+        self._reconnector.initialDelay = 0.1
+        self._reconnector._delay = 0.1  # the first retry is _delay * factor
+        self._reconnector.factor = 2.0
+        self._reconnector.maxDelay = 60.0
 
     def publish(self, signed: SignedAnnouncement) -> None:
         """Announce `signed` now (if connected) and after every reconnection."""

@@ -1,9 +1,9 @@
-"""A local demo grid: 4 storage nodes and a client node on 127.0.0.1, started as separate
-`mistgrid run` processes, used through the client's web API, and stopped again.
+"""A local demo grid: an introducer, 4 storage nodes and a client node on 127.0.0.1, started
+as separate `mistgrid run` processes, used through the client's web API, and stopped again.
 
-Every process it starts is stopped by PID when it ends (also on Ctrl-C or a failure),
-unless `keep` is set, in which case it says how to stop them. (No introducer yet: the
-client learns the servers from a static private/servers.yaml.)
+The storage nodes announce themselves to the introducer and the client learns them from
+it. Every process it starts is stopped by PID when it ends (also on Ctrl-C or a failure),
+unless `keep` is set, in which case it says how to stop them.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import subprocess
 import sys
 import time
 import urllib.request
@@ -19,21 +18,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import MistgridError
-from ..storage.announcement import servers_yaml
 from ..testing import procs
 from ..testing.procs import Managed, free_ports, stop_all, wait_for
+from .directory import NodeSpec, create_node_dir
 
 STORAGE_NODES = 4
 
 
 def _mistgrid(*args: str) -> list[str]:
     return [sys.executable, "-m", "mistgrid.cli", *args]
-
-
-def _create(*args: str) -> None:
-    result = subprocess.run(_mistgrid(*args), capture_output=True, timeout=120, check=False)
-    if result.returncode != 0:
-        raise MistgridError(result.stderr.decode(errors="replace").strip())
 
 
 def _exists(path: Path) -> Callable[[], bool | None]:
@@ -46,31 +39,20 @@ def run_demo(work: Path, size: int, keep: bool, say: Callable[[str], None]) -> s
     processes: list[Managed] = []
     started = time.monotonic()
     try:
-        entries = {}
-        ports = free_ports(STORAGE_NODES + 1)
-        for i in range(STORAGE_NODES):
-            node = work / f"storage{i}"
-            _create("create-node", "--nickname", f"storage{i}", "--webport", "none",
-                    "--port", f"tcp:{ports[i]}:interface=127.0.0.1",
-                    "--location", f"tcp:127.0.0.1:{ports[i]}", str(node))
-            processes.append(Managed(f"storage{i}", _mistgrid("run", str(node)),
+        nodes = create_grid(work)
+        launched = time.monotonic()
+        for node in nodes:
+            processes.append(Managed(node.name, _mistgrid("run", str(node)),
                                      node / "logs" / "run.log"))
-        for i in range(STORAGE_NODES):
-            announcement = work / f"storage{i}" / "private" / "announcement.json"
-            wait_for(_exists(announcement), 60, f"storage{i} to listen", watch=processes)
-            entry = json.loads(announcement.read_text())
-            entries[entry["server-id"]] = entry["ann"]
         client = work / "client"
-        _create("create-client", "--nickname", "client", "--shares-needed", "2",
-                "--shares-happy", "3", "--shares-total", "4",
-                "--webport", f"tcp:{ports[-1]}:interface=127.0.0.1", str(client))
-        (client / "private" / "servers.yaml").write_text(servers_yaml(entries))
-        processes.append(Managed("client", _mistgrid("run", str(client)),
-                                 client / "logs" / "run.log"))
         wait_for(_exists(client / "node.url"), 60, "the client's web API", watch=processes)
         url = (client / "node.url").read_text().strip()
-        say(f"grid of {STORAGE_NODES} storage nodes and a client started in "
-            f"{time.monotonic() - started:.1f}s (in {work})")
+        wait_for(lambda: _connected(url, STORAGE_NODES), 60,
+                 f"the client to learn of {STORAGE_NODES} storage servers", interval=0.02,
+                 watch=processes)
+        say(f"created in {launched - started:.1f}s; started in "
+            f"{time.monotonic() - launched:.1f}s (until the client had every server)")
+        say(f"grid of an introducer, {STORAGE_NODES} storage nodes and a client in {work}")
         cap = _round_trip(url, work, size, say)
         say(f"web API: {url}")
         if keep:
@@ -82,6 +64,40 @@ def run_demo(work: Path, size: int, keep: bool, say: Callable[[str], None]) -> s
     finally:
         if not keep:
             stop_all(processes)
+
+
+def create_grid(work: Path) -> list[Path]:
+    """Node directories for the introducer, the storage nodes and the client (in-process:
+    no interpreter start-up per node); returns them in start order."""
+    ports = free_ports(STORAGE_NODES + 2)
+    introducer = work / "introducer"
+    create_node_dir(introducer, NodeSpec(
+        kind="introducer", nickname="introducer", port=f"tcp:{ports[-2]}:interface=127.0.0.1",
+        location=f"tcp:127.0.0.1:{ports[-2]}", webport="none"))
+    furl = (introducer / "private" / "introducer.furl").read_text().strip()
+    nodes = [introducer]
+    for i in range(STORAGE_NODES):
+        nodes.append(work / f"storage{i}")
+        create_node_dir(nodes[-1], NodeSpec(
+            kind="node", nickname=f"storage{i}", introducer=furl,
+            port=f"tcp:{ports[i]}:interface=127.0.0.1", location=f"tcp:127.0.0.1:{ports[i]}",
+            webport="none"))
+    nodes.append(work / "client")
+    create_node_dir(nodes[-1], NodeSpec(
+        kind="client", nickname="client", introducer=furl, listen=("none",), storage=False,
+        webport=f"tcp:{ports[-1]}:interface=127.0.0.1", shares_needed=2, shares_happy=3,
+        shares_total=4))
+    return nodes
+
+
+def _connected(url: str, count: int) -> bool | None:
+    try:
+        with urllib.request.urlopen(url + "?t=json", timeout=10) as response:
+            servers = json.load(response)["servers"]
+    except OSError:
+        return None
+    live = [s for s in servers if s["connection_status"] == "connected"]
+    return True if len(live) >= count else None
 
 
 def _round_trip(url: str, work: Path, size: int, say: Callable[[str], None]) -> str:

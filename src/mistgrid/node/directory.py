@@ -8,15 +8,17 @@ convergence secret and the TLS identity whose SPKI hash names the storage server
 
 from __future__ import annotations
 
+import hashlib
 import os
 import secrets
 from pathlib import Path
 
 import attrs
+from cryptography.hazmat.primitives import serialization
 
 from ..caps import base32
 from ..errors import MistgridError
-from ..storage.tls import create_identity
+from ..storage.tls import create_identity, load_certificate
 
 DEFAULT_WEBPORT = "tcp:3456:interface=127.0.0.1"
 
@@ -45,6 +47,8 @@ class NodeSpec:
     def tub(self) -> tuple[str, str]:
         """(tub.port, tub.location) from --listen, --hostname, --location, --port."""
         if self.listen == ("none",):
+            if self.kind == "introducer":
+                raise NodeDirError("an introducer must listen: use --listen=tcp")
             if self.location or self.port or self.hostname:
                 raise NodeDirError("--listen=none takes no --hostname, --location or --port")
             return "disabled", "disabled"
@@ -114,3 +118,15 @@ def create_node_dir(directory: Path, spec: NodeSpec) -> None:
                       f"introducers:\n  default:\n    furl: '{spec.introducer}'\n")
     if spec.kind != "client" or spec.storage:
         create_identity(private)
+    if spec.kind == "introducer":
+        _write_secret(private / "introducer.furl", introducer_furl(private, spec.tub()[1]) + "\n")
+
+
+def introducer_furl(private: Path, location: str) -> str:
+    """The FURL an introducer will serve: its tub ID (base32 SHA-1 of its certificate, as
+    Foolscap computes it), its location hints and a new random swissnum. Written at
+    creation so nodes can be created before the introducer first runs; Foolscap keeps the
+    swissnum of an existing FURL file."""
+    der = load_certificate(private / "node.pem").public_bytes(serialization.Encoding.DER)
+    tub_id = base32.b2a(hashlib.sha1(der).digest())
+    return f"pb://{tub_id}@{location}/{base32.b2a(secrets.token_bytes(20))}"

@@ -16,6 +16,8 @@ from pathlib import Path
 from ..errors import MistgridError
 
 PIDFILE = "running.process"
+# What `mistgrid run` prints once every listener is open; `mistgrid start` waits for it.
+READY = "mistgrid node running"
 
 
 class AlreadyRunningError(MistgridError):

@@ -44,9 +44,9 @@ from ..storage.tls import create_identity, load_certificate
 from ..web.api import ClientSettings, WebAPI, make_web_site
 from . import pidfile
 from .introduction import introducer_furls, publish_storage, start_clients, start_introducer
+from .pidfile import READY
 
 reactor = cast(Any, _reactor)
-READY = "mistgrid node running"
 
 
 @attrs.frozen
