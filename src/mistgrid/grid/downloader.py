@@ -61,6 +61,9 @@ async def download(cap: LiteralCap | ChkCap, servers: list[StorageClient], sink:
             written += len(plaintext)
             if progress is not None:
                 progress(len(plaintext))
+            drain = getattr(sink, "drain", None)  # a sink with backpressure
+            if drain is not None:
+                await drain()
         elif not requests and not machine.done:
             raise MistgridError("download stalled")
     return written

@@ -118,9 +118,12 @@ async def upload(source: IO[bytes], size: int, servers: list[StorageClient],
         _check_happy(placement, happy, params.total)
         while chunk := source.read(READ_SIZE):
             await _send(placement, storage_index, upload_secrets, encoder.feed(chunk))
+            _check_happy(placement, happy, params.total)  # servers lost mid-way: stop now
             if progress is not None:
                 progress(len(chunk))
         writes, cap = encoder.finish()
+        # The last writes complete the shares (they become visible): only while happy.
+        _check_happy(placement, happy, params.total)
         await _send(placement, storage_index, upload_secrets, writes)
         _check_happy(placement, happy, params.total)
     except BaseException:

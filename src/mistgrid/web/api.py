@@ -23,8 +23,10 @@ from typing import IO, Any, cast
 
 import attrs
 from twisted.internet import defer
+from twisted.internet.interfaces import IPushProducer
 from twisted.logger import Logger
 from twisted.web import resource, server
+from zope.interface import implementer
 
 from ..caps import ChkCap, LiteralCap, parse_cap
 from ..encoding.params import EncodingParams
@@ -46,16 +48,50 @@ class ClientSettings:
     convergence: bytes
 
 
+class ClientGoneError(MistgridError):
+    """The HTTP client went away in the middle of a download."""
+
+
+@implementer(IPushProducer)
 class _Sink:
-    """A file-like sink that writes straight to the HTTP response."""
+    """Writes a download straight into the HTTP response, with backpressure: when the
+    client reads slower than the grid delivers, `drain` waits until the transport has room
+    (so a slow reader never makes the node buffer a whole file), and a client that hangs up
+    stops the download."""
 
     def __init__(self, request: server.Request) -> None:
         self._request = request
         self.started = False
+        self._paused: defer.Deferred[None] | None = None
+        self._gone = False
+        request.registerProducer(self, True)
 
     def write(self, data: bytes) -> None:
         self.started = True
         self._request.write(data)
+
+    async def drain(self) -> None:
+        if self._paused is not None:
+            await self._paused
+        if self._gone:
+            raise ClientGoneError("the client closed the connection")
+
+    def done(self) -> None:
+        if not self._gone:
+            self._request.unregisterProducer()
+
+    def pauseProducing(self) -> None:  # noqa: N802 (Twisted interface names)
+        if self._paused is None:
+            self._paused = defer.Deferred()
+
+    def resumeProducing(self) -> None:  # noqa: N802
+        paused, self._paused = self._paused, None
+        if paused is not None:
+            paused.callback(None)
+
+    def stopProducing(self) -> None:  # noqa: N802
+        self._gone = True
+        self.resumeProducing()
 
 
 class WebAPI(resource.Resource):
@@ -197,11 +233,15 @@ class WebAPI(resource.Resource):
         try:
             await download(cap, [s.client for s in self.servers], sink,  # type: ignore[arg-type]
                            executor=self.executor, start=start, end=end)
+        except ClientGoneError:
+            return
         except MistgridError:
+            sink.done()
             if sink.started:  # too late for a status: cut the response short
                 request.loseConnection()
                 return
             raise
+        sink.done()
         if not request.finished and not request._disconnected:
             request.finish()
 
