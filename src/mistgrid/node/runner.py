@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
 from concurrent.futures import Executor, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, cast
@@ -24,6 +25,7 @@ from twisted.internet import defer, endpoints, ssl
 from twisted.internet import reactor as _reactor
 from twisted.logger import ILogObserver, globalLogBeginner, textFileLogObserver
 
+from ..caps import base32
 from ..cli.options import read_convergence
 from ..config.check import ConfigValues, load_config
 from ..config.keys import Problem
@@ -66,6 +68,8 @@ def plan_storage(directory: Path, cfg: ConfigValues) -> tuple[StoragePlan | None
         return None, []
     problems = []
     port_text = cfg.get("node", "tub.port") or ""
+    if port_text == "disabled":  # the config check already says a storage server must listen
+        return None, []
     match = re.fullmatch(r"tcp:(?:interface=([^:]+):)?([0-9]+)(?::interface=([^:]+))?",
                          port_text)
     if match is None:
@@ -151,6 +155,17 @@ class ListenError(MistgridError):
     """A configured listener could not be opened."""
 
 
+def ensure_convergence(private: Path) -> Path:
+    """The node's convergence secret, made (as Tahoe-LAFS does) on first use."""
+    path = private / "convergence"
+    if not path.exists():
+        private.mkdir(mode=0o700, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(base32.b2a(secrets.token_bytes(16)) + "\n")
+    return path
+
+
 def start_web(directory: Path, cfg: ConfigValues, executor: Executor,
               servers: list[KnownServer],
               introducers: list[IntroducerClient]) -> defer.Deferred[None]:
@@ -158,7 +173,7 @@ def start_web(directory: Path, cfg: ConfigValues, executor: Executor,
     params = EncodingParams(cfg.get("client", "shares.needed"),
                             cfg.get("client", "shares.total"))
     settings = ClientSettings(params, cfg.get("client", "shares.happy"),
-                              read_convergence(directory / "private" / "convergence"))
+                              read_convergence(ensure_convergence(directory / "private")))
     nickname = cfg.get("node", "nickname") or directory.name
     site = make_web_site(WebAPI(servers, settings, executor, nickname, introducers))
     web_port = cfg.get("node", "web.port")
@@ -221,6 +236,16 @@ def _serve(directory: Path, cfg: ConfigValues, plan: StoragePlan | None, web: bo
         reactor.stop()
 
     def start_all(executor: Executor) -> None:
+        try:
+            start_services(executor)
+        except MistgridError as err:
+            errors.append(str(err))
+            reactor.stop()
+        except Exception as err:
+            errors.append(f"cannot start: {err.__class__.__name__}: {err}")
+            reactor.stop()
+
+    def start_services(executor: Executor) -> None:
         tub = None
         if introducer or furls:
             tub = make_tub(create_identity(private), connector)

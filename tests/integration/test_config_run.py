@@ -1,0 +1,163 @@
+"""`mistgrid run` over a table of tahoe.cfg files (issue 5's acceptance): the seed
+document's examples, Tahoe-LAFS 1.20's, and broken ones. Each either starts (says it is
+running, then stops cleanly on SIGTERM) or is refused with exactly the expected one-line
+reasons, exit status 1 and no traceback.
+
+Placeholders: {tub} and {web} become free loopback ports, {dir} a scratch directory."""
+
+from __future__ import annotations
+
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from mistgrid.node.pidfile import READY
+from mistgrid.testing.procs import free_ports
+
+STARTS = "starts"
+LISTEN = "tub.port = tcp:{tub}:interface=127.0.0.1\ntub.location = tcp:127.0.0.1:{tub}\n"
+WEB = "web.port = tcp:{web}:interface=127.0.0.1\n"
+NOT_YET = "not supported by mistgrid run yet"
+
+CASES: dict[str, tuple[str, str | list[str]]] = {
+    # -- nodes that start
+    "storage node": ("[node]\n" + LISTEN + "[storage]\nenabled = true\n", STARTS),
+    "storage + web": ("[node]\n" + LISTEN + WEB + "[storage]\nenabled = true\n", STARTS),
+    "client only (tahoe)": ("[node]\ntub.port = disabled\ntub.location = disabled\n" + WEB
+                            + "[storage]\nenabled = false\n", STARTS),
+    "client, shares 2/3/4": ("[node]\n" + WEB + "[client]\nshares.needed = 2\n"
+                             "shares.happy = 3\nshares.total = 4\n[storage]\nenabled = false\n",
+                             STARTS),
+    "tahoe example, loopback": (
+        "[node]\nnickname = Bob's Tahoe-LAFS Node\n" + LISTEN + WEB + "\n[client]\n"
+        "helper.furl =\n\n[storage]\nenabled = True\nreadonly = False\n"
+        "reserved_space = 1000000\n", STARTS),
+    "sizes with units": ("[node]\n" + LISTEN + "[storage]\nenabled = true\n"
+                         "reserved_space = 1 GiB\n", STARTS),
+    "storage_dir elsewhere": ("[node]\n" + LISTEN + "[storage]\nenabled = true\n"
+                              "storage_dir = {dir}/shares-here\n", STARTS),
+    "legacy HOST:PORT location": ("[node]\ntub.port = tcp:{tub}:interface=127.0.0.1\n"
+                                  "tub.location = 127.0.0.1:{tub}\n[storage]\nenabled = true\n",
+                                  STARTS),
+    "interface first (torsocks era)": ("[node]\ntub.port = tcp:interface=127.0.0.1:{tub}\n"
+                                       "tub.location = tcp:127.0.0.1:{tub}\n"
+                                       "[storage]\nenabled = true\n", STARTS),
+    "seed torsocks client": ("[node]\ntub.port = tcp:interface=127.0.0.1:{tub}\n"
+                             "tub.location = client.fakelocation:0\n" + WEB +
+                             "[storage]\nenabled = false\n", STARTS),
+    "plugins section": ("[node]\n" + WEB + "[storage]\nenabled = false\nplugins = x\n"
+                        "[storageserver.plugins.x]\nanything = 1\n", STARTS),
+    "continuation line": ("[node]\nnickname = a\n  b\n" + WEB + "[storage]\nenabled = false\n",
+                          STARTS),
+    # -- refused: nothing to do
+    "empty file": ("", ["this node has nothing to run: enable [storage] or set [node] "
+                        "web.port"]),
+    "seed client use-case 3 alone": (
+        "[node]\nanonymous = True\ntub.location =\n[storage]\nenabled = false\n",
+        ["this node has nothing to run"]),
+    # -- refused: the Tor/I2P listeners of the seed's server examples (not yet)
+    "seed server use-case 3": (
+        "[node]\nanonymous = True\ntub.port = tcp:{tub}:interface=127.0.0.1\n"
+        "tub.location = onion:80:hiddenServiceDir={dir}/tor_service,i2p:{dir}/i2p.keypair\n"
+        "[storage]\nenabled = true\n",
+        [f"[node] tub.location = 'onion-service': {NOT_YET}",
+         f"[node] tub.location = 'i2p-destination': {NOT_YET}"]),
+    "seed server use-case 2": (
+        "[node]\nanonymous = False\ntub.port = tcp:{tub}:interface=127.0.0.1\n"
+        "tub.location = AUTO,onion:80:hiddenServiceDir={dir}/tor_service\n"
+        "[storage]\nenabled = true\n",
+        [f"[node] tub.location = 'auto': {NOT_YET}",
+         f"[node] tub.location = 'onion-service': {NOT_YET}"]),
+    # -- refused: broken files (every problem, one line each)
+    "typo key": ("[node]\nanonymus = true\n",
+                 ["line 2: [node] anonymus = 'true': unknown key; fix: did you mean "
+                  "[node] anonymous?"]),
+    "key in wrong section": ("[client]\nreserved_space = 1G\n",
+                             ["did you mean [storage] reserved_space?"]),
+    "unknown section": ("[nodes]\nx = 1\n", ["unknown section; fix: did you mean [node]?"]),
+    "not boolean": ("[node]\nanonymous = maybe\n", ["not a boolean; fix: write true or false"]),
+    "tcp = i2p": ("[connections]\ntcp = i2p\n", ["I2P cannot reach TCP addresses"]),
+    "bad hint": ("[node]\ntub.location = carrier-pigeon\n", ["is not a connection hint"]),
+    "onion without dir": ("[node]\ntub.location = onion:80\n",
+                          ["names no hidden service directory"]),
+    "port 0": ("[node]\ntub.port = tcp:0\n", ["port 0 is not allowed"]),
+    "k > N": ("[client]\nshares.needed = 5\nshares.total = 3\nshares.happy = 3\n",
+              ["more than shares.total (3)"]),
+    "too many shares": ("[client]\nshares.total = 300\n", ["not a share count from 1 to 256"]),
+    "disabled alone": ("[node]\ntub.port = disabled\ntub.location = tcp:a:1\n",
+                       ["must be disabled together"]),
+    "storage unreachable": ("[node]\ntub.port = disabled\ntub.location = disabled\n"
+                            "[storage]\nenabled = true\n", ["a storage server must listen"]),
+    "anonymous contradiction": ("[node]\nanonymous = true\nreveal-IP-address = true\n",
+                                ["contradicts [node] anonymous"]),
+    "bad furl": ("[client]\nintroducer.furl = http://example\n", ["not a FURL"]),
+    "set twice": ("[node]\nnickname = a\nnickname = b\n", ["[node] nickname is set twice"]),
+    "orphan key": ("nickname = a\n", ["a key before any [section]"]),
+    "garbage line": ("[node]\nthis is not config\n", ["not a 'key = value' line"]),
+    "several at once": ("[node]\nanonymus = 1\ntub.port = tcp:0\n[client]\nshares.total = x\n",
+                        ["unknown key", "port 0", "not a share count"]),
+    "storage without location": ("[node]\ntub.port = tcp:{tub}:interface=127.0.0.1\n"
+                                 "[storage]\nenabled = true\n",
+                                 ["a storage node must say where clients reach it"]),
+}
+
+
+def _node(directory: Path, text: str) -> None:
+    tub, web = free_ports(2)
+    directory.mkdir()
+    (directory / "tahoe.cfg").write_text(text.format(tub=tub, web=web, dir=directory))
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_config_starts_or_is_refused(name: str, tmp_path: Path) -> None:
+    text, expected = CASES[name]
+    node = tmp_path / "node"
+    _node(node, text)
+    mistgrid = str(Path(sys.executable).with_name("mistgrid"))
+    process = subprocess.Popen([mistgrid, "run", str(node)], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        if expected == STARTS:
+            assert process.stdout is not None
+            said = b""
+            deadline = time.monotonic() + 30
+            with selectors.DefaultSelector() as selector:
+                selector.register(process.stdout, selectors.EVENT_READ)
+                while READY.encode() not in said and time.monotonic() < deadline:
+                    if not selector.select(max(0.0, deadline - time.monotonic())):
+                        break
+                    chunk = os.read(process.stdout.fileno(), 4096)
+                    if not chunk:
+                        break
+                    said += chunk
+            assert READY.encode() in said, (said, process.stderr.read() if process.stderr
+                                            else b"")
+            os.killpg(process.pid, signal.SIGTERM)
+            _out, err = process.communicate(timeout=30)
+            assert process.returncode == 0, err
+            assert b"Traceback" not in err
+            return
+        _out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(10)
+    lines = err.decode().splitlines()
+    assert process.returncode == 1, lines
+    assert "Traceback" not in err.decode()
+    assert len(lines) == len(expected), lines
+    for line, fragment in zip(lines, expected, strict=True):
+        assert line.startswith("mistgrid: error: "), line
+        assert fragment in line, (fragment, line)
+
+
+def test_the_table_is_large_enough() -> None:
+    """The acceptance asks for at least 30 files, both kinds."""
+    assert len(CASES) >= 30
+    assert sum(1 for _t, e in CASES.values() if e == STARTS) >= 10
