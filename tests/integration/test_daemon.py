@@ -48,7 +48,7 @@ def test_start_status_stop(node: Path) -> None:
     pid = pidfile.running_pid(node)
     assert pid is not None and f"pid {pid}" in started.stdout.decode()
     assert (node / "private" / "announcement.json").exists()
-    status = run_cli("status", str(node))
+    status = run_cli("-d", str(node), "status")  # Tahoe's habit: -d before the command
     assert status.returncode == 0, status.stderr.decode()
     out = status.stdout.decode()
     assert f"running (pid {pid})" in out and "storage servers: 0 of 0 connected" in out

@@ -132,6 +132,9 @@ def test_cli_put_and_get(web_grid: tuple[str, Path], tmp_path: Path) -> None:
     piped = run_cli("put", "-d", client, "-", input_bytes=b"from stdin" * 100)
     streamed = run_cli("get", "-d", client, piped.stdout.decode().strip(), "-")
     assert streamed.stdout == b"from stdin" * 100
+    # Tahoe's habit: the node directory before the command.
+    again = run_cli("-d", client, "get", piped.stdout.decode().strip(), "-")
+    assert again.returncode == 0 and again.stdout == b"from stdin" * 100
 
 
 def test_cli_without_a_running_node(tmp_path: Path) -> None:

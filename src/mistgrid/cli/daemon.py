@@ -23,16 +23,16 @@ from ..errors import MistgridError
 from ..node import pidfile
 from ..node.pidfile import READY
 from .data import connect_local
+from .options import directory_argument
 
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 30.0
 
-_directory = click.argument("directory", type=click.Path(file_okay=False, path_type=Path),
-                            default=".")
+_directory = directory_argument
 
 
 def _start(directory: Path) -> int:
-    from ..node.runner import check_node  # noqa: PLC0415 (heavy: only start needs it)
+    from ..node.plan import check_node  # noqa: PLC0415 (only start needs it)
 
     _cfg, problems = check_node(directory)
     if problems:

@@ -22,9 +22,20 @@ from .progress import byte_progress
 
 CHUNK = 1024 * 1024
 DEFAULT_NODE = Path.home() / ".mistgrid"
+
+
+def _node_dir(ctx: click.Context, _param: click.Parameter, value: Path | None) -> Path:
+    """-d after the command, else `mistgrid -d NODEDIR` before it (Tahoe's habit), else
+    ~/.mistgrid."""
+    if value is not None:
+        return value
+    given = (ctx.find_root().obj or {}).get("node_dir")
+    return Path(given) if given else DEFAULT_NODE
+
+
 node_option = click.option("-d", "--node-directory", "node_dir", type=click.Path(
-    file_okay=False, path_type=Path), default=DEFAULT_NODE, show_default=True,
-    help="The node whose web API to use.")
+    file_okay=False, path_type=Path), default=None, callback=_node_dir,
+    help=f"The node whose web API to use (default: mistgrid -d, else {DEFAULT_NODE}).")
 
 
 def connect_local(node_dir: Path) -> tuple[http.client.HTTPConnection, str]:

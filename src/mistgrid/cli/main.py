@@ -56,8 +56,12 @@ def _fail(message: str) -> None:
 
 @click.group(cls=_OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="mistgrid")
-def cli() -> None:
+@click.option("-d", "--node-directory", "node_dir", default=None, metavar="NODEDIR",
+              help="The node directory commands act on (as `tahoe -d NODEDIR ...`).")
+@click.pass_context
+def cli(ctx: click.Context, node_dir: str | None) -> None:
     """mistgrid: a Tahoe-LAFS compatible file store that speaks Tor and I2P."""
+    ctx.obj = {"node_dir": node_dir}
 
 
 

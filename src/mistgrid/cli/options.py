@@ -42,3 +42,16 @@ def read_convergence(path: Path) -> bytes:
     raise MistgridError(
         f"{path}: not a convergence secret; expected 26 base32 characters (as in a node's "
         "private/convergence) or exactly 16 bytes")
+
+
+def _directory(ctx: click.Context, _param: click.Parameter, value: Path | None) -> Path:
+    if value is not None:
+        return value
+    given = (ctx.find_root().obj or {}).get("node_dir")
+    return Path(given) if given else Path(".")
+
+
+# DIRECTORY of run/start/stop/restart/status: given, else `mistgrid -d NODEDIR`, else ".".
+directory_argument = click.argument("directory", required=False, default=None,
+                                    callback=_directory,
+                                    type=click.Path(file_okay=False, path_type=Path))

@@ -7,9 +7,11 @@ from pathlib import Path
 
 import click
 
+from .options import directory_argument
+
 
 @click.command()
-@click.argument("directory", type=click.Path(file_okay=False, path_type=Path), default=".")
+@directory_argument
 def run(directory: Path) -> None:
     """Run the node in DIRECTORY (refusing to start on any configuration problem)."""
     from ..node.runner import run_node  # noqa: PLC0415 (Twisted: only when running)

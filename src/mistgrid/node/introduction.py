@@ -14,14 +14,11 @@ import os
 from pathlib import Path
 from typing import Any
 
-import yaml
 from twisted.internet import defer
 from twisted.internet.interfaces import IStreamServerEndpoint
 from zope.interface import implementer
 
-from ..config.check import ConfigValues
 from ..errors import MistgridError
-from ..grid.servers import KnownServer, server_from_announcement
 from ..introducer.announcements import (
     new_nonce,
     new_signing_key_text,
@@ -34,28 +31,6 @@ from ..introducer.server import IntroducerService
 from ..net.connector import Connector
 
 FURL_FILE = "introducer.furl"
-
-
-def introducer_furls(directory: Path, cfg: ConfigValues) -> list[tuple[str, str]]:
-    """(petname, FURL) of every introducer this node uses."""
-    found = []
-    legacy = cfg.get("client", "introducer.furl")
-    if legacy:
-        found.append(("default", str(legacy)))
-    path = directory / "private" / "introducers.yaml"
-    if path.exists():
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-            entries = data.get("introducers") or {}
-            for name, entry in entries.items():
-                furl = entry["furl"]
-                if not (isinstance(furl, str) and furl.startswith("pb://")):
-                    raise TypeError
-                found.append((str(name), furl))
-        except (yaml.YAMLError, AttributeError, KeyError, TypeError) as err:
-            raise MistgridError(f"{path}: expected 'introducers: {{NAME: {{furl: pb://...}}}}'"
-                                f" ({err.__class__.__name__})") from err
-    return found
 
 
 def _private_file(path: Path, make: Any) -> str:
@@ -79,12 +54,13 @@ def next_seqnum(private: Path) -> int:
 
 
 def start_clients(tub: Any, furls: list[tuple[str, str]], nickname: str,
-                  servers: list[KnownServer] | None, connector: Connector,
+                  servers: list[Any] | None, connector: Connector,
                   reactor: Any) -> list[IntroducerClient]:
     """Connect to every introducer; announced storage servers go into `servers`."""
     def heard(key: str, ann: dict[str, Any]) -> None:
         if servers is None or ann.get("service-name") != "storage":
             return
+        from ..grid.servers import server_from_announcement  # noqa: PLC0415 (clients only)
         try:
             server = server_from_announcement(key, ann, connector, reactor)
         except MistgridError:

@@ -1,0 +1,63 @@
+"""A node's storage server: GBS over TLS on tub.port, and what it announces.
+
+Once listening it writes `private/storage.nurls` and `private/announcement.json` (the entry
+clients put in their servers.yaml) and fires with the announcement's fields.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, cast
+
+from twisted.internet import defer, endpoints, ssl
+from twisted.internet import reactor as _reactor
+
+from ..crypto.spki import spki_hash
+from ..gbs.nurl import Nurl
+from ..storage.announcement import announcement, server_id
+from ..storage.backend import DiskBackend
+from ..storage.server import make_site
+from ..storage.standalone import load_or_create_swissnum
+from ..storage.tls import create_identity, load_certificate
+from .listening import cannot_listen
+from .plan import StoragePlan
+
+reactor = cast(Any, _reactor)
+
+
+def _nurls(plan: StoragePlan, spki: bytes, swissnum: str) -> list[Nurl]:
+    nurls = []
+    for hint in plan.hints:
+        scheme = {"tcp": "pb", "tor": "pb+tor", "i2p": "pb+i2p"}[hint.kind]
+        nurls.append(Nurl(scheme, spki, hint.host, hint.port, swissnum))
+    return nurls
+
+
+def start_storage(directory: Path, plan: StoragePlan) -> defer.Deferred[dict[str, Any]]:
+    """Listen; write the NURLs and the announcement once listening (and fire with the
+    announcement's fields, for introducers)."""
+    private = directory / "private"
+    pem = create_identity(private)
+    swissnum = load_or_create_swissnum(private)
+    backend = DiskBackend(plan.storage_dir, reserved_space=plan.reserved_space)
+    options = ssl.PrivateCertificate.loadPEM(pem.read_text()).options()
+    endpoint = endpoints.SSL4ServerEndpoint(reactor, plan.port, options,
+                                            interface=plan.interface)
+    cert = load_certificate(pem)
+    nurls = _nurls(plan, spki_hash(cert), swissnum)
+
+    def listening(_port: object) -> dict[str, Any]:
+        (private / "storage.nurls").write_text("".join(n.to_text() + "\n" for n in nurls))
+        ann = announcement(nurls, cert, plan.nickname)
+        entry = {"server-id": server_id(cert), "ann": ann}
+        temp = private / "announcement.json.tmp"
+        temp.write_text(json.dumps(entry, indent=2) + "\n")
+        temp.replace(private / "announcement.json")
+        print(f"storage server listening on {plan.interface}:{plan.port}", flush=True)
+        return ann
+
+    listened: defer.Deferred[Any] = endpoint.listen(make_site(backend,
+                                                              swissnum.encode("ascii")))
+    return listened.addCallbacks(listening, cannot_listen("[node] tub.port",
+                                                           f"tcp:{plan.port}"))

@@ -1,0 +1,55 @@
+"""A client node's web API on web.port, over the servers it knows."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from concurrent.futures import Executor
+from pathlib import Path
+from typing import Any, cast
+
+from twisted.internet import defer, endpoints
+from twisted.internet import reactor as _reactor
+
+from ..caps import base32
+from ..cli.options import read_convergence
+from ..config.check import ConfigValues
+from ..encoding.params import EncodingParams
+from ..grid.servers import KnownServer
+from ..introducer.client import IntroducerClient
+from ..web.api import ClientSettings, WebAPI, make_web_site
+from .listening import cannot_listen
+
+reactor = cast(Any, _reactor)
+
+
+def ensure_convergence(private: Path) -> Path:
+    """The node's convergence secret, made (as Tahoe-LAFS does) on first use."""
+    path = private / "convergence"
+    if not path.exists():
+        private.mkdir(mode=0o700, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(base32.b2a(secrets.token_bytes(16)) + "\n")
+    return path
+
+
+def start_web(directory: Path, cfg: ConfigValues, executor: Executor,
+              servers: list[KnownServer],
+              introducers: list[IntroducerClient]) -> defer.Deferred[None]:
+    """The web API on web.port, for `servers` (which introducers may add to)."""
+    params = EncodingParams(cfg.get("client", "shares.needed"),
+                            cfg.get("client", "shares.total"))
+    settings = ClientSettings(params, cfg.get("client", "shares.happy"),
+                              read_convergence(ensure_convergence(directory / "private")))
+    nickname = cfg.get("node", "nickname") or directory.name
+    site = make_web_site(WebAPI(servers, settings, executor, nickname, introducers))
+    web_port = cfg.get("node", "web.port")
+
+    def listening(port: Any) -> None:
+        address = port.getHost()
+        (directory / "node.url").write_text(f"http://{address.host}:{address.port}/\n")
+        print(f"web API on http://{address.host}:{address.port}/", flush=True)
+
+    listened: defer.Deferred[Any] = endpoints.serverFromString(reactor, web_port).listen(site)
+    return listened.addCallbacks(listening, cannot_listen("[node] web.port", web_port))
