@@ -66,14 +66,26 @@ CASES: dict[str, tuple[str, str | list[str]]] = {
         "[node]\nanonymous = True\ntub.port = tcp:{tub}:interface=127.0.0.1\n"
         "tub.location = onion:80:hiddenServiceDir={dir}/tor_service,i2p:{dir}/i2p.keypair\n"
         "[storage]\nenabled = true\n",
-        [f"[node] tub.location = 'onion-service': {NOT_YET}",
-         f"[node] tub.location = 'i2p-destination': {NOT_YET}"]),
+        [f"[node] tub.location = 'i2p-destination': {NOT_YET}"]),
     "seed server use-case 2": (
         "[node]\nanonymous = False\ntub.port = tcp:{tub}:interface=127.0.0.1\n"
         "tub.location = AUTO,onion:80:hiddenServiceDir={dir}/tor_service\n"
         "[storage]\nenabled = true\n",
-        [f"[node] tub.location = 'auto': {NOT_YET}",
-         f"[node] tub.location = 'onion-service': {NOT_YET}"]),
+        [f"[node] tub.location = 'auto': {NOT_YET}"]),
+    # -- refused: settings that would reveal an anonymous node
+    "anonymous with a tcp hint": (
+        "[node]\nanonymous = true\n" + LISTEN + "[storage]\nenabled = true\n",
+        ["a TCP hint announces an address, and the node is anonymous"]),
+    "anonymous, public listeners": (
+        "[node]\nreveal-IP-address = false\ntub.port = tcp:{tub}\nweb.port = tcp:{web}\n"
+        "tub.location = tor:abcdefghijklmnop.onion:80\n[storage]\nenabled = true\n",
+        ["[node] tub.port = 'tcp:", "[node] web.port = 'tcp:"]),
+    "anonymous with AUTO and tcp = tcp": (
+        "[node]\nanonymous = true\ntub.location = AUTO\n[connections]\ntcp = tcp\n",
+        ["AUTO announces this node's IP addresses", "[connections] tcp = 'tcp': direct TCP"]),
+    "anonymous with a plain SOCKS proxy": (
+        "[node]\nanonymous = true\n[connections]\ntcp.socks-proxy = tcp:127.0.0.1:1080\n",
+        ["a plain SOCKS proxy is not known to hide this node"]),
     # -- refused: broken files (every problem, one line each)
     "typo key": ("[node]\nanonymus = true\n",
                  ["line 2: [node] anonymus = 'true': unknown key; fix: did you mean "

@@ -17,7 +17,7 @@ import yaml
 
 from ..caps import base32
 from ..errors import MistgridError
-from ..gbs.nurl import NurlError, parse_nurl
+from ..gbs.nurl import Nurl, NurlError, parse_nurl
 from ..net.connector import Connector
 from ..storage.client import StorageClient
 
@@ -77,11 +77,31 @@ def server_from_announcement(sid: str, ann: dict[str, Any], connector: Connector
     if not nurls:
         raise MistgridError("the announcement has no anonymous-storage-NURLs (a server "
                             "that speaks only Foolscap storage is not supported)")
-    try:
-        nurl = parse_nurl(str(sorted(nurls)[0]))
-    except NurlError as err:
-        raise MistgridError(str(err)) from err
+    nurl = choose_nurl([str(n) for n in nurls], connector)
     seed_text = ann.get("permutation-seed-base32")
     seed = base32.a2b(seed_text) if isinstance(seed_text, str) and seed_text else None
     client = StorageClient(nurl, connector, reactor, permutation_seed=seed)
-    return KnownServer(client, ServerStatus(sid, str(ann.get("nickname", ""))))
+    return KnownServer(client, ServerStatus(sid, str(ann.get("nickname", "")),
+                                            route=connector.route(nurl.host,
+                                                                  nurl.port or 0).name))
+
+
+def choose_nurl(texts: list[str], connector: Connector) -> Nurl:
+    """The NURL to use: direct TCP where the policy allows it (fastest), else an onion or
+    I2P address (the seed document: prefer anonymizing hints), else TCP through Tor;
+    never one the policy refuses. A NURL that does not parse is skipped."""
+    ranked = []
+    for text in sorted(texts):
+        try:
+            nurl = parse_nurl(text)
+        except NurlError:
+            continue
+        route = connector.route(nurl.host, nurl.port or 0)
+        if route.name == "refused":
+            continue
+        native = nurl.scheme in ("pb+tor", "pb+i2p")
+        ranked.append((0 if route.name == "direct" else 1 if native else 2, text, nurl))
+    if not ranked:
+        raise MistgridError("no announced address can be reached under this node's "
+                            "connection policy ([connections], [node] anonymous)")
+    return min(ranked, key=lambda r: (r[0], r[1]))[2]

@@ -18,6 +18,7 @@ from ..config.check import ConfigValues, load_config
 from ..config.keys import Problem
 from ..config.location import Hint
 from ..errors import MistgridError
+from ..policy.anonymity import DEFAULT_TOR_CONTROL, violations
 
 
 @attrs.frozen
@@ -28,6 +29,7 @@ class StoragePlan:
     reserved_space: int
     hints: tuple[Hint, ...]
     nickname: str
+    tor_control: str = ""  # endpoint of the Tor control port, for onion: hints
 
 
 def plan_storage(directory: Path, cfg: ConfigValues) -> tuple[StoragePlan | None,
@@ -48,10 +50,11 @@ def plan_storage(directory: Path, cfg: ConfigValues) -> tuple[StoragePlan | None
                                 "write e.g. tcp:3457:interface=127.0.0.1"))
     hints = cfg.get("node", "tub.location") or ()
     for hint in hints:
-        if hint.kind in ("auto", "onion-service", "i2p-destination"):
+        if hint.kind in ("auto", "i2p-destination", "i2p"):
             problems.append(Problem("[node] tub.location", hint.kind,
                                     "not supported by mistgrid run yet",
-                                    "list tcp:HOST:PORT hints"))
+                                    "list tcp:HOST:PORT, tor:NAME.onion:PORT or "
+                                    "onion:PORT:hiddenServiceDir=DIR hints"))
     if not hints:
         problems.append(Problem("[node] tub.location", "", "a storage node must say where "
                                 "clients reach it", "write e.g. tcp:127.0.0.1:3457"))
@@ -61,7 +64,8 @@ def plan_storage(directory: Path, cfg: ConfigValues) -> tuple[StoragePlan | None
     return StoragePlan(int(match.group(2)), match.group(1) or match.group(3) or "0.0.0.0",
                        Path(storage_dir) if storage_dir else directory / "storage",
                        cfg.get("storage", "reserved_space"), tuple(hints),
-                       cfg.get("node", "nickname") or directory.name), []
+                       cfg.get("node", "nickname") or directory.name,
+                       cfg.get("tor", "control.port") or DEFAULT_TOR_CONTROL), []
 
 
 def check_node(directory: Path) -> tuple[ConfigValues | None, list[str]]:
@@ -71,6 +75,7 @@ def check_node(directory: Path) -> tuple[ConfigValues | None, list[str]]:
         return None, [f"{directory} is not a node directory (no tahoe.cfg); create one with "
                       "mistgrid create-node"]
     cfg, problems = load_config(config_file.read_text())
+    problems += violations(cfg)
     _plan, more = plan_storage(directory, cfg)
     lines = [f"tahoe.cfg {p}" for p in problems + more]
     return (None if lines else cfg), lines

@@ -12,6 +12,7 @@ a listener that cannot open stops the node with one line naming the key.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from concurrent.futures import Executor, ThreadPoolExecutor
@@ -26,6 +27,7 @@ from ..config.check import ConfigValues
 from ..config.location import Hint
 from ..errors import MistgridError
 from ..net.connector import Connector
+from ..policy.anonymity import Policy, route
 from ..storage.tls import create_identity
 from . import pidfile
 from .listening import ListenError, cannot_listen
@@ -66,7 +68,7 @@ def _serve(directory: Path, cfg: ConfigValues, plan: StoragePlan | None, web: bo
     observer = cast(ILogObserver, textFileLogObserver(log_file))
     globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
     errors: list[str] = []
-    connector = Connector(reactor)
+    connector = Connector(reactor, functools.partial(route, Policy.from_config(cfg)))
     private = directory / "private"
     nickname = cfg.get("node", "nickname") or directory.name
 
@@ -114,7 +116,7 @@ def _serve(directory: Path, cfg: ConfigValues, plan: StoragePlan | None, web: bo
         if plan is not None:
             from .introduction import publish_storage  # noqa: PLC0415
             from .storage_service import start_storage  # noqa: PLC0415
-            started.append(start_storage(directory, plan).addCallback(
+            started.append(start_storage(directory, plan, connector).addCallback(
                 lambda fields: publish_storage(private, clients, fields, nickname)))
         if web:
             from .web_service import start_web  # noqa: PLC0415

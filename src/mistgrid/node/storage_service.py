@@ -13,30 +13,68 @@ from typing import Any, cast
 from twisted.internet import defer, endpoints, ssl
 from twisted.internet import reactor as _reactor
 
+from ..config.location import Hint
 from ..crypto.spki import spki_hash
 from ..gbs.nurl import Nurl
+from ..net.connector import Connector
 from ..storage.announcement import announcement, server_id
 from ..storage.backend import DiskBackend
 from ..storage.server import make_site
 from ..storage.standalone import load_or_create_swissnum
 from ..storage.tls import create_identity, load_certificate
-from .listening import cannot_listen
+from .listening import ListenError, cannot_listen
 from .plan import StoragePlan
 
 reactor = cast(Any, _reactor)
 
 
-def _nurls(plan: StoragePlan, spki: bytes, swissnum: str) -> list[Nurl]:
+async def _onion_hosts(plan: StoragePlan, connector: Connector) -> dict[Hint, str]:
+    """Start (or resume) the onion service of every onion:PORT:hiddenServiceDir=DIR hint
+    through Tor's control port; its .onion name for each. Tor keeps the keys in DIR."""
+    onions = [h for h in plan.hints if h.kind == "onion-service"]
+    if not onions:
+        return {}
+    import txtorcon  # noqa: PLC0415 (only nodes with onion services)
+
+    control = connector.local_service(plan.tor_control)
+    try:
+        tor = await txtorcon.connect(reactor, control)
+    except Exception as err:
+        raise ListenError(f"cannot reach Tor's control port ([tor] control.port = "
+                          f"{plan.tor_control}) for the onion: hints in [node] tub.location: "
+                          f"{err}; start tor with a ControlPort, or set [tor] control.port"
+                          ) from err
+    names = {}
+    for hint in onions:
+        Path(hint.path).parent.mkdir(parents=True, exist_ok=True)
+        service = await tor.create_filesystem_onion_service(
+            [(hint.port, f"127.0.0.1:{plan.port}")], hint.path)
+        names[hint] = str(service.hostname)
+        print(f"onion service {hint.path} is up", flush=True)
+    return names
+
+
+def _nurls(plan: StoragePlan, spki: bytes, swissnum: str,
+           onions: dict[Hint, str]) -> list[Nurl]:
     nurls = []
     for hint in plan.hints:
+        if hint.kind == "onion-service":
+            nurls.append(Nurl("pb+tor", spki, onions[hint], hint.port, swissnum))
+            continue
         scheme = {"tcp": "pb", "tor": "pb+tor", "i2p": "pb+i2p"}[hint.kind]
         nurls.append(Nurl(scheme, spki, hint.host, hint.port, swissnum))
     return nurls
 
 
-def start_storage(directory: Path, plan: StoragePlan) -> defer.Deferred[dict[str, Any]]:
-    """Listen; write the NURLs and the announcement once listening (and fire with the
-    announcement's fields, for introducers)."""
+def start_storage(directory: Path, plan: StoragePlan,
+                  connector: Connector) -> defer.Deferred[dict[str, Any]]:
+    """Listen, start onion services, then write the NURLs and the announcement (and fire
+    with the announcement's fields, for introducers)."""
+    return defer.Deferred.fromCoroutine(_start_storage(directory, plan, connector))
+
+
+async def _start_storage(directory: Path, plan: StoragePlan,
+                         connector: Connector) -> dict[str, Any]:
     private = directory / "private"
     pem = create_identity(private)
     swissnum = load_or_create_swissnum(private)
@@ -45,19 +83,15 @@ def start_storage(directory: Path, plan: StoragePlan) -> defer.Deferred[dict[str
     endpoint = endpoints.SSL4ServerEndpoint(reactor, plan.port, options,
                                             interface=plan.interface)
     cert = load_certificate(pem)
-    nurls = _nurls(plan, spki_hash(cert), swissnum)
-
-    def listening(_port: object) -> dict[str, Any]:
-        (private / "storage.nurls").write_text("".join(n.to_text() + "\n" for n in nurls))
-        ann = announcement(nurls, cert, plan.nickname)
-        entry = {"server-id": server_id(cert), "ann": ann}
-        temp = private / "announcement.json.tmp"
-        temp.write_text(json.dumps(entry, indent=2) + "\n")
-        temp.replace(private / "announcement.json")
-        print(f"storage server listening on {plan.interface}:{plan.port}", flush=True)
-        return ann
-
     listened: defer.Deferred[Any] = endpoint.listen(make_site(backend,
                                                               swissnum.encode("ascii")))
-    return listened.addCallbacks(listening, cannot_listen("[node] tub.port",
-                                                           f"tcp:{plan.port}"))
+    await listened.addErrback(cannot_listen("[node] tub.port", f"tcp:{plan.port}"))
+    print(f"storage server listening on {plan.interface}:{plan.port}", flush=True)
+    nurls = _nurls(plan, spki_hash(cert), swissnum, await _onion_hosts(plan, connector))
+    (private / "storage.nurls").write_text("".join(n.to_text() + "\n" for n in nurls))
+    ann = announcement(nurls, cert, plan.nickname)
+    entry = {"server-id": server_id(cert), "ann": ann}
+    temp = private / "announcement.json.tmp"
+    temp.write_text(json.dumps(entry, indent=2) + "\n")
+    temp.replace(private / "announcement.json")
+    return ann

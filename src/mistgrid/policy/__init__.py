@@ -1,0 +1,1 @@
+"""The anonymity policy: pure decisions about revealing the node and reaching addresses."""

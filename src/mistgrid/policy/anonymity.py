@@ -1,0 +1,161 @@
+"""The anonymity policy (pure core): which settings would reveal a node, and how every
+outgoing connection must travel.
+
+How this works: `Policy.from_config` distils tahoe.cfg into the few facts that routing
+needs. `route(policy, host, port)` is the one decision for every outgoing connection:
+`.onion` names go to Tor's SOCKS port, `.i2p` names to the I2P SAM API, other hosts
+directly, through `tcp.socks-proxy`, through Tor (`[connections] tcp = tor`, and always
+when the node is anonymous), or nowhere (`tcp = disabled`, or no route exists): a
+`Refused` carries the reason and the fix. Names are never resolved locally on a Tor or
+SOCKS route: the proxy resolves them. `violations(cfg)` lists every setting that would
+reveal an anonymous node (`[node] anonymous = true`, or `reveal-IP-address = false`), each
+with its key, value and fix; the node refuses to start on any.
+"""
+
+from __future__ import annotations
+
+import re
+
+import attrs
+
+from ..config.check import ConfigValues
+from ..config.keys import Problem
+
+DEFAULT_TOR_SOCKS = "tcp:127.0.0.1:9050"  # the system tor's SOCKS port
+DEFAULT_I2P_SAM = "tcp:127.0.0.1:7656"  # the SAM bridge's usual port
+DEFAULT_TOR_CONTROL = "tcp:127.0.0.1:9051"
+
+
+@attrs.frozen
+class Direct:
+    """Plain TCP to the host named in the hint (names resolved by the system)."""
+
+    name: str = "direct"
+
+
+@attrs.frozen
+class Socks:
+    """Through a SOCKS5 proxy (Tor's, or tcp.socks-proxy), the proxy resolving the name."""
+
+    proxy: str  # an endpoint description, tcp:HOST:PORT
+    name: str  # "tor" or "socks"
+
+
+@attrs.frozen
+class I2P:
+    """Through the I2P router's SAM API."""
+
+    sam: str
+    name: str = "i2p"
+
+
+@attrs.frozen
+class Refused:
+    reason: str
+    name: str = "refused"
+
+
+Route = Direct | Socks | I2P | Refused
+
+
+@attrs.frozen
+class Policy:
+    anonymous: bool = False
+    tcp: str = "tcp"  # tcp | tor | disabled
+    tcp_socks: str | None = None
+    tor_socks: str | None = None
+    i2p_sam: str | None = None
+
+    @classmethod
+    def from_config(cls, cfg: ConfigValues) -> Policy:
+        anonymous = bool(cfg.get("node", "anonymous")) or \
+            not cfg.get("node", "reveal-IP-address")
+        tor_socks = None
+        if cfg.is_set("connections", "tor.socks-proxy"):  # blank: the default port
+            tor_socks = cfg.get("connections", "tor.socks-proxy") or DEFAULT_TOR_SOCKS
+        elif cfg.get("tor", "socks.port"):
+            tor_socks = cfg.get("tor", "socks.port")
+        elif anonymous or cfg.get("connections", "tcp") == "tor":
+            tor_socks = DEFAULT_TOR_SOCKS
+        i2p_sam = None
+        if cfg.is_set("connections", "i2p.sam-api"):
+            i2p_sam = cfg.get("connections", "i2p.sam-api") or DEFAULT_I2P_SAM
+        elif cfg.get("i2p", "sam.port"):
+            i2p_sam = cfg.get("i2p", "sam.port")
+        return cls(anonymous, cfg.get("connections", "tcp") or "tcp",
+                   cfg.get("connections", "tcp.socks-proxy") or None, tor_socks, i2p_sam)
+
+
+def route(policy: Policy, host: str, port: int) -> Route:
+    """How to reach host:port under `policy` (or why not)."""
+    name = host.lower().rstrip(".")
+    if name.endswith(".onion"):
+        if policy.tor_socks is None:
+            return Refused(f"{host} is a Tor onion address and no Tor is configured; set "
+                           "[connections] tor.socks-proxy (or [tor] socks.port)")
+        return Socks(policy.tor_socks, "tor")
+    if name.endswith(".i2p"):
+        if policy.i2p_sam is None:
+            return Refused(f"{host} is an I2P address and no I2P router is configured; set "
+                           "[connections] i2p.sam-api (or [i2p] sam.port)")
+        return I2P(policy.i2p_sam)
+    if policy.anonymous:
+        if policy.tor_socks is None:  # from_config always sets it for anonymous nodes
+            return Refused("this node is anonymous and has no Tor to reach TCP addresses")
+        return Socks(policy.tor_socks, "tor")
+    if policy.tcp == "disabled":
+        return Refused(f"TCP connections are disabled ([connections] tcp = disabled), and "
+                       f"{host} is neither a .onion nor a .i2p address")
+    if policy.tcp == "tor":
+        return Socks(policy.tor_socks or DEFAULT_TOR_SOCKS, "tor")
+    if policy.tcp_socks is not None:
+        return Socks(policy.tcp_socks, "socks")
+    return Direct()
+
+
+_LOOPBACK = re.compile(r"127\.[0-9.]+|::1|\[::1\]|localhost")
+
+
+def listens_privately(description: str) -> bool:
+    """True when a server endpoint description binds only to loopback (or is not TCP)."""
+    kind = description.split(":", 1)[0]
+    if kind not in ("tcp", "tcp6", "ssl"):
+        return kind != ""
+    match = re.search(r"interface=([^:]+(?:::1)?)", description)
+    return match is not None and _LOOPBACK.fullmatch(match.group(1)) is not None
+
+
+def violations(cfg: ConfigValues) -> list[Problem]:
+    """Every setting that would reveal an anonymous node; empty for other nodes."""
+    policy = Policy.from_config(cfg)
+    if not policy.anonymous:
+        return []
+    found = []
+    for hint in cfg.get("node", "tub.location") or ():
+        if hint.kind == "auto":
+            found.append(Problem("[node] tub.location", "AUTO", "AUTO announces this "
+                                 "node's IP addresses, and the node is anonymous",
+                                 "list only onion:, tor: and i2p: hints (or leave it empty "
+                                 "for a client)"))
+        elif hint.kind == "tcp" and hint.port != 0:  # port 0: the fake 'unreachable' hint
+            found.append(Problem("[node] tub.location", f"tcp:{hint.host}:{hint.port}",
+                                 "a TCP hint announces an address, and the node is "
+                                 "anonymous", "list only onion:, tor: and i2p: hints"))
+    for key in ("tub.port", "web.port"):
+        value = cfg.get("node", key) or ""
+        for description in value.split(",") if value and value != "disabled" else []:
+            if not listens_privately(description.strip()):
+                found.append(Problem(f"[node] {key}", description.strip(),
+                                     "listens on a public interface, so scanning this "
+                                     "node's address finds it",
+                                     "add :interface=127.0.0.1 (Tor and I2P reach it "
+                                     "there)"))
+    if cfg.is_set("connections", "tcp") and cfg.get("connections", "tcp") == "tcp":
+        found.append(Problem("[connections] tcp", "tcp", "direct TCP connections reveal "
+                             "an anonymous node", "write tcp = tor (or disabled)"))
+    if cfg.get("connections", "tcp.socks-proxy"):
+        found.append(Problem("[connections] tcp.socks-proxy",
+                             cfg.get("connections", "tcp.socks-proxy"),
+                             "a plain SOCKS proxy is not known to hide this node",
+                             "if it is Tor's SOCKS port, give it as tor.socks-proxy"))
+    return found

@@ -1,0 +1,161 @@
+"""mistgrid nodes on the private Tor network (real tor, real node processes):
+
+- a storage node with `tub.location = onion:80:hiddenServiceDir=DIR` and
+  `[node] anonymous = true` starts its onion service through Tor's control port and
+  announces a pb+tor NURL;
+- an anonymous client (`[node] anonymous = true`, `tor.socks-proxy`) stores and reads a
+  file on that onion server and on a plain TCP server (reached through a Tor exit);
+- while it works, every TCP connection the client process has is either to Tor's SOCKS
+  port or an accepted web API connection, and it never has a UDP socket (no DNS): the
+  anonymity guarantee, checked on the real process rather than on a mock."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from mistgrid.storage.announcement import servers_yaml
+from mistgrid.testing.procs import Managed, free_ports, stop_all, wait_for
+from mistgrid.testing.tornet import TorNetwork
+
+MISTGRID = str(Path(sys.executable).with_name("mistgrid"))
+
+
+def _sockets(pid: int) -> set[int]:
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(int(target[8:-1]))
+    return inodes
+
+
+def _table(name: str) -> dict[int, tuple[int, int, str]]:
+    """inode -> (local port, remote port, state) for /proc/net/{name}."""
+    rows = {}
+    for line in Path(f"/proc/net/{name}").read_text().splitlines()[1:]:
+        fields = line.split()
+        local, remote, state, inode = fields[1], fields[2], fields[3], int(fields[9])
+        rows[inode] = (int(local.rsplit(":", 1)[1], 16), int(remote.rsplit(":", 1)[1], 16),
+                       state)
+    return rows
+
+
+def stray_connections(pid: int, socks_port: int, web_port: int) -> list[str]:
+    """Connections of `pid` that are neither to Tor's SOCKS port nor web API ones."""
+    mine = _sockets(pid)
+    found = []
+    for name in ("tcp", "tcp6"):
+        for inode, (local, remote, state) in _table(name).items():
+            if inode not in mine or state == "0A":  # 0A: LISTEN
+                continue
+            if remote == socks_port or local == web_port:
+                continue
+            found.append(f"{name} local port {local} -> remote port {remote} (state {state})")
+    for name in ("udp", "udp6"):
+        found += [f"{name} socket (port {local})" for inode, (local, _r, _s)
+                  in _table(name).items() if inode in mine]
+    return found
+
+
+def announced(path: Path) -> Callable[[], bool | None]:
+    return lambda: True if path.exists() else None
+
+
+def welcome(url: str) -> dict[str, Any]:
+    with urllib.request.urlopen(url + "?t=json", timeout=30) as response:
+        result: dict[str, Any] = json.load(response)
+    return result
+
+
+def test_anonymous_client_and_onion_server(tor_network: TorNetwork, tmp_path: Path) -> None:
+    onion_port, tcp_port, web_port = free_ports(3)
+    onion_node, tcp_node, client = tmp_path / "onion", tmp_path / "tcp", tmp_path / "client"
+    for node in (onion_node, tcp_node, client):
+        node.mkdir()
+    (onion_node / "tahoe.cfg").write_text(
+        "[node]\nnickname = onion0\nanonymous = true\n"
+        f"tub.port = tcp:{onion_port}:interface=127.0.0.1\n"
+        f"tub.location = onion:80:hiddenServiceDir={onion_node}/private/onion\n"
+        f"[tor]\ncontrol.port = tcp:127.0.0.1:{tor_network.control_port}\n"
+        "[storage]\nenabled = true\n")
+    (tcp_node / "tahoe.cfg").write_text(
+        f"[node]\nnickname = tcp0\ntub.port = tcp:{tcp_port}:interface=127.0.0.1\n"
+        f"tub.location = tcp:127.0.0.1:{tcp_port}\n[storage]\nenabled = true\n")
+    processes = [Managed(n.name, [MISTGRID, "run", str(n)], tmp_path / f"{n.name}.log")
+                 for n in (onion_node, tcp_node)]
+    try:
+        entries = {}
+        for node in (onion_node, tcp_node):
+            announcement = node / "private" / "announcement.json"
+            wait_for(announced(announcement), 180, f"{node.name} to announce", interval=0.2,
+                     watch=processes)
+            entry = json.loads(announcement.read_text())
+            entries[entry["server-id"]] = entry["ann"]
+        onion_nurls = json.loads((onion_node / "private" / "announcement.json").read_text())[
+            "ann"]["anonymous-storage-NURLs"]
+        assert len(onion_nurls) == 1 and onion_nurls[0].startswith("pb+tor://")
+        assert ".onion:80/" in onion_nurls[0]
+        assert (onion_node / "private" / "onion" / "hostname").exists()  # Tor keeps it there
+
+        (client / "private").mkdir(mode=0o700)
+        (client / "private" / "servers.yaml").write_text(servers_yaml(entries))
+        (client / "tahoe.cfg").write_text(
+            "[node]\nnickname = anon-client\nanonymous = true\n"
+            f"web.port = tcp:{web_port}:interface=127.0.0.1\n"
+            f"[connections]\ntor.socks-proxy = tcp:127.0.0.1:{tor_network.socks_port}\n"
+            "[client]\nshares.needed = 1\nshares.happy = 2\nshares.total = 2\n"
+            "[storage]\nenabled = false\n")
+        processes.append(Managed("client", [MISTGRID, "run", str(client)],
+                                 tmp_path / "client.log"))
+        wait_for(lambda: True if (client / "node.url").exists() else None, 60,
+                 "the client's web API", watch=processes)
+        url = (client / "node.url").read_text().strip()
+
+        def both_connected() -> bool | None:
+            servers = welcome(url)["servers"]
+            return True if [s["connection_status"] for s in servers] == ["connected"] * 2 \
+                else None
+
+        wait_for(both_connected, 120, "the client to reach both servers over Tor",
+                 interval=1.0, watch=processes)
+        assert {s["route"] for s in welcome(url)["servers"]} == {"tor"}
+
+        stray: list[str] = []
+        done = threading.Event()
+        client_pid = processes[-1].pid
+
+        def watch() -> None:
+            while not done.is_set():
+                stray.extend(stray_connections(client_pid, tor_network.socks_port, web_port))
+                done.wait(0.01)
+
+        watcher = threading.Thread(target=watch)
+        watcher.start()
+        try:
+            data = os.urandom(1024 * 1024 + 7)
+            request = urllib.request.Request(url + "uri", data=data, method="PUT")
+            with urllib.request.urlopen(request, timeout=300) as response:
+                cap = response.read().decode()
+            with urllib.request.urlopen(url + "uri/" + cap, timeout=300) as response:
+                assert response.read() == data
+        finally:
+            done.set()
+            watcher.join()
+        assert stray == [], sorted(set(stray))
+        # The shares are on both servers: one share each (happiness 2).
+        for node in (onion_node, tcp_node):
+            shares = [p for p in (node / "storage" / "shares").rglob("*")
+                      if p.is_file() and "incoming" not in p.parts]
+            assert len(shares) == 1, node
+    finally:
+        stop_all(processes)

@@ -1,0 +1,136 @@
+"""The anonymity policy as tables: how every kind of address is reached under every kind
+of configuration, and which settings an anonymous node refuses (key, value, fix)."""
+
+from __future__ import annotations
+
+import pytest
+
+from mistgrid.config.check import load_config
+from mistgrid.policy.anonymity import (
+    DEFAULT_TOR_SOCKS,
+    I2P,
+    Direct,
+    Policy,
+    Refused,
+    Socks,
+    listens_privately,
+    route,
+    violations,
+)
+
+TOR = "tcp:127.0.0.1:9999"
+SAM = "tcp:127.0.0.1:7777"
+ONION = ("abcdefghijklmnopqrstuvwxyz234567abcdefghijklmnopqrstuvwx.onion", 80)
+I2P_HOST = ("ukeu3k5oycgaauneqgtnvselmt4yemvoilkln7jpvamvfx7dnkdq.b32.i2p", 0)
+TCP = ("storage.example", 3457)
+LOOP = ("127.0.0.1", 3457)
+
+
+def policy(text: str) -> Policy:
+    cfg, problems = load_config(text)
+    assert problems == []
+    return Policy.from_config(cfg)
+
+
+PLAIN = ""
+ANON = "[node]\nanonymous = true\n"
+ANON_TOR = f"[node]\nanonymous = true\n[connections]\ntor.socks-proxy = {TOR}\n"
+HIDE = f"[node]\nreveal-IP-address = false\n[connections]\ntcp = tor\n[tor]\nsocks.port = {TOR}\n"
+TCP_TOR = f"[connections]\ntcp = tor\ntor.socks-proxy = {TOR}\n"
+DISABLED = f"[connections]\ntcp = disabled\ni2p.sam-api = {SAM}\n"
+SOCKS = "[connections]\ntcp.socks-proxy = tcp:127.0.0.1:1080\n"
+CLIENT2 = f"[connections]\ntor.socks-proxy = {TOR}\ni2p.sam-api = {SAM}\n"
+BLANK = "[connections]\ntor.socks-proxy =\ni2p.sam-api =\n"
+
+TOR_ROUTE = Socks(TOR, "tor")
+CASES = [
+    # config, address, expected route (or the Refused reason's start)
+    (PLAIN, TCP, Direct()),
+    (PLAIN, LOOP, Direct()),
+    (PLAIN, ONION, "is a Tor onion address and no Tor is configured"),
+    (PLAIN, I2P_HOST, "is an I2P address and no I2P router is configured"),
+    (CLIENT2, TCP, Direct()),  # seed client use-case 2: Tor/I2P only for their addresses
+    (CLIENT2, ONION, TOR_ROUTE),
+    (CLIENT2, I2P_HOST, I2P(SAM)),
+    (BLANK, ONION, Socks(DEFAULT_TOR_SOCKS, "tor")),  # blank: the default ports
+    (BLANK, I2P_HOST, I2P("tcp:127.0.0.1:7656")),
+    (ANON, TCP, Socks(DEFAULT_TOR_SOCKS, "tor")),  # seed client use-case 3
+    (ANON, LOOP, Socks(DEFAULT_TOR_SOCKS, "tor")),  # even loopback: never direct
+    (ANON_TOR, TCP, TOR_ROUTE),
+    (ANON_TOR, ONION, TOR_ROUTE),
+    (ANON_TOR, I2P_HOST, "is an I2P address and no I2P router is configured"),
+    (HIDE, TCP, TOR_ROUTE),  # Tahoe's spelling of the same
+    (TCP_TOR, TCP, TOR_ROUTE),
+    (DISABLED, TCP, "TCP connections are disabled"),
+    (DISABLED, I2P_HOST, I2P(SAM)),
+    (DISABLED, ONION, "is a Tor onion address and no Tor is configured"),
+    (SOCKS, TCP, Socks("tcp:127.0.0.1:1080", "socks")),
+    (SOCKS, ONION, "is a Tor onion address and no Tor is configured"),
+]
+
+
+@pytest.mark.parametrize("text, address, expected", CASES)
+def test_route_table(text: str, address: tuple[str, int],
+                     expected: Direct | Socks | I2P | str) -> None:
+    found = route(policy(text), *address)
+    if isinstance(expected, str):
+        assert isinstance(found, Refused) and expected in found.reason, found
+    else:
+        assert found == expected
+
+
+def test_anonymous_never_routes_direct() -> None:
+    """Whatever the address, an anonymous policy gives Tor, I2P or a refusal."""
+    for text in (ANON, ANON_TOR, HIDE):
+        for address in (TCP, LOOP, ONION, I2P_HOST, ("::1", 1), ("10.0.0.1", 80)):
+            assert not isinstance(route(policy(text), *address), Direct)
+
+
+VIOLATIONS = [
+    (ANON + "tub.location = tcp:1.2.3.4:80\n",
+     ["[node] tub.location = 'tcp:1.2.3.4:80': a TCP hint announces an address"]),
+    (ANON + "tub.location = AUTO,onion:80:hiddenServiceDir=/x\n",
+     ["[node] tub.location = 'AUTO': AUTO announces"]),
+    (ANON + "tub.location = 1.2.3.4:80\n", ["'tcp:1.2.3.4:80'"]),  # legacy HOST:PORT
+    (ANON + "tub.port = tcp:3457\ntub.location = tor:x.onion:80\n",
+     ["[node] tub.port = 'tcp:3457': listens on a public interface"]),
+    (ANON + "web.port = tcp:3456:interface=0.0.0.0\n",
+     ["[node] web.port = 'tcp:3456:interface=0.0.0.0': listens on a public interface"]),
+    (ANON + "[connections]\ntcp = tcp\n", ["[connections] tcp = 'tcp'"]),
+    (ANON + "[connections]\ntcp.socks-proxy = tcp:127.0.0.1:1080\n",
+     ["[connections] tcp.socks-proxy"]),
+    ("[node]\nreveal-IP-address = false\ntub.location = tcp:a.example:1\n", ["tcp:a.example:1"]),
+]
+CLEAN = [
+    ANON + "tub.location =\n",  # seed client use-case 3
+    ANON + "tub.location = onion:80:hiddenServiceDir=/x,i2p:/y.keypair\n"  # server 3
+           "tub.port = tcp:3457:interface=127.0.0.1\n",
+    ANON + "tub.port = tcp:interface=127.0.0.1:8098\ntub.location = client.fakelocation:0\n",
+    ANON + "web.port = tcp:3456:interface=127.0.0.1\n[connections]\ntcp = disabled\n",
+    "[node]\ntub.location = AUTO,tcp:1.2.3.4:80\n",  # not anonymous: anything goes
+]
+
+
+@pytest.mark.parametrize("text, expected", VIOLATIONS)
+def test_violations(text: str, expected: list[str]) -> None:
+    cfg, problems = load_config(text)
+    assert problems == []
+    found = [str(p) for p in violations(cfg)]
+    assert len(found) == len(expected), found
+    for line, fragment in zip(found, expected, strict=True):
+        assert fragment in line and "; fix: " in line, line
+
+
+@pytest.mark.parametrize("text", CLEAN)
+def test_no_violations(text: str) -> None:
+    cfg, problems = load_config(text)
+    assert problems == [] and violations(cfg) == []
+
+
+@pytest.mark.parametrize("description, private", [
+    ("tcp:3457:interface=127.0.0.1", True), ("tcp:interface=127.0.0.1:8098", True),
+    ("tcp:3457", False), ("tcp:3457:interface=0.0.0.0", False),
+    ("tcp:3457:interface=192.168.1.2", False), ("unix:/tmp/x", True),
+])
+def test_listens_privately(description: str, private: bool) -> None:
+    assert listens_privately(description) is private
