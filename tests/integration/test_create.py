@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from mistgrid.config.check import load_config
+from mistgrid.policy.anonymity import violations
 
 from ..conftest import run_cli
 from .test_cli import assert_one_line_error
@@ -25,6 +26,9 @@ def mode(path: Path) -> int:
     (["create-client"], "false", "disabled"),
     (["create-client", "--hide-ip"], "false", "disabled"),
     (["create-introducer", "--hostname", "127.0.0.1"], None, "tcp:3457"),
+    (["create-node", "--listen=tor", "--hide-ip", "--port", "tcp:4001:interface=127.0.0.1"],
+     "true", "tcp:4001:interface=127.0.0.1"),
+    (["create-node", "--listen=tcp,tor", "--hostname", "127.0.0.1"], "true", "tcp:3457"),
 ])
 def test_created_directories(tmp_path: Path, args: list[str], storage: str | None,
                              port: str) -> None:
@@ -43,6 +47,12 @@ def test_created_directories(tmp_path: Path, args: list[str], storage: str | Non
     if "--hide-ip" in args:
         assert cfg.get("node", "reveal-IP-address") is False
         assert cfg.get("connections", "tcp") == "tor"
+        assert violations(cfg) == []  # what --hide-ip writes, the node accepts
+    if any("tor" in a for a in args if a.startswith("--listen")):
+        hints = cfg.get("node", "tub.location")
+        assert hints[-1].kind == "onion-service" and hints[-1].port == 3457
+        assert hints[-1].path == f"{node.resolve()}/private/onion"
+        assert cfg.get("tor", "control.port") == "tcp:127.0.0.1:9051"
 
 
 def test_node_has_a_tls_identity(tmp_path: Path) -> None:
@@ -52,7 +62,8 @@ def test_node_has_a_tls_identity(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("args,words", [
     (["create-node"], ["--listen=tcp needs --hostname"]),
-    (["create-node", "--listen", "tor"], ["--listen=tor is not supported"]),
+    (["create-node", "--listen", "i2p"], ["--listen=i2p is not supported"]),
+    (["create-node", "--listen", "tor", "--hostname", "h"], ["--listen=tor takes no"]),
     (["create-node", "--hostname", "h", "--hide-ip"], ["--hide-ip", "reveal"]),
     (["create-node", "--location", "tcp:h:1"], ["--location and --port go together"]),
     (["create-client", "--hostname", "h"], ["--listen=none takes no --hostname"]),

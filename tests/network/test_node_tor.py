@@ -1,8 +1,8 @@
 """mistgrid nodes on the private Tor network (real tor, real node processes):
 
-- a storage node with `tub.location = onion:80:hiddenServiceDir=DIR` and
-  `[node] anonymous = true` starts its onion service through Tor's control port and
-  announces a pb+tor NURL;
+- a storage node made by `create-node --listen=tor --hide-ip` (tub.location =
+  onion:3457:hiddenServiceDir=DIR, reveal-IP-address = false) starts its onion service
+  through Tor's control port and announces a pb+tor NURL;
 - an anonymous client (`[node] anonymous = true`, `tor.socks-proxy`) stores and reads a
   file on that onion server and on a plain TCP server (reached through a Tor exit);
 - while it works, every TCP connection the client process has is either to Tor's SOCKS
@@ -23,6 +23,8 @@ from typing import Any
 from mistgrid.storage.announcement import servers_yaml
 from mistgrid.testing.procs import Managed, free_ports, stop_all, wait_for
 from mistgrid.testing.tornet import TorNetwork
+
+from ..conftest import run_cli
 
 MISTGRID = str(Path(sys.executable).with_name("mistgrid"))
 
@@ -80,14 +82,17 @@ def welcome(url: str) -> dict[str, Any]:
 def test_anonymous_client_and_onion_server(tor_network: TorNetwork, tmp_path: Path) -> None:
     onion_port, tcp_port, web_port = free_ports(3)
     onion_node, tcp_node, client = tmp_path / "onion", tmp_path / "tcp", tmp_path / "client"
-    for node in (onion_node, tcp_node, client):
+    for node in (tcp_node, client):
         node.mkdir()
-    (onion_node / "tahoe.cfg").write_text(
-        "[node]\nnickname = onion0\nanonymous = true\n"
-        f"tub.port = tcp:{onion_port}:interface=127.0.0.1\n"
-        f"tub.location = onion:80:hiddenServiceDir={onion_node}/private/onion\n"
-        f"[tor]\ncontrol.port = tcp:127.0.0.1:{tor_network.control_port}\n"
-        "[storage]\nenabled = true\n")
+    created = run_cli("create-node", "--listen=tor", "--hide-ip", "--nickname", "onion0",
+                      "--webport", "none", "--port", f"tcp:{onion_port}:interface=127.0.0.1",
+                      "--tor-control-port", f"tcp:127.0.0.1:{tor_network.control_port}",
+                      "--tor-socks-port", f"tcp:127.0.0.1:{tor_network.socks_port}",
+                      str(onion_node))
+    assert created.returncode == 0, created.stderr.decode()
+    config = (onion_node / "tahoe.cfg").read_text()
+    assert "reveal-IP-address = false" in config
+    assert f"tub.location = onion:3457:hiddenServiceDir={onion_node}/private/onion" in config
     (tcp_node / "tahoe.cfg").write_text(
         f"[node]\nnickname = tcp0\ntub.port = tcp:{tcp_port}:interface=127.0.0.1\n"
         f"tub.location = tcp:127.0.0.1:{tcp_port}\n[storage]\nenabled = true\n")
@@ -104,7 +109,7 @@ def test_anonymous_client_and_onion_server(tor_network: TorNetwork, tmp_path: Pa
         onion_nurls = json.loads((onion_node / "private" / "announcement.json").read_text())[
             "ann"]["anonymous-storage-NURLs"]
         assert len(onion_nurls) == 1 and onion_nurls[0].startswith("pb+tor://")
-        assert ".onion:80/" in onion_nurls[0]
+        assert ".onion:3457/" in onion_nurls[0]
         assert (onion_node / "private" / "onion" / "hostname").exists()  # Tor keeps it there
 
         (client / "private").mkdir(mode=0o700)
@@ -157,5 +162,64 @@ def test_anonymous_client_and_onion_server(tor_network: TorNetwork, tmp_path: Pa
             shares = [p for p in (node / "storage" / "shares").rglob("*")
                       if p.is_file() and "incoming" not in p.parts]
             assert len(shares) == 1, node
+    finally:
+        stop_all(processes)
+
+
+def test_grid_entirely_over_onion_services(tor_network: TorNetwork, tmp_path: Path) -> None:
+    """Introducer, storage node and client all made with --hide-ip; the introducer and the
+    storage node listen only as onion services. The introducer's FURL names its onion
+    address, the storage node announces over Tor, and the client stores and reads through
+    the onion storage node, its process touching nothing but Tor's SOCKS port."""
+    tor = ["--tor-control-port", f"tcp:127.0.0.1:{tor_network.control_port}",
+           "--tor-socks-port", f"tcp:127.0.0.1:{tor_network.socks_port}"]
+    intro_port, storage_port, web_port = free_ports(3)
+    introducer = tmp_path / "introducer"
+    made = run_cli("create-introducer", "--listen=tor", "--hide-ip", "--webport", "none",
+                   "--port", f"tcp:{intro_port}:interface=127.0.0.1", *tor, str(introducer))
+    assert made.returncode == 0, made.stderr.decode()
+    processes = [Managed("introducer", [MISTGRID, "run", str(introducer)],
+                         tmp_path / "introducer.log")]
+    try:
+        furl_file = introducer / "private" / "introducer.furl"
+        wait_for(announced(furl_file), 180, "the introducer's onion FURL", interval=0.2,
+                 watch=processes)
+        furl = furl_file.read_text().strip()
+        assert "@tor:" in furl and ".onion:3457/" in furl, furl
+        storage = tmp_path / "storage"
+        made = run_cli("create-node", "--listen=tor", "--hide-ip", "--webport", "none",
+                       "--introducer", furl, "--port",
+                       f"tcp:{storage_port}:interface=127.0.0.1", *tor, str(storage))
+        assert made.returncode == 0, made.stderr.decode()
+        client = tmp_path / "client"
+        made = run_cli("create-client", "--hide-ip", "--introducer", furl, "--webport",
+                       f"tcp:{web_port}:interface=127.0.0.1", "--shares-needed", "1",
+                       "--shares-happy", "1", "--shares-total", "1", *tor, str(client))
+        assert made.returncode == 0, made.stderr.decode()
+        processes += [Managed(n.name, [MISTGRID, "run", str(n)], tmp_path / f"{n.name}.log")
+                      for n in (storage, client)]
+        wait_for(announced(client / "node.url"), 60, "the client's web API", watch=processes)
+        url = (client / "node.url").read_text().strip()
+
+        def connected() -> bool | None:
+            servers = welcome(url)["servers"]
+            return True if [s["connection_status"] for s in servers] == ["connected"] \
+                else None
+
+        wait_for(connected, 240, "the client to learn of the onion server", interval=1.0,
+                 watch=processes)
+        page = welcome(url)
+        assert page["servers"][0]["route"] == "tor"
+        assert page["introducers"][0]["connected"] is True
+        assert ".onion" in page["introducers"][0]["hints"]
+        stray = stray_connections(processes[-1].pid, tor_network.socks_port, web_port)
+        data = os.urandom(200_000)
+        request = urllib.request.Request(url + "uri", data=data, method="PUT")
+        with urllib.request.urlopen(request, timeout=300) as response:
+            cap = response.read().decode()
+        with urllib.request.urlopen(url + "uri/" + cap, timeout=300) as response:
+            assert response.read() == data
+        stray += stray_connections(processes[-1].pid, tor_network.socks_port, web_port)
+        assert stray == []
     finally:
         stop_all(processes)

@@ -17,7 +17,13 @@ def _options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--nickname", "-n", default="", help="This node's nickname."),
         click.option("--introducer", "-i", default="", help="The introducer's FURL."),
         click.option("--listen", default=None,
-                     help="Listener types: tcp, or none (tor and i2p: not yet)."),
+                     help="Listener types: tcp, tor, tcp,tor, or none (i2p: not yet)."),
+        click.option("--tor-control-port", default="", metavar="ENDPOINT",
+                     help="Tor's control port, for --listen=tor (default "
+                     "tcp:127.0.0.1:9051)."),
+        click.option("--tor-socks-port", default="", metavar="ENDPOINT",
+                     help="Tor's SOCKS port, for .onion servers and --hide-ip (default "
+                     "tcp:127.0.0.1:9050)."),
         click.option("--hostname", default="", help="Host name others reach this node at."),
         click.option("--location", default="", help="tub.location (with --port)."),
         click.option("--port", default="", help="tub.port (with --location)."),

@@ -23,7 +23,8 @@ from ..net.connector import Connector, PolicyRefusedError
 
 @implementer(IConnectionHintHandler)
 class ConnectorHints:
-    """Foolscap hint handler: `tcp:HOST:PORT` -> the connector's endpoint for it."""
+    """Foolscap hint handler: `tcp:HOST:PORT` and `tor:NAME.onion:PORT` -> the connector's
+    endpoint for it (so an anonymous node reaches even tcp: hints only through Tor)."""
 
     def __init__(self, connector: Connector) -> None:
         self._connector = connector
@@ -33,7 +34,7 @@ class ConnectorHints:
             parsed = parse_hint(hint)
         except InvalidValueError as err:
             raise InvalidHintError(f"unparseable hint {hint!r}") from err
-        if parsed.kind != "tcp" or parsed.port is None:
+        if parsed.kind not in ("tcp", "tor") or parsed.port is None:
             raise InvalidHintError(f"no route for hint type {parsed.kind}")
         try:
             return self._connector.endpoint(parsed.host, parsed.port), parsed.host
@@ -50,7 +51,9 @@ def make_tub(pem: Path, connector: Connector) -> Any:
     """A started Tub with the node's identity and only our connection handler."""
     tub = Tub(certData=pem.read_bytes().decode("ascii"))
     tub.removeAllConnectionHintHandlers()
-    tub.addConnectionHintHandler("tcp", ConnectorHints(connector))
+    hints = ConnectorHints(connector)
+    tub.addConnectionHintHandler("tcp", hints)
+    tub.addConnectionHintHandler("tor", hints)  # tor:NAME.onion:PORT: the policy routes it
     tub.setOption("logLocalFailures", False)
     tub.setOption("logRemoteFailures", False)
     tub.startService()

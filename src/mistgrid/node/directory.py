@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
+import socket
 from pathlib import Path
 
 import attrs
@@ -18,6 +19,7 @@ from cryptography.hazmat.primitives import serialization
 
 from ..caps import base32
 from ..errors import MistgridError
+from ..policy.anonymity import DEFAULT_TOR_CONTROL
 from ..storage.tls import create_identity, load_certificate
 
 DEFAULT_WEBPORT = "tcp:3456:interface=127.0.0.1"
@@ -43,6 +45,9 @@ class NodeSpec:
     shares_needed: int = 3
     shares_happy: int = 7
     shares_total: int = 10
+    tor_control_port: str = ""
+    tor_socks_port: str = ""
+    base: str = ""  # the node directory (absolute), for paths written into tahoe.cfg
 
     def tub(self) -> tuple[str, str]:
         """(tub.port, tub.location) from --listen, --hostname, --location, --port."""
@@ -52,14 +57,21 @@ class NodeSpec:
             if self.location or self.port or self.hostname:
                 raise NodeDirError("--listen=none takes no --hostname, --location or --port")
             return "disabled", "disabled"
-        unsupported = [kind for kind in self.listen if kind != "tcp"]
+        unsupported = [kind for kind in self.listen if kind not in ("tcp", "tor")]
         if unsupported:
             raise NodeDirError(f"--listen={','.join(unsupported)} is not supported by "
-                               "create-node yet; listen on tcp, or write the [tor]/[i2p] "
-                               "sections by hand")
-        if self.hide_ip:
+                               "create-node yet; listen on tcp or tor")
+        if self.hide_ip and "tcp" in self.listen:
             raise NodeDirError("--hide-ip with --listen=tcp would reveal this node's address; "
-                               "use --listen=none (client only)")
+                               "use --listen=tor, or --listen=none for a client")
+        if self.listen == ("tor",):
+            return self._tor_port(), self._onion_hint()
+        port, location = self._tcp()
+        if "tor" in self.listen:
+            location += "," + self._onion_hint()
+        return port, location
+
+    def _tcp(self) -> tuple[str, str]:
         if self.location or self.port:
             if not (self.location and self.port):
                 raise NodeDirError("--location and --port go together")
@@ -67,6 +79,26 @@ class NodeSpec:
         if not self.hostname:
             raise NodeDirError("--listen=tcp needs --hostname (or --location and --port)")
         return "tcp:3457", f"tcp:{self.hostname}:3457"
+
+    def _tor_port(self) -> str:
+        if self.location or self.hostname:
+            raise NodeDirError("--listen=tor takes no --hostname or --location (the onion "
+                               "address is made when the node first starts)")
+        return self.port or f"tcp:{_free_loopback_port()}:interface=127.0.0.1"
+
+    def _onion_hint(self) -> str:
+        return f"onion:{ONION_PORT}:hiddenServiceDir={self.base}/private/onion"
+
+
+ONION_PORT = 3457
+
+
+def _free_loopback_port() -> int:
+    """A port free on 127.0.0.1 now: where the node listens for its onion service."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
 
 
 def render_config(spec: NodeSpec) -> str:
@@ -77,8 +109,14 @@ def render_config(spec: NodeSpec) -> str:
              f"nickname = {spec.nickname}", f"web.port = {webport}",
              f"tub.port = {port}", f"tub.location = {location}",
              f"reveal-IP-address = {'false' if spec.hide_ip else 'true'}", ""]
-    if spec.hide_ip:
-        lines += ["[connections]", "tcp = tor", ""]
+    connections = ["tcp = tor"] if spec.hide_ip else []
+    if spec.tor_socks_port:
+        connections.append(f"tor.socks-proxy = {spec.tor_socks_port}")
+    if connections:
+        lines += ["[connections]", *connections, ""]
+    if "tor" in spec.listen:
+        lines += ["[tor]", f"control.port = {spec.tor_control_port or DEFAULT_TOR_CONTROL}",
+                  ""]
     if spec.kind != "introducer":
         lines += ["[client]", f"shares.needed = {spec.shares_needed}",
                   f"shares.happy = {spec.shares_happy}", f"shares.total = {spec.shares_total}",
@@ -103,6 +141,7 @@ def create_node_dir(directory: Path, spec: NodeSpec) -> None:
     if directory.exists() and any(directory.iterdir()):
         raise NodeDirError(f"{directory} already exists and is not empty; choose a new "
                            "directory")
+    spec = attrs.evolve(spec, base=str(directory.resolve()))
     config = render_config(spec)  # before writing anything: may refuse
     directory.mkdir(parents=True, exist_ok=True)
     private = directory / "private"
@@ -118,8 +157,11 @@ def create_node_dir(directory: Path, spec: NodeSpec) -> None:
                       f"introducers:\n  default:\n    furl: '{spec.introducer}'\n")
     if spec.kind != "client" or spec.storage:
         create_identity(private)
-    if spec.kind == "introducer":
-        _write_secret(private / "introducer.furl", introducer_furl(private, spec.tub()[1]) + "\n")
+    location = spec.tub()[1]
+    if spec.kind == "introducer" and all(h.startswith("tcp:") for h in location.split(",")):
+        # (an onion address is known only once Tor has made it: then the first start
+        # writes the FURL)
+        _write_secret(private / "introducer.furl", introducer_furl(private, location) + "\n")
 
 
 def introducer_furl(private: Path, location: str) -> str:

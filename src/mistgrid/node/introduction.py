@@ -18,6 +18,7 @@ from twisted.internet import defer
 from twisted.internet.interfaces import IStreamServerEndpoint
 from zope.interface import implementer
 
+from ..config.location import Hint
 from ..errors import MistgridError
 from ..introducer.announcements import (
     new_nonce,
@@ -29,6 +30,8 @@ from ..introducer.announcements import (
 from ..introducer.client import IntroducerClient
 from ..introducer.server import IntroducerService
 from ..net.connector import Connector
+from .listening import ListenError, cannot_listen
+from .onion import start_onion_services
 
 FURL_FILE = "introducer.furl"
 
@@ -112,17 +115,34 @@ class _WatchedEndpoint:
         return result.addCallbacks(ok, failed)
 
 
-def start_introducer(directory: Path, tub: Any, endpoint: Any,
-                     location: str) -> defer.Deferred[Any]:
-    """Serve the introducer on `endpoint`; fires once listening and the FURL is written."""
+def start_introducer(directory: Path, tub: Any, endpoint: Any, hints: list[Hint],
+                     local_port: int, tor_control: str,
+                     connector: Connector) -> defer.Deferred[Any]:
+    """Serve the introducer on `endpoint`, start the onion services of its onion: hints,
+    then write its FURL (tcp: and tor: hints); fires once all that is done."""
+    return defer.Deferred.fromCoroutine(_start_introducer(
+        directory, tub, endpoint, hints, local_port, tor_control, connector))
+
+
+async def _start_introducer(directory: Path, tub: Any, endpoint: Any, hints: list[Hint],
+                            local_port: int, tor_control: str, connector: Connector) -> None:
     watched = _WatchedEndpoint(endpoint)
     tub.listenOn(watched)
-    tub.setLocation(*[hint.strip() for hint in location.split(",")])
-    service = IntroducerService()
+    await watched.listened.addErrback(cannot_listen("[node] tub.port", f"tcp:{local_port}"))
+    onions = await start_onion_services(hints, local_port, tor_control, connector)
+    location = []
+    for hint in hints:
+        if hint.kind == "tcp":
+            host = f"[{hint.host}]" if ":" in hint.host else hint.host
+            location.append(f"tcp:{host}:{hint.port}")
+        elif hint.kind == "tor":
+            location.append(f"tor:{hint.host}:{hint.port}")
+        elif hint.kind == "onion-service":
+            location.append(f"tor:{onions[hint]}:{hint.port}")
+        else:
+            raise ListenError(f"[node] tub.location: an introducer cannot use {hint.kind} "
+                              "hints yet; use tcp:, tor: or onion: hints")
+    tub.setLocation(*location)
     furl_path = directory / "private" / FURL_FILE
-
-    def listening(_port: Any) -> None:
-        tub.registerReference(service, furlFile=str(furl_path))
-        os.chmod(furl_path, 0o600)
-
-    return watched.listened.addCallback(listening)
+    tub.registerReference(IntroducerService(), furlFile=str(furl_path))
+    os.chmod(furl_path, 0o600)

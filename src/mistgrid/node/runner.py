@@ -24,13 +24,12 @@ from twisted.internet import reactor as _reactor
 from twisted.logger import ILogObserver, globalLogBeginner, textFileLogObserver
 
 from ..config.check import ConfigValues
-from ..config.location import Hint
 from ..errors import MistgridError
 from ..net.connector import Connector
-from ..policy.anonymity import Policy, route
+from ..policy.anonymity import DEFAULT_TOR_CONTROL, Policy, route
 from ..storage.tls import create_identity
 from . import pidfile
-from .listening import ListenError, cannot_listen
+from .listening import ListenError
 from .pidfile import READY
 from .plan import StoragePlan, check_node, introducer_furls, is_introducer, plan_storage
 
@@ -108,11 +107,13 @@ def _serve(directory: Path, cfg: ConfigValues, plan: StoragePlan | None, web: bo
                                     connector, reactor)
             if introducer:
                 port = cfg.get("node", "tub.port")
+                local = re.search(r"tcp:(?:interface=[^:]+:)?([0-9]+)", port)
                 started.append(start_introducer(
                     directory, tub, endpoints.serverFromString(reactor, port),
-                    ",".join(_hint_text(h) for h in cfg.get("node", "tub.location") or ())
-                ).addCallbacks(lambda _: print("introducer running", flush=True),
-                               cannot_listen("[node] tub.port", port)))
+                    list(cfg.get("node", "tub.location") or ()),
+                    int(local.group(1)) if local else 0,
+                    cfg.get("tor", "control.port") or DEFAULT_TOR_CONTROL, connector,
+                ).addCallback(lambda _: print("introducer running", flush=True)))
         if plan is not None:
             from .introduction import publish_storage  # noqa: PLC0415
             from .storage_service import start_storage  # noqa: PLC0415
@@ -129,10 +130,3 @@ def _serve(directory: Path, cfg: ConfigValues, plan: StoragePlan | None, web: bo
         reactor.run()
     log_file.close()
     return errors
-
-
-def _hint_text(hint: Hint) -> str:
-    if hint.kind == "tcp":
-        host = f"[{hint.host}]" if ":" in hint.host else hint.host
-        return f"tcp:{host}:{hint.port}"
-    raise ListenError(f"tub.location hint type {hint.kind} is not supported yet")

@@ -22,36 +22,11 @@ from ..storage.backend import DiskBackend
 from ..storage.server import make_site
 from ..storage.standalone import load_or_create_swissnum
 from ..storage.tls import create_identity, load_certificate
-from .listening import ListenError, cannot_listen
+from .listening import cannot_listen
+from .onion import start_onion_services
 from .plan import StoragePlan
 
 reactor = cast(Any, _reactor)
-
-
-async def _onion_hosts(plan: StoragePlan, connector: Connector) -> dict[Hint, str]:
-    """Start (or resume) the onion service of every onion:PORT:hiddenServiceDir=DIR hint
-    through Tor's control port; its .onion name for each. Tor keeps the keys in DIR."""
-    onions = [h for h in plan.hints if h.kind == "onion-service"]
-    if not onions:
-        return {}
-    import txtorcon  # noqa: PLC0415 (only nodes with onion services)
-
-    control = connector.local_service(plan.tor_control)
-    try:
-        tor = await txtorcon.connect(reactor, control)
-    except Exception as err:
-        raise ListenError(f"cannot reach Tor's control port ([tor] control.port = "
-                          f"{plan.tor_control}) for the onion: hints in [node] tub.location: "
-                          f"{err}; start tor with a ControlPort, or set [tor] control.port"
-                          ) from err
-    names = {}
-    for hint in onions:
-        Path(hint.path).parent.mkdir(parents=True, exist_ok=True)
-        service = await tor.create_filesystem_onion_service(
-            [(hint.port, f"127.0.0.1:{plan.port}")], hint.path)
-        names[hint] = str(service.hostname)
-        print(f"onion service {hint.path} is up", flush=True)
-    return names
 
 
 def _nurls(plan: StoragePlan, spki: bytes, swissnum: str,
@@ -87,7 +62,8 @@ async def _start_storage(directory: Path, plan: StoragePlan,
                                                               swissnum.encode("ascii")))
     await listened.addErrback(cannot_listen("[node] tub.port", f"tcp:{plan.port}"))
     print(f"storage server listening on {plan.interface}:{plan.port}", flush=True)
-    nurls = _nurls(plan, spki_hash(cert), swissnum, await _onion_hosts(plan, connector))
+    onions = await start_onion_services(plan.hints, plan.port, plan.tor_control, connector)
+    nurls = _nurls(plan, spki_hash(cert), swissnum, onions)
     (private / "storage.nurls").write_text("".join(n.to_text() + "\n" for n in nurls))
     ann = announcement(nurls, cert, plan.nickname)
     entry = {"server-id": server_id(cert), "ann": ann}

@@ -1,0 +1,46 @@
+"""Onion services for a node's onion:PORT:hiddenServiceDir=DIR location hints.
+
+How this works: through Tor's control port (reached via the connector), each hint becomes
+a filesystem onion service whose keys Tor keeps in DIR (so the .onion name survives
+restarts), forwarding the hint's virtual PORT to the node's loopback listener.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, cast
+
+from twisted.internet import reactor as _reactor
+
+from ..config.location import Hint
+from ..net.connector import Connector
+from .listening import ListenError
+
+reactor = cast(Any, _reactor)
+
+
+async def start_onion_services(hints: Iterable[Hint], local_port: int, tor_control: str,
+                               connector: Connector) -> dict[Hint, str]:
+    """Start (or resume) the onion service of every onion-service hint; its .onion name
+    for each."""
+    onions = [h for h in hints if h.kind == "onion-service"]
+    if not onions:
+        return {}
+    import txtorcon  # noqa: PLC0415 (only nodes with onion services)
+
+    try:
+        tor = await txtorcon.connect(reactor, connector.local_service(tor_control))
+    except Exception as err:
+        raise ListenError(f"cannot reach Tor's control port ([tor] control.port = "
+                          f"{tor_control}) for the onion: hints in [node] tub.location: "
+                          f"{err}; start tor with a ControlPort, or set [tor] control.port"
+                          ) from err
+    names = {}
+    for hint in onions:
+        Path(hint.path).parent.mkdir(parents=True, exist_ok=True)
+        service = await tor.create_filesystem_onion_service(
+            [(hint.port, f"127.0.0.1:{local_port}")], hint.path)
+        names[hint] = str(service.hostname)
+        print(f"onion service {hint.path} is up", flush=True)
+    return names
