@@ -74,6 +74,7 @@ def announced(path: Path) -> Callable[[], bool | None]:
 
 
 def welcome(url: str) -> dict[str, Any]:
+    """The client's welcome page (it answers within seconds even while probes run)."""
     with urllib.request.urlopen(url + "?t=json", timeout=30) as response:
         result: dict[str, Any] = json.load(response)
     return result

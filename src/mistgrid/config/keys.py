@@ -57,6 +57,8 @@ KEYS: dict[tuple[str, str], Parser] = {
     ("i2p", "dest"): values.boolean,
     ("i2p", "dest.port"): values.positive_int,
     ("i2p", "dest.private_key_file"): values.text,
+    # mistgrid's own: I2CP options for the node's SAM sessions, "key=value,key=value"
+    ("i2p", "session.options"): values.key_values,
     # [client]
     ("client", "introducer.furl"): values.furl,
     ("client", "helper.furl"): values.furl,

@@ -119,3 +119,18 @@ def port_list(value: str) -> str:
             raise InvalidValueError(f"{item!r} is not an endpoint description",
                           "write e.g. tcp:3457:interface=127.0.0.1")
     return stripped
+
+
+def key_values(value: str) -> dict[str, str]:
+    """`key=value,key=value` (I2CP session options)."""
+    found = {}
+    for item in value.split(","):
+        if not item.strip():
+            continue
+        key, sep, val = item.strip().partition("=")
+        if not sep or not re.fullmatch(r"[A-Za-z0-9._-]+", key) or not val.strip() or \
+                re.search(r"\s", val.strip()):
+            raise InvalidValueError(f"{item.strip()!r} is not key=value",
+                                    "write e.g. inbound.length=2,outbound.length=2")
+        found[key] = val.strip()
+    return found

@@ -14,6 +14,7 @@ from typing import Any
 
 import attrs
 import yaml
+from twisted.internet import defer
 
 from ..caps import base32
 from ..errors import MistgridError
@@ -37,6 +38,23 @@ class ServerStatus:
 class KnownServer:
     client: StorageClient
     status: ServerStatus
+    _waiters: list[defer.Deferred[None]] | None = attrs.field(default=None, init=False)
+
+    def refresh(self) -> defer.Deferred[None]:
+        """Probe (unless a probe is already running); fires when that probe ends. A slow
+        route (a first I2P connection takes tens of seconds) never runs two at once."""
+        waiter: defer.Deferred[None] = defer.Deferred()
+        if self._waiters is None:
+            self._waiters = [waiter]
+            defer.Deferred.fromCoroutine(self.probe()).addBoth(self._probed)
+        else:
+            self._waiters.append(waiter)
+        return waiter
+
+    def _probed(self, _result: object) -> None:
+        waiters, self._waiters = self._waiters or [], None
+        for waiter in waiters:
+            waiter.callback(None)
 
     async def probe(self) -> None:
         try:

@@ -2,14 +2,15 @@
 
 How this works: a `Route` says how to reach a location hint; `Connector.endpoint(host,
 port)` asks the node's routing function for the route and turns it into a Twisted client
-endpoint: direct TCP, or a SOCKS5 proxy (Tor's, or tcp.socks-proxy) that resolves the
-name itself, or a refusal. The routing function is `policy.anonymity.route` bound to the
-node's policy (`direct_only` in tests that need nothing else).
+endpoint: direct TCP, a SOCKS5 proxy (Tor's, or tcp.socks-proxy) that resolves the name
+itself, an I2P stream through the router's SAM API (txi2p), or a refusal. The routing
+function is `policy.anonymity.route` bound to the node's policy (`direct_only` in tests
+that need nothing else).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, cast
 
 from twisted.internet.endpoints import HostnameEndpoint
@@ -41,10 +42,11 @@ def _tcp_address(description: str) -> tuple[str, int]:
 
 class Connector:
     def __init__(self, reactor: Any, route: RoutingFunction = direct_only,
-                 timeout: float = 30.0) -> None:
+                 timeout: float = 30.0, i2p_options: Mapping[str, str] | None = None) -> None:
         self._reactor = reactor
         self._route = route
         self._timeout = timeout
+        self._i2p_options = dict(i2p_options or {})
 
     def local_service(self, description: str) -> IStreamClientEndpoint:
         """An endpoint for a daemon the node is configured to use (Tor's control port, an
@@ -73,8 +75,13 @@ class Connector:
             return cast(IStreamClientEndpoint, TorClientEndpoint(
                 host, port, socks_endpoint=proxy, reactor=self._reactor))
         if isinstance(route, I2P):
-            raise PolicyRefusedError(f"not connecting to {host}: I2P connections are not "
-                                     "supported yet")
+            from txi2p.sam.endpoints import SAMI2PStreamClientEndpoint  # noqa: PLC0415
+
+            # One SAM session for all of this node's outgoing I2P streams (txi2p keeps it
+            # by nickname); the node's listening destination, if any, is another session.
+            return cast(IStreamClientEndpoint, SAMI2PStreamClientEndpoint.new(
+                self.local_service(route.sam), host, nickname="mistgrid-client",
+                options=dict(self._i2p_options)))
         return cast(IStreamClientEndpoint, HostnameEndpoint(
             self._reactor, host.encode("idna") if not host.isascii() else host, port,
             timeout=self._timeout))

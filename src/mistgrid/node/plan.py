@@ -18,7 +18,7 @@ from ..config.check import ConfigValues, load_config
 from ..config.keys import Problem
 from ..config.location import Hint
 from ..errors import MistgridError
-from ..policy.anonymity import DEFAULT_TOR_CONTROL, violations
+from ..policy.anonymity import DEFAULT_I2P_SAM, DEFAULT_TOR_CONTROL, Policy, violations
 
 
 @attrs.frozen
@@ -30,6 +30,8 @@ class StoragePlan:
     hints: tuple[Hint, ...]
     nickname: str
     tor_control: str = ""  # endpoint of the Tor control port, for onion: hints
+    i2p_sam: str = ""  # endpoint of the I2P SAM API, for i2p:KEYFILE hints
+    i2p_options: tuple[tuple[str, str], ...] = ()
 
 
 def plan_storage(directory: Path, cfg: ConfigValues) -> tuple[StoragePlan | None,
@@ -50,11 +52,11 @@ def plan_storage(directory: Path, cfg: ConfigValues) -> tuple[StoragePlan | None
                                 "write e.g. tcp:3457:interface=127.0.0.1"))
     hints = cfg.get("node", "tub.location") or ()
     for hint in hints:
-        if hint.kind in ("auto", "i2p-destination", "i2p"):
+        if hint.kind == "auto":
             problems.append(Problem("[node] tub.location", hint.kind,
                                     "not supported by mistgrid run yet",
-                                    "list tcp:HOST:PORT, tor:NAME.onion:PORT or "
-                                    "onion:PORT:hiddenServiceDir=DIR hints"))
+                                    "list tcp:HOST:PORT, tor:NAME.onion:PORT, "
+                                    "onion:PORT:hiddenServiceDir=DIR or i2p:KEYFILE hints"))
     if not hints:
         problems.append(Problem("[node] tub.location", "", "a storage node must say where "
                                 "clients reach it", "write e.g. tcp:127.0.0.1:3457"))
@@ -65,7 +67,9 @@ def plan_storage(directory: Path, cfg: ConfigValues) -> tuple[StoragePlan | None
                        Path(storage_dir) if storage_dir else directory / "storage",
                        cfg.get("storage", "reserved_space"), tuple(hints),
                        cfg.get("node", "nickname") or directory.name,
-                       cfg.get("tor", "control.port") or DEFAULT_TOR_CONTROL), []
+                       cfg.get("tor", "control.port") or DEFAULT_TOR_CONTROL,
+                       Policy.from_config(cfg).i2p_sam or DEFAULT_I2P_SAM,
+                       tuple(sorted((cfg.get("i2p", "session.options") or {}).items()))), []
 
 
 def check_node(directory: Path) -> tuple[ConfigValues | None, list[str]]:

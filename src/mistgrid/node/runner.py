@@ -67,7 +67,8 @@ def _serve(directory: Path, cfg: ConfigValues, plan: StoragePlan | None, web: bo
     observer = cast(ILogObserver, textFileLogObserver(log_file))
     globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
     errors: list[str] = []
-    connector = Connector(reactor, functools.partial(route, Policy.from_config(cfg)))
+    connector = Connector(reactor, functools.partial(route, Policy.from_config(cfg)),
+                          i2p_options=cfg.get("i2p", "session.options") or {})
     private = directory / "private"
     nickname = cfg.get("node", "nickname") or directory.name
 

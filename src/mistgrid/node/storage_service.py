@@ -7,6 +7,7 @@ clients put in their servers.yaml) and fires with the announcement's fields.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any, cast
 
@@ -22,7 +23,7 @@ from ..storage.backend import DiskBackend
 from ..storage.server import make_site
 from ..storage.standalone import load_or_create_swissnum
 from ..storage.tls import create_identity, load_certificate
-from .listening import cannot_listen
+from .listening import ListenError, cannot_listen
 from .onion import start_onion_services
 from .plan import StoragePlan
 
@@ -36,9 +37,42 @@ def _nurls(plan: StoragePlan, spki: bytes, swissnum: str,
         if hint.kind == "onion-service":
             nurls.append(Nurl("pb+tor", spki, onions[hint], hint.port, swissnum))
             continue
+        if hint.kind == "i2p-destination":
+            nurls.append(Nurl("pb+i2p", spki, onions[hint], None, swissnum))
+            continue
         scheme = {"tcp": "pb", "tor": "pb+tor", "i2p": "pb+i2p"}[hint.kind]
         nurls.append(Nurl(scheme, spki, hint.host, hint.port, swissnum))
     return nurls
+
+
+async def _i2p_destinations(plan: StoragePlan, connector: Connector, options: Any,
+                            site: Any) -> dict[Hint, str]:
+    """Serve GBS (TLS inside the I2P stream) on the destination of every i2p:KEYFILE hint,
+    through the router's SAM API; the keys are made on first use and kept in KEYFILE. Its
+    .b32.i2p name for each."""
+    hints = [h for h in plan.hints if h.kind == "i2p-destination"]
+    if not hints:
+        return {}
+    from twisted.protocols.tls import TLSMemoryBIOFactory  # noqa: PLC0415
+    from txi2p.sam.endpoints import SAMI2PStreamServerEndpoint  # noqa: PLC0415
+
+    names = {}
+    for index, hint in enumerate(hints):
+        Path(hint.path).parent.mkdir(parents=True, exist_ok=True)
+        endpoint = SAMI2PStreamServerEndpoint.new(
+            connector.local_service(plan.i2p_sam), hint.path,
+            nickname=f"mistgrid-server-{plan.port}-{index}", options=dict(plan.i2p_options))
+        try:
+            port = await endpoint.listen(TLSMemoryBIOFactory(options, False, site))
+        except Exception as err:
+            raise ListenError(f"cannot make the I2P destination of [node] tub.location "
+                              f"i2p:{hint.path} through the SAM API at {plan.i2p_sam}: {err};"
+                              " start the I2P router with SAM enabled, or set [i2p] sam.port"
+                              ) from err
+        os.chmod(hint.path, 0o600)  # the destination's private keys
+        names[hint] = str(port.getHost().host)
+        print(f"I2P destination {hint.path} is up", flush=True)
+    return names
 
 
 def start_storage(directory: Path, plan: StoragePlan,
@@ -58,11 +92,12 @@ async def _start_storage(directory: Path, plan: StoragePlan,
     endpoint = endpoints.SSL4ServerEndpoint(reactor, plan.port, options,
                                             interface=plan.interface)
     cert = load_certificate(pem)
-    listened: defer.Deferred[Any] = endpoint.listen(make_site(backend,
-                                                              swissnum.encode("ascii")))
+    site = make_site(backend, swissnum.encode("ascii"))
+    listened: defer.Deferred[Any] = endpoint.listen(site)
     await listened.addErrback(cannot_listen("[node] tub.port", f"tcp:{plan.port}"))
     print(f"storage server listening on {plan.interface}:{plan.port}", flush=True)
     onions = await start_onion_services(plan.hints, plan.port, plan.tor_control, connector)
+    onions.update(await _i2p_destinations(plan, connector, options, site))
     nurls = _nurls(plan, spki_hash(cert), swissnum, onions)
     (private / "storage.nurls").write_text("".join(n.to_text() + "\n" for n in nurls))
     ann = announcement(nurls, cert, plan.nickname)

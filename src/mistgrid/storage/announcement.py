@@ -29,8 +29,8 @@ def announcement(nurls: list[Nurl], certificate: x509.Certificate,
     tub_id = base32.b2a(hashlib.sha1(certificate.public_bytes(
         serialization.Encoding.DER)).digest())
     first = nurls[0]
-    hint = f"tcp:{first.host}:{first.port}" if first.scheme == "pb" else \
-        f"{first.scheme[3:]}:{first.host}:{first.port}"
+    kind = "tcp" if first.scheme == "pb" else first.scheme[3:]
+    hint = f"{kind}:{first.host}" + (f":{first.port}" if first.port is not None else "")
     return {
         "nickname": nickname,
         "anonymous-storage-FURL": f"pb://{tub_id}@{hint}/{first.swissnum}",

@@ -81,8 +81,8 @@ class _EndpointFactory:
         self._nurl = nurl
 
     def endpointForURI(self, uri: Any) -> IStreamClientEndpoint:  # noqa: N802
-        assert self._nurl.port is not None
-        tcp = self._connector.endpoint(self._nurl.host, self._nurl.port)
+        # An I2P NURL may have no port (I2P destinations need none): 0 stands for "none".
+        tcp = self._connector.endpoint(self._nurl.host, self._nurl.port or 0)
         creator = cast(IOpenSSLClientConnectionCreator, _PinnedTLS(self._nurl.spki_hash))
         return wrapClientTLS(creator, tcp)
 
@@ -110,7 +110,8 @@ class StorageClient:
         agent = Agent.usingEndpointFactory(reactor, _EndpointFactory(connector, nurl), pool)
         self._http = HTTPClient(agent)
         self._auth = swissnum_header(nurl.swissnum)
-        self._base = f"https://{nurl.host}:{nurl.port}".encode("ascii")
+        port = f":{nurl.port}" if nurl.port is not None else ""
+        self._base = f"https://{nurl.host}{port}".encode("ascii")
 
     async def _call(self, method: str, path: str, what: str, ok: tuple[int, ...],
                     body: bytes | None = None, cbor: Any = None,

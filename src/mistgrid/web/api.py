@@ -22,7 +22,8 @@ from concurrent.futures import Executor
 from typing import IO, Any, cast
 
 import attrs
-from twisted.internet import defer
+from twisted.internet import defer, task
+from twisted.internet import reactor as _reactor
 from twisted.internet.interfaces import IPushProducer
 from twisted.logger import Logger
 from twisted.web import resource, server
@@ -39,6 +40,8 @@ from ..storage.server import QuietSite
 from .multipart import MultipartError, Window, boundary_of, locate_parts
 
 log = Logger()
+reactor = cast(Any, _reactor)
+WELCOME_WAIT = 3.0
 
 
 @attrs.frozen
@@ -144,8 +147,14 @@ class WebAPI(resource.Resource):
         request.finish()
 
     async def _welcome(self, request: server.Request, args: dict[str, list[str]]) -> None:
-        await defer.gatherResults([defer.Deferred.fromCoroutine(s.probe())
-                                   for s in self.servers])
+        # Fresh status where a probe answers within WELCOME_WAIT seconds; the page never
+        # waits longer (probes go on in the background and the next view shows them).
+        probes: defer.Deferred[Any] = defer.DeferredList([s.refresh() for s in self.servers])
+        timer: defer.Deferred[Any] = task.deferLater(reactor, WELCOME_WAIT, lambda: None)
+        timer.addErrback(lambda f: f.trap(defer.CancelledError))
+        await defer.DeferredList([probes, timer], fireOnOneCallback=True)
+        if not timer.called:
+            timer.cancel()
         servers = [{"nodeid": s.status.server_id, "nickname": s.status.nickname,
                     "connection_status": "connected" if s.status.connected else "not connected",
                     "route": s.status.route, "last_error": s.status.last_error,

@@ -1,0 +1,102 @@
+"""mistgrid nodes on the private I2P network (real i2pd routers, real node processes):
+a storage node whose only address is an I2P destination (`tub.location = i2p:KEYFILE`,
+seed server use-case 3 for I2P) and an anonymous client with TCP disabled that reaches it
+through its own router's SAM API, storing and reading a file while its process connects
+to nothing but that SAM API (and has no UDP socket)."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import sys
+import threading
+import urllib.request
+from pathlib import Path
+
+from mistgrid.storage.announcement import servers_yaml
+from mistgrid.testing.i2pnet import CLIENT_SESSION_OPTIONS, SERVER_SESSION_OPTIONS, I2PNetwork
+from mistgrid.testing.procs import Managed, free_ports, stop_all, wait_for
+
+from .test_node_tor import announced, stray_connections, welcome
+
+MISTGRID = str(Path(sys.executable).with_name("mistgrid"))
+
+
+def options(values: dict[str, str]) -> str:
+    return ",".join(f"{k}={v}" for k, v in values.items())
+
+
+def test_anonymous_client_and_i2p_server(i2p_network: I2PNetwork, tmp_path: Path) -> None:
+    storage_port, web_port = free_ports(2)
+    server_sam, client_sam = i2p_network.sam_port(2), i2p_network.sam_port(3)
+    storage, client = tmp_path / "storage", tmp_path / "client"
+    for node in (storage, client):
+        (node / "private").mkdir(parents=True, mode=0o700)
+    keyfile = storage / "private" / "i2p.keys"
+    (storage / "tahoe.cfg").write_text(
+        "[node]\nnickname = i2p0\nanonymous = true\n"
+        f"tub.port = tcp:{storage_port}:interface=127.0.0.1\ntub.location = i2p:{keyfile}\n"
+        f"[i2p]\nsam.port = tcp:127.0.0.1:{server_sam}\n"
+        f"session.options = {options(SERVER_SESSION_OPTIONS)}\n[storage]\nenabled = true\n")
+    processes = [Managed("storage", [MISTGRID, "run", str(storage)], tmp_path / "storage.log")]
+    try:
+        announcement = storage / "private" / "announcement.json"
+        wait_for(announced(announcement), 180, "the I2P destination", interval=0.5,
+                 watch=processes)
+        entry = json.loads(announcement.read_text())
+        nurls = entry["ann"]["anonymous-storage-NURLs"]
+        assert len(nurls) == 1 and nurls[0].startswith("pb+i2p://")
+        assert ".b32.i2p/" in nurls[0]
+        assert stat.S_IMODE(keyfile.stat().st_mode) == 0o600  # the destination's keys
+
+        (client / "private" / "servers.yaml").write_text(
+            servers_yaml({entry["server-id"]: entry["ann"]}))
+        (client / "tahoe.cfg").write_text(
+            "[node]\nnickname = anon-client\nanonymous = true\n"
+            f"web.port = tcp:{web_port}:interface=127.0.0.1\n"
+            f"[connections]\ntcp = disabled\ni2p.sam-api = tcp:127.0.0.1:{client_sam}\n"
+            f"[i2p]\nsession.options = {options(CLIENT_SESSION_OPTIONS)}\n"
+            "[client]\nshares.needed = 1\nshares.happy = 1\nshares.total = 1\n"
+            "[storage]\nenabled = false\n")
+        processes.append(Managed("client", [MISTGRID, "run", str(client)],
+                                 tmp_path / "client.log"))
+        wait_for(announced(client / "node.url"), 60, "the client's web API", watch=processes)
+        url = (client / "node.url").read_text().strip()
+
+        def connected() -> bool | None:
+            try:
+                servers = welcome(url)["servers"]
+            except OSError:
+                return None
+            return True if [s["connection_status"] for s in servers] == ["connected"] \
+                else None
+
+        wait_for(connected, 240, "the client to reach the I2P server", interval=2.0,
+                 watch=processes)
+        assert welcome(url)["servers"][0]["route"] == "i2p"
+
+        stray: list[str] = []
+        done = threading.Event()
+
+        def watch() -> None:
+            while not done.is_set():
+                stray.extend(stray_connections(processes[-1].pid, client_sam, web_port))
+                done.wait(0.02)
+
+        watcher = threading.Thread(target=watch)
+        watcher.start()
+        try:
+            data = os.urandom(300_000)
+            request = urllib.request.Request(url + "uri", data=data, method="PUT")
+            with urllib.request.urlopen(request, timeout=300) as response:
+                cap = response.read().decode()
+            with urllib.request.urlopen(url + "uri/" + cap, timeout=300) as response:
+                assert response.read() == data
+        finally:
+            done.set()
+            watcher.join()
+        assert stray == [], sorted(set(stray))
+        i2p_network.check_alive()
+    finally:
+        stop_all(processes)
