@@ -29,6 +29,8 @@ def mode(path: Path) -> int:
     (["create-node", "--listen=tor", "--hide-ip", "--port", "tcp:4001:interface=127.0.0.1"],
      "true", "tcp:4001:interface=127.0.0.1"),
     (["create-node", "--listen=tcp,tor", "--hostname", "127.0.0.1"], "true", "tcp:3457"),
+    (["create-node", "--listen=tor,i2p", "--hide-ip", "--port",
+      "tcp:4002:interface=127.0.0.1"], "true", "tcp:4002:interface=127.0.0.1"),
 ])
 def test_created_directories(tmp_path: Path, args: list[str], storage: str | None,
                              port: str) -> None:
@@ -49,10 +51,15 @@ def test_created_directories(tmp_path: Path, args: list[str], storage: str | Non
         assert cfg.get("connections", "tcp") == "tor"
         assert violations(cfg) == []  # what --hide-ip writes, the node accepts
     if any("tor" in a for a in args if a.startswith("--listen")):
-        hints = cfg.get("node", "tub.location")
-        assert hints[-1].kind == "onion-service" and hints[-1].port == 3457
-        assert hints[-1].path == f"{node.resolve()}/private/onion"
+        onion = [h for h in cfg.get("node", "tub.location") if h.kind == "onion-service"]
+        assert onion[0].port == 3457
+        assert onion[0].path == f"{node.resolve()}/private/onion"
         assert cfg.get("tor", "control.port") == "tcp:127.0.0.1:9051"
+    if any("i2p" in a for a in args if a.startswith("--listen")):
+        hints = cfg.get("node", "tub.location")
+        assert hints[-1].kind == "i2p-destination"
+        assert hints[-1].path == f"{node.resolve()}/private/i2p.keys"
+        assert cfg.get("i2p", "sam.port") == "tcp:127.0.0.1:7656"
 
 
 def test_node_has_a_tls_identity(tmp_path: Path) -> None:
@@ -62,7 +69,7 @@ def test_node_has_a_tls_identity(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("args,words", [
     (["create-node"], ["--listen=tcp needs --hostname"]),
-    (["create-node", "--listen", "i2p"], ["--listen=i2p is not supported"]),
+    (["create-node", "--listen", "ipx"], ["--listen=ipx is not a listener type"]),
     (["create-node", "--listen", "tor", "--hostname", "h"], ["--listen=tor takes no"]),
     (["create-node", "--hostname", "h", "--hide-ip"], ["--hide-ip", "reveal"]),
     (["create-node", "--location", "tcp:h:1"], ["--location and --port go together"]),

@@ -49,6 +49,7 @@ GOOD = {
     "shares": "[client]\nshares.needed = 2\nshares.happy = 4\nshares.total = 4\n",
     "plugins": "[storage]\nplugins = x\n[storageserver.plugins.x]\nanything = 1\n",
     "continuation": "[node]\nnickname = a\n  b\n",
+    "i2p session options": "[i2p]\nsession.options = inbound.length=1,i2cp.leaseSetType=1\n",
 }
 
 BAD = {
@@ -84,6 +85,8 @@ BAD = {
     "bad size": ("[storage]\nreserved_space = lots\n", ["not a size"]),
     "bad furl": ("[client]\nintroducer.furl = http://example\n", ["not a FURL"]),
     "twice": ("[node]\nnickname = a\nnickname = b\n", ["[node] nickname is set twice"]),
+    "bad session options": ("[i2p]\nsession.options = inbound.length\n",
+                            ["'inbound.length' is not key=value"]),
     "orphan": ("nickname = a\n", ["a key before any [section]"]),
     "garbage line": ("[node]\nthis is not config\n", ["not a 'key = value' line"]),
     "several at once": ("[node]\nanonymus = 1\ntub.port = tcp:0\n[client]\nshares.total = x\n",

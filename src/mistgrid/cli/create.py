@@ -17,10 +17,14 @@ def _options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--nickname", "-n", default="", help="This node's nickname."),
         click.option("--introducer", "-i", default="", help="The introducer's FURL."),
         click.option("--listen", default=None,
-                     help="Listener types: tcp, tor, tcp,tor, or none (i2p: not yet)."),
+                     help="Listener types: tcp, tor, i2p (or several, e.g. tcp,tor), or "
+                     "none."),
         click.option("--tor-control-port", default="", metavar="ENDPOINT",
                      help="Tor's control port, for --listen=tor (default "
                      "tcp:127.0.0.1:9051)."),
+        click.option("--i2p-sam-port", default="", metavar="ENDPOINT",
+                     help="The I2P router's SAM API, for --listen=i2p and .i2p servers "
+                     "(default tcp:127.0.0.1:7656)."),
         click.option("--tor-socks-port", default="", metavar="ENDPOINT",
                      help="Tor's SOCKS port, for .onion servers and --hide-ip (default "
                      "tcp:127.0.0.1:9050)."),

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import serialization
 
 from ..caps import base32
 from ..errors import MistgridError
-from ..policy.anonymity import DEFAULT_TOR_CONTROL
+from ..policy.anonymity import DEFAULT_I2P_SAM, DEFAULT_TOR_CONTROL
 from ..storage.tls import create_identity, load_certificate
 
 DEFAULT_WEBPORT = "tcp:3456:interface=127.0.0.1"
@@ -47,6 +47,7 @@ class NodeSpec:
     shares_total: int = 10
     tor_control_port: str = ""
     tor_socks_port: str = ""
+    i2p_sam_port: str = ""
     base: str = ""  # the node directory (absolute), for paths written into tahoe.cfg
 
     def tub(self) -> tuple[str, str]:
@@ -57,19 +58,23 @@ class NodeSpec:
             if self.location or self.port or self.hostname:
                 raise NodeDirError("--listen=none takes no --hostname, --location or --port")
             return "disabled", "disabled"
-        unsupported = [kind for kind in self.listen if kind not in ("tcp", "tor")]
+        unsupported = [kind for kind in self.listen if kind not in ("tcp", "tor", "i2p")]
         if unsupported:
-            raise NodeDirError(f"--listen={','.join(unsupported)} is not supported by "
-                               "create-node yet; listen on tcp or tor")
+            raise NodeDirError(f"--listen={','.join(unsupported)} is not a listener type; "
+                               "use tcp, tor, i2p (or several, comma-separated) or none")
         if self.hide_ip and "tcp" in self.listen:
             raise NodeDirError("--hide-ip with --listen=tcp would reveal this node's address; "
                                "use --listen=tor, or --listen=none for a client")
-        if self.listen == ("tor",):
-            return self._tor_port(), self._onion_hint()
-        port, location = self._tcp()
+        if "tcp" in self.listen:
+            port, tcp_location = self._tcp()
+            location = [tcp_location]
+        else:
+            port, location = self._tor_port(), []
         if "tor" in self.listen:
-            location += "," + self._onion_hint()
-        return port, location
+            location.append(self._onion_hint())
+        if "i2p" in self.listen:
+            location.append(f"i2p:{self.base}/private/i2p.keys")
+        return port, ",".join(location)
 
     def _tcp(self) -> tuple[str, str]:
         if self.location or self.port:
@@ -82,8 +87,9 @@ class NodeSpec:
 
     def _tor_port(self) -> str:
         if self.location or self.hostname:
-            raise NodeDirError("--listen=tor takes no --hostname or --location (the onion "
-                               "address is made when the node first starts)")
+            raise NodeDirError(f"--listen={','.join(self.listen)} takes no --hostname or "
+                               "--location (the onion or I2P address is made when the node "
+                               "first starts)")
         return self.port or f"tcp:{_free_loopback_port()}:interface=127.0.0.1"
 
     def _onion_hint(self) -> str:
@@ -117,6 +123,8 @@ def render_config(spec: NodeSpec) -> str:
     if "tor" in spec.listen:
         lines += ["[tor]", f"control.port = {spec.tor_control_port or DEFAULT_TOR_CONTROL}",
                   ""]
+    if "i2p" in spec.listen or spec.i2p_sam_port:
+        lines += ["[i2p]", f"sam.port = {spec.i2p_sam_port or DEFAULT_I2P_SAM}", ""]
     if spec.kind != "introducer":
         lines += ["[client]", f"shares.needed = {spec.shares_needed}",
                   f"shares.happy = {spec.shares_happy}", f"shares.total = {spec.shares_total}",
