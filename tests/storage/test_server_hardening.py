@@ -176,3 +176,22 @@ def test_kill_9_mid_upload(tmp_path: Path) -> None:
     finally:
         client.close()
         process.stop()
+
+
+def test_whole_share_larger_than_one_read_is_streamed(mistgrid_storage: GbsClient) -> None:
+    """A GET without Range of a share larger than the 16 MiB one-read limit streams the
+    whole share (it used to answer 416); ranged reads keep their limit."""
+    client = mistgrid_storage
+    si, data = new_si(), os.urandom(20 * 1024 * 1024 + 3)
+    secrets = upload_secrets()
+    allocate(client, si, {0}, len(data), secrets)
+    step = 8 * 1024 * 1024
+    for offset in range(0, len(data), step):
+        status = patch(client, si, 0, offset, data[offset:offset + step],
+                       secrets["upload-secret"])
+        assert status == (201 if offset + step >= len(data) else 200)
+    whole = client.request("GET", f"{V1}/immutable/{si}/0")
+    assert whole.status == 200 and whole.body == data
+    too_big = client.request("GET", f"{V1}/immutable/{si}/0",
+                             headers={"Range": f"bytes=0-{17 * 1024 * 1024}"})
+    assert too_big.status == 416

@@ -15,8 +15,10 @@ import re
 from collections.abc import Callable
 from typing import IO, Any
 
+from twisted.internet.interfaces import IPullProducer
 from twisted.logger import Logger
 from twisted.web import http, resource, server
+from zope.interface import implementer
 
 from .. import __version__
 from ..caps import base32
@@ -27,11 +29,12 @@ from .backend import MAX_MUTABLE_SHARE_SIZE, DiskBackend
 PROTOCOL_KEY = "http://allmydata.org/tahoe/protocols/storage/v1"
 MAX_PATCH_SIZE = 16 * 1024 * 1024
 MAX_READ_SIZE = 16 * 1024 * 1024
+STREAM_CHUNK = 1024 * 1024
 _SI = re.compile(r"[a-z2-7]{26}", re.ASCII)
 _NUMBER = re.compile(r"0|[1-9][0-9]{0,2}", re.ASCII)
 log = Logger()
 
-Handler = Callable[[server.Request, list[str]], bytes]
+Handler = Callable[[server.Request, list[str]], bytes | int]  # int: NOT_DONE_YET
 
 
 def _storage_index(text: str) -> bytes:
@@ -72,7 +75,7 @@ class StorageResource(resource.Resource):
         self.backend = backend
         self._swissnum = swissnum
 
-    def render(self, request: server.Request) -> bytes:
+    def render(self, request: server.Request) -> bytes | int:
         try:
             presented = headers.parse_authorization(_all(request, b"authorization"))
             if not hmac.compare_digest(presented, self._swissnum):
@@ -173,7 +176,7 @@ class StorageResource(resource.Resource):
         required = [{"begin": b, "end": e} for b, e in result.required]
         return self._respond(request, {"required": required}, 201 if result.complete else 200)
 
-    def read_or_list(self, request: server.Request, args: list[str]) -> bytes:
+    def read_or_list(self, request: server.Request, args: list[str]) -> bytes | int:
         storage_index = _storage_index(args[0])
         if args[1] == "shares":
             return self._respond(request, self.backend.immutable_shares(storage_index))
@@ -181,7 +184,8 @@ class StorageResource(resource.Resource):
         return self._read(request, self.backend.share_length(storage_index, number),
                           lambda o, n: self.backend.read_immutable(storage_index, number, o, n))
 
-    def mutable_read_or_list(self, request: server.Request, args: list[str]) -> bytes:
+    def mutable_read_or_list(self, request: server.Request,
+                             args: list[str]) -> bytes | int:
         storage_index = _storage_index(args[0])
         if args[1] == "shares":
             return self._respond(request, self.backend.mutable_shares(storage_index))
@@ -211,9 +215,16 @@ class StorageResource(resource.Resource):
         return b""
 
     def _read(self, request: server.Request, length: int,
-              read: Callable[[int, int], bytes]) -> bytes:
+              read: Callable[[int, int], bytes]) -> bytes | int:
         wanted = headers.parse_range(_header(request, b"range"))
         start, end = wanted if wanted is not None else (0, length)
+        if wanted is None and length > STREAM_CHUNK:
+            # A whole share, however large: streamed in chunks as the client takes them.
+            _set_header(request, b"content-type", b"application/octet-stream")
+            _set_header(request, b"content-length", str(length).encode())
+            _ShareStreamer(request, read, length).start()
+            done: int = server.NOT_DONE_YET
+            return done
         if end - start > MAX_READ_SIZE:
             raise ProtocolError(416, "range too large for one request")
         data = read(start, end - start)
@@ -257,6 +268,42 @@ def _content(request: server.Request) -> IO[bytes]:
 
 def _decoded(value: bytes | None) -> str | None:
     return value.decode("latin-1") if value is not None else None
+
+
+@implementer(IPullProducer)
+class _ShareStreamer:
+    """Writes bytes [0, length) of a share to the response one chunk per request for more
+    (a pull producer): memory stays one chunk whatever the share's size."""
+
+    def __init__(self, request: server.Request, read: Callable[[int, int], bytes],
+                 length: int) -> None:
+        self._request, self._read, self._length = request, read, length
+        self._offset = 0
+
+    def start(self) -> None:
+        self._request.registerProducer(self, False)
+        self._request.notifyFinish().addErrback(lambda _f: None)
+
+    def resumeProducing(self) -> None:  # noqa: N802 (Twisted interface name)
+        if self._offset >= self._length:
+            return
+        try:
+            data = self._read(self._offset, min(STREAM_CHUNK, self._length - self._offset))
+        except Exception:  # the share went away (deleted, corrupt): cut the response short
+            log.failure("streaming a share failed")
+            data = b""
+        if not data:
+            self._request.unregisterProducer()
+            self._request.loseConnection()
+            return
+        self._offset += len(data)
+        self._request.write(data)
+        if self._offset >= self._length:
+            self._request.unregisterProducer()
+            self._request.finish()
+
+    def stopProducing(self) -> None:  # noqa: N802
+        self._offset = self._length
 
 
 class QuietSite(server.Site):
