@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import pytest_twisted
 from twisted.internet import reactor
+from twisted.web.client import HTTPConnectionPool
 
 from mistgrid.caps import ChkCap, LiteralCap, parse_cap
 from mistgrid.encoding.params import EncodingParams
@@ -20,8 +21,8 @@ from mistgrid.gbs.nurl import Nurl
 from mistgrid.grid.downloader import download
 from mistgrid.grid.uploader import UploadUnhappyError, upload
 from mistgrid.net.connector import Connector
-from mistgrid.storage.client import StorageClient
-from mistgrid.testing.procs import Managed
+from mistgrid.storage.client import StorageClient, UploadSecrets
+from mistgrid.testing.procs import Managed, free_ports
 
 from ..interop.tahoe import TahoeClientNode, start_client_node, start_storage_node
 from ..storage.conftest import start_mistgrid_server, wait_until_serving
@@ -148,3 +149,32 @@ async def test_mistgrid_client_on_tahoe_servers(
     sink = io.BytesIO()
     await download(tahoe_cap, storage, sink)
     assert sink.getvalue() == data[::-1]
+
+
+@pytest_twisted.ensureDeferred
+async def test_client_retries_a_connection_its_server_dropped(tmp_path: Path) -> None:
+    """A kept-alive connection goes stale when its server restarts. The restart happens
+    while the reactor is blocked, so the client has not yet read the old connection's end
+    and sends the next request (a POST, which Twisted's pool never repeats itself) on it:
+    the request fails, and StorageClient repeats it on a new connection."""
+    (port,) = free_ports(1)
+    process, nurl = start_mistgrid_server(tmp_path / "server", port)
+    try:
+        probe = GbsClient(nurl)
+        wait_until_serving(probe, process)
+        probe.close()
+        pool = HTTPConnectionPool(reactor, persistent=True)  # type: ignore[no-untyped-call]
+        client = StorageClient(nurl, Connector(reactor), reactor, pool=pool)
+        await client.version()  # a pooled connection now exists
+        process.stop()  # blocking: the reactor does not run until the server is back
+        process, again = start_mistgrid_server(tmp_path / "server", port)
+        assert again == nurl
+        probe = GbsClient(nurl)
+        wait_until_serving(probe, process)
+        probe.close()
+        secrets = UploadSecrets(os.urandom(32), os.urandom(32), os.urandom(32))
+        assert await client.allocate(os.urandom(16), {0}, 100, secrets) == (set(), {0})
+        assert client.retries == 1
+        await pool.closeCachedConnections()  # type: ignore[no-untyped-call]
+    finally:
+        process.stop()

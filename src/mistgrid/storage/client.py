@@ -110,6 +110,7 @@ class StorageClient:
         agent = Agent.usingEndpointFactory(reactor, _EndpointFactory(connector, nurl), pool)
         self._http = HTTPClient(agent)
         self._auth = swissnum_header(nurl.swissnum)
+        self.retries = 0  # requests repeated after a transient connection failure
         port = f":{nurl.port}" if nurl.port is not None else ""
         self._base = f"https://{nurl.host}{port}".encode("ascii")
 
@@ -138,6 +139,7 @@ class StorageClient:
                 # request is safe to repeat (allocate and PATCH are idempotent by design).
                 if attempt > RETRIES:
                     raise
+                self.retries += 1
         else:  # pragma: no cover - the loop always breaks or raises
             raise AssertionError("unreachable")
         if response.code not in ok:
