@@ -3,6 +3,7 @@ configuration.rst is accepted; broken files give exactly the expected one-line r
 
 from __future__ import annotations
 
+import attrs
 import pytest
 
 from mistgrid.config.check import load_config
@@ -129,3 +130,14 @@ def test_hint_kinds() -> None:
                                        "onion-service", "tor"]
     assert hints[5] == Hint("onion-service", "", 80, "/d")
     assert [h.reveals_address for h in hints] == [True, True] + [False] * 5
+
+
+def test_the_model_is_frozen() -> None:
+    """The parsed configuration cannot be changed after the check (one frozen model)."""
+    cfg, _ = load_config("[node]\nnickname = a\n[i2p]\nsession.options = a=1\n")
+    with pytest.raises(TypeError):
+        cfg.values[("node", "nickname")] = "b"  # type: ignore[index]
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        cfg.values = {}  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        cfg.get("i2p", "session.options")["a"] = "2"

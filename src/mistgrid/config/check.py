@@ -7,6 +7,8 @@ once. The anonymity policy (which settings would reveal the node) builds on this
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 import attrs
@@ -31,11 +33,16 @@ DEFAULTS: dict[tuple[str, str], Any] = {
 }
 
 
+def _read_only(values: Mapping[tuple[str, str], Any]) -> Mapping[tuple[str, str], Any]:
+    return MappingProxyType(dict(values))
+
+
 @attrs.frozen
 class ConfigValues:
-    """Parsed values; `get` falls back to the documented default."""
+    """The node's whole configuration, parsed, typed and read-only (the frozen model every
+    part of the node reads); `get` falls back to the documented default."""
 
-    values: dict[tuple[str, str], Any]
+    values: Mapping[tuple[str, str], Any] = attrs.field(converter=_read_only)
 
     def get(self, section: str, key: str, default: Any = None) -> Any:
         if (section, key) in self.values:

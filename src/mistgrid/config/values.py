@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
 
 from ..encoding.params import MAX_SHARES
 
@@ -121,9 +122,9 @@ def port_list(value: str) -> str:
     return stripped
 
 
-def key_values(value: str) -> dict[str, str]:
-    """`key=value,key=value` (I2CP session options)."""
-    found = {}
+def key_values(value: str) -> Mapping[str, str]:
+    """`key=value,key=value` (I2CP session options), read-only."""
+    found: dict[str, str] = {}
     for item in value.split(","):
         if not item.strip():
             continue
@@ -133,4 +134,4 @@ def key_values(value: str) -> dict[str, str]:
             raise InvalidValueError(f"{item.strip()!r} is not key=value",
                                     "write e.g. inbound.length=2,outbound.length=2")
         found[key] = val.strip()
-    return found
+    return MappingProxyType(found)
