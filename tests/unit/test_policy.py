@@ -41,14 +41,20 @@ DISABLED = f"[connections]\ntcp = disabled\ni2p.sam-api = {SAM}\n"
 SOCKS = "[connections]\ntcp.socks-proxy = tcp:127.0.0.1:1080\n"
 CLIENT2 = f"[connections]\ntor.socks-proxy = {TOR}\ni2p.sam-api = {SAM}\n"
 BLANK = "[connections]\ntor.socks-proxy =\ni2p.sam-api =\n"
+NO_TOR_I2P = "[tor]\nenabled = false\n[i2p]\nenabled = false\n"
 
 TOR_ROUTE = Socks(TOR, "tor")
 CASES = [
     # config, address, expected route (or the Refused reason's start)
     (PLAIN, TCP, Direct()),
     (PLAIN, LOOP, Direct()),
-    (PLAIN, ONION, "is a Tor onion address and no Tor is configured"),
-    (PLAIN, I2P_HOST, "is an I2P address and no I2P router is configured"),
+    (PLAIN, ONION, Socks(DEFAULT_TOR_SOCKS, "tor")),  # Tahoe: Tor if needed, port 9050
+    (PLAIN, I2P_HOST, I2P("tcp:127.0.0.1:7656")),  # and I2P's SAM on 7656
+    (NO_TOR_I2P, ONION, "is a Tor onion address and no Tor is configured"),
+    (NO_TOR_I2P, I2P_HOST, "is an I2P address and no I2P router is configured"),
+    (NO_TOR_I2P, TCP, Direct()),
+    (ANON + "[tor]\nenabled = false\n", TCP,
+     "this node is anonymous and has no Tor to reach TCP addresses"),
     (CLIENT2, TCP, Direct()),  # seed client use-case 2: Tor/I2P only for their addresses
     (CLIENT2, ONION, TOR_ROUTE),
     (CLIENT2, I2P_HOST, I2P(SAM)),
@@ -58,14 +64,14 @@ CASES = [
     (ANON, LOOP, Socks(DEFAULT_TOR_SOCKS, "tor")),  # even loopback: never direct
     (ANON_TOR, TCP, TOR_ROUTE),
     (ANON_TOR, ONION, TOR_ROUTE),
-    (ANON_TOR, I2P_HOST, "is an I2P address and no I2P router is configured"),
+    (ANON_TOR, I2P_HOST, I2P("tcp:127.0.0.1:7656")),
     (HIDE, TCP, TOR_ROUTE),  # Tahoe's spelling of the same
     (TCP_TOR, TCP, TOR_ROUTE),
     (DISABLED, TCP, "TCP connections are disabled"),
     (DISABLED, I2P_HOST, I2P(SAM)),
-    (DISABLED, ONION, "is a Tor onion address and no Tor is configured"),
+    (DISABLED, ONION, Socks(DEFAULT_TOR_SOCKS, "tor")),
     (SOCKS, TCP, Socks("tcp:127.0.0.1:1080", "socks")),
-    (SOCKS, ONION, "is a Tor onion address and no Tor is configured"),
+    (SOCKS, ONION, Socks(DEFAULT_TOR_SOCKS, "tor")),
 ]
 
 
@@ -100,6 +106,8 @@ VIOLATIONS = [
     (ANON + "[connections]\ntcp.socks-proxy = tcp:127.0.0.1:1080\n",
      ["[connections] tcp.socks-proxy"]),
     ("[node]\nreveal-IP-address = false\ntub.location = tcp:a.example:1\n", ["tcp:a.example:1"]),
+    ("[connections]\ntcp = tor\n[tor]\nenabled = false\n",  # any node
+     ["[connections] tcp = 'tor': sends TCP through Tor, but [tor] enabled = false"]),
 ]
 CLEAN = [
     ANON + "tub.location =\n",  # seed client use-case 3

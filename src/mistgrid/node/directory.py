@@ -120,7 +120,7 @@ def render_config(spec: NodeSpec) -> str:
         connections.append(f"tor.socks-proxy = {spec.tor_socks_port}")
     if connections:
         lines += ["[connections]", *connections, ""]
-    if "tor" in spec.listen:
+    if "tor" in spec.listen or spec.tor_control_port:
         lines += ["[tor]", f"control.port = {spec.tor_control_port or DEFAULT_TOR_CONTROL}",
                   ""]
     if "i2p" in spec.listen or spec.i2p_sam_port:

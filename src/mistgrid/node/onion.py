@@ -44,3 +44,25 @@ async def start_onion_services(hints: Iterable[Hint], local_port: int, tor_contr
         names[hint] = str(service.hostname)
         print(f"onion service {hint.path} is up", flush=True)
     return names
+
+
+async def tor_socks_port(tor_control: str, connector: Connector) -> str:
+    """The SOCKS port of the Tor at `tor_control` (GETINFO net/listeners/socks), as an
+    endpoint description."""
+    import txtorcon  # noqa: PLC0415
+
+    try:
+        tor = await txtorcon.connect(reactor, connector.local_service(tor_control))
+        answer = await tor.protocol.get_info("net/listeners/socks")
+        await tor.quit()  # nothing else to ask: no control connection stays open
+    except Exception as err:
+        raise ListenError(f"cannot ask Tor for its SOCKS port through [tor] control.port = "
+                          f"{tor_control}: {err}; start tor with a ControlPort, or set "
+                          "[tor] socks.port") from err
+    listeners = str(answer.get("net/listeners/socks", "")).replace('"', "").split()
+    tcp = [item for item in listeners if not item.startswith("unix:")]
+    if not tcp:
+        raise ListenError(f"the Tor at [tor] control.port = {tor_control} has no TCP SOCKS "
+                          "port; give it a SocksPort, or set [tor] socks.port")
+    host, _, port = tcp[0].rpartition(":")
+    return f"tcp:{host.strip('[]')}:{port}"

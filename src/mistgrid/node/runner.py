@@ -19,6 +19,7 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, cast
 
+import attrs
 from twisted.internet import defer, endpoints
 from twisted.internet import reactor as _reactor
 from twisted.logger import ILogObserver, globalLogBeginner, textFileLogObserver
@@ -67,8 +68,9 @@ def _serve(directory: Path, cfg: ConfigValues, plan: StoragePlan | None, web: bo
     observer = cast(ILogObserver, textFileLogObserver(log_file))
     globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
     errors: list[str] = []
-    connector = Connector(reactor, functools.partial(route, Policy.from_config(cfg)),
-                          i2p_options=cfg.get("i2p", "session.options") or {})
+    policy = Policy.from_config(cfg)
+    i2p_options = cfg.get("i2p", "session.options") or {}
+    connector = Connector(reactor, functools.partial(route, policy), i2p_options=i2p_options)
     private = directory / "private"
     nickname = cfg.get("node", "nickname") or directory.name
 
@@ -81,14 +83,27 @@ def _serve(directory: Path, cfg: ConfigValues, plan: StoragePlan | None, web: bo
         reactor.stop()
 
     def start_all(executor: Executor) -> None:
-        try:
-            start_services(executor)
-        except MistgridError as err:
-            errors.append(str(err))
-            reactor.stop()
-        except Exception as err:
-            errors.append(f"cannot start: {err.__class__.__name__}: {err}")
-            reactor.stop()
+        defer.Deferred.fromCoroutine(start_async(executor)).addErrback(stop_with)
+
+    def stop_with(failure: Any) -> None:
+        if failure.check(MistgridError):
+            errors.append(str(failure.value))
+        else:
+            errors.append(f"cannot start: {failure.value.__class__.__name__}: "
+                          f"{failure.getErrorMessage()}")
+        reactor.stop()
+
+    async def start_async(executor: Executor) -> None:
+        nonlocal connector
+        control = cfg.get("tor", "control.port")
+        if control and cfg.get("tor", "enabled") and not (
+                cfg.is_set("connections", "tor.socks-proxy") or cfg.get("tor", "socks.port")):
+            # Tahoe: with only a control port, ask that Tor where its SOCKS port is.
+            from .onion import tor_socks_port  # noqa: PLC0415
+            socks = await tor_socks_port(control, connector)
+            connector = Connector(reactor, functools.partial(
+                route, attrs.evolve(policy, tor_socks=socks)), i2p_options=i2p_options)
+        start_services(executor)
 
     def start_services(executor: Executor) -> None:
         # Each role imports its own modules here, so a process pays start-up time only for

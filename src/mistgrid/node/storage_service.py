@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any, cast
 
-from twisted.internet import defer, endpoints, ssl
+from twisted.internet import defer, endpoints, ssl, task
 from twisted.internet import reactor as _reactor
 
 from ..config.location import Hint
@@ -28,6 +28,8 @@ from .onion import start_onion_services
 from .plan import StoragePlan
 
 reactor = cast(Any, _reactor)
+I2P_ATTEMPTS = 3
+I2P_RETRY_DELAY = 5.0
 
 
 def _nurls(plan: StoragePlan, spki: bytes, swissnum: str,
@@ -62,13 +64,19 @@ async def _i2p_destinations(plan: StoragePlan, connector: Connector, options: An
         endpoint = SAMI2PStreamServerEndpoint.new(
             connector.local_service(plan.i2p_sam), hint.path,
             nickname=f"mistgrid-server-{plan.port}-{index}", options=dict(plan.i2p_options))
-        try:
-            port = await endpoint.listen(TLSMemoryBIOFactory(options, False, site))
-        except Exception as err:
-            raise ListenError(f"cannot make the I2P destination of [node] tub.location "
-                              f"i2p:{hint.path} through the SAM API at {plan.i2p_sam}: {err};"
-                              " start the I2P router with SAM enabled, or set [i2p] sam.port"
-                              ) from err
+        port: Any = None
+        for attempt in range(1, I2P_ATTEMPTS + 1):  # a router just started may not be ready
+            try:
+                port = await endpoint.listen(TLSMemoryBIOFactory(options, False, site))
+                break
+            except Exception as err:
+                if attempt == I2P_ATTEMPTS:
+                    raise ListenError(
+                        f"cannot make the I2P destination of [node] tub.location "
+                        f"i2p:{hint.path} through the SAM API at {plan.i2p_sam} ({attempt} "
+                        f"tries): {err}; start the I2P router with SAM enabled, or set "
+                        "[i2p] sam.port") from err
+                await task.deferLater(reactor, I2P_RETRY_DELAY, lambda: None)
         os.chmod(hint.path, 0o600)  # the destination's private keys
         names[hint] = str(port.getHost().host)
         print(f"I2P destination {hint.path} is up", flush=True)

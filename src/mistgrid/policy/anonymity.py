@@ -3,7 +3,9 @@ outgoing connection must travel.
 
 How this works: `Policy.from_config` distils tahoe.cfg into the few facts that routing
 needs. `route(policy, host, port)` is the one decision for every outgoing connection:
-`.onion` names go to Tor's SOCKS port, `.i2p` names to the I2P SAM API, other hosts
+`.onion` names go to Tor's SOCKS port, `.i2p` names to the I2P SAM API (both on their
+usual local ports unless configured, as Tahoe-LAFS does; `[tor] enabled = false` and
+`[i2p] enabled = false` turn them off), other hosts
 directly, through `tcp.socks-proxy`, through Tor (`[connections] tcp = tor`, and always
 when the node is anonymous), or nowhere (`tcp = disabled`, or no route exists): a
 `Refused` carries the reason and the fix. Names are never resolved locally on a Tor or
@@ -75,13 +77,15 @@ class Policy:
             tor_socks = cfg.get("connections", "tor.socks-proxy") or DEFAULT_TOR_SOCKS
         elif cfg.get("tor", "socks.port"):
             tor_socks = cfg.get("tor", "socks.port")
-        elif anonymous or cfg.get("connections", "tcp") == "tor":
+        elif cfg.get("tor", "enabled"):  # Tahoe: use Tor if needed, on the usual port
             tor_socks = DEFAULT_TOR_SOCKS
         i2p_sam = None
         if cfg.is_set("connections", "i2p.sam-api"):
             i2p_sam = cfg.get("connections", "i2p.sam-api") or DEFAULT_I2P_SAM
         elif cfg.get("i2p", "sam.port"):
             i2p_sam = cfg.get("i2p", "sam.port")
+        elif cfg.get("i2p", "enabled"):
+            i2p_sam = DEFAULT_I2P_SAM
         return cls(anonymous, cfg.get("connections", "tcp") or "tcp",
                    cfg.get("connections", "tcp.socks-proxy") or None, tor_socks, i2p_sam)
 
@@ -126,11 +130,16 @@ def listens_privately(description: str) -> bool:
 
 
 def violations(cfg: ConfigValues) -> list[Problem]:
-    """Every setting that would reveal an anonymous node; empty for other nodes."""
+    """Every setting that would reveal an anonymous node, and routing settings that
+    contradict each other (for every node)."""
     policy = Policy.from_config(cfg)
-    if not policy.anonymous:
-        return []
     found = []
+    if cfg.get("connections", "tcp") == "tor" and not cfg.get("tor", "enabled"):
+        found.append(Problem("[connections] tcp", "tor", "sends TCP through Tor, but "
+                             "[tor] enabled = false", "enable Tor, or write tcp = tcp or "
+                             "tcp = disabled"))
+    if not policy.anonymous:
+        return found
     for hint in cfg.get("node", "tub.location") or ():
         if hint.kind == "auto":
             found.append(Problem("[node] tub.location", "AUTO", "AUTO announces this "

@@ -131,17 +131,23 @@ class SamSession:
 
 
 def open_sessions(specs: list[tuple[int, str, dict[str, str]]],
-                  timeout: float = 120.0) -> list[SamSession]:
+                  timeout: float = 120.0, attempts: int = 3) -> list[SamSession]:
     """Create several sessions at once (each takes ~20 s); if any fails, close the others
-    and raise its error."""
-    with ThreadPoolExecutor(len(specs)) as pool:
-        jobs = [pool.submit(SamSession, port, name, options, timeout)
-                for port, name, options in specs]
-        wait(jobs)
-    failures = [job.exception() for job in jobs if job.exception() is not None]
-    if failures:
+    and try again with fresh session IDs, `attempts` times in all, then raise the error.
+    (On the private network i2pd 2.45.1 now and then drops a SESSION CREATE whose tunnels
+    are slow to build, just after other sessions on that router closed.)"""
+    for attempt in range(1, attempts + 1):
+        suffix = "" if attempt == 1 else f"-retry{attempt}"
+        with ThreadPoolExecutor(len(specs)) as pool:
+            jobs = [pool.submit(SamSession, port, name + suffix, options, timeout)
+                    for port, name, options in specs]
+            wait(jobs)
+        failures = [job.exception() for job in jobs if job.exception() is not None]
+        if not failures:
+            return [job.result() for job in jobs]
         for job in jobs:
             if job.exception() is None:
                 job.result().close()
-        raise failures[0]  # type: ignore[misc]
-    return [job.result() for job in jobs]
+        if attempt == attempts:
+            raise failures[0]  # type: ignore[misc]
+    raise AssertionError("unreachable")
