@@ -111,16 +111,41 @@ class TahoeClientNode:
         self.process.stop()
 
 
-def start_client_node(directory: Path, servers: list[tuple[Path, Nurl, str | None]],
-                      needed: int, happy: int, total: int) -> TahoeClientNode:
-    """A Tahoe 1.20 client node whose private/servers.yaml lists `servers`
-    ((node.pem, NURL, its Foolscap fURL or None)), once it is connected to all of them."""
+def _create_client(directory: Path, needed: int, happy: int, total: int,
+                   *extra: str) -> Path:
+    """`tahoe create-client` with a loopback web port; the tahoe executable."""
     tahoe = tahoe_venv() / "tahoe"
     (web,) = free_ports(1)
     subprocess.run([str(tahoe), "create-client", f"--webport=tcp:{web}:interface=127.0.0.1",
                     f"--shares-needed={needed}", f"--shares-happy={happy}",
-                    f"--shares-total={total}", str(directory)],
+                    f"--shares-total={total}", *extra, str(directory)],
                    check=True, capture_output=True, timeout=120)
+    return tahoe
+
+
+def _run_client(tahoe: Path, directory: Path, servers: int,
+                timeout: float) -> TahoeClientNode:
+    """Run the client node until it is connected to `servers` servers (stopped on failure)."""
+    process = Managed("tahoe client node", [str(tahoe), "run", "--allow-stdin-close",
+                                            str(directory)], directory / "run.log")
+    node = TahoeClientNode(tahoe, directory, process)
+    try:
+        wait_for(lambda: True if (directory / "node.url").exists() else None, 60,
+                 "the Tahoe client's web API", watch=[process])
+        wait_for(lambda: True if node.connected() == servers else None, timeout,
+                 f"the Tahoe client to connect to {servers} servers", interval=0.5,
+                 watch=[process])
+    except BaseException:
+        process.stop()
+        raise
+    return node
+
+
+def start_client_node(directory: Path, servers: list[tuple[Path, Nurl, str | None]],
+                      needed: int, happy: int, total: int) -> TahoeClientNode:
+    """A Tahoe 1.20 client node whose private/servers.yaml lists `servers`
+    ((node.pem, NURL, its Foolscap fURL or None)), once it is connected to all of them."""
+    tahoe = _create_client(directory, needed, happy, total)
     entries = {}
     for index, (pem, nurl, furl) in enumerate(servers):
         cert = load_certificate(pem)
@@ -129,19 +154,7 @@ def start_client_node(directory: Path, servers: list[tuple[Path, Nurl, str | Non
             ann["anonymous-storage-FURL"] = furl
         entries[server_id(cert)] = ann
     (directory / "private" / "servers.yaml").write_text(servers_yaml(entries))
-    process = Managed("tahoe client node", [str(tahoe), "run", "--allow-stdin-close",
-                                            str(directory)], directory / "run.log")
-    node = TahoeClientNode(tahoe, directory, process)
-    try:
-        wait_for(lambda: True if (directory / "node.url").exists() else None, 60,
-                 "the Tahoe client's web API", watch=[process])
-        wait_for(lambda: True if node.connected() == len(servers) else None, 60,
-                 "the Tahoe client to connect to every server", interval=0.5,
-                 watch=[process])
-    except BaseException:
-        process.stop()
-        raise
-    return node
+    return _run_client(tahoe, directory, len(servers), 60)
 
 
 def start_introducer(directory: Path) -> tuple[Managed, str]:
@@ -167,22 +180,5 @@ def start_introducer(directory: Path) -> tuple[Managed, str]:
 def start_introduced_client(directory: Path, introducer: str, servers: int, needed: int,
                             happy: int, total: int) -> TahoeClientNode:
     """A Tahoe 1.20 client node using `introducer`, once it is connected to `servers`."""
-    tahoe = tahoe_venv() / "tahoe"
-    (web,) = free_ports(1)
-    subprocess.run([str(tahoe), "create-client", f"--webport=tcp:{web}:interface=127.0.0.1",
-                    f"--introducer={introducer}", f"--shares-needed={needed}",
-                    f"--shares-happy={happy}", f"--shares-total={total}", str(directory)],
-                   check=True, capture_output=True, timeout=120)
-    process = Managed("tahoe client node", [str(tahoe), "run", "--allow-stdin-close",
-                                            str(directory)], directory / "run.log")
-    node = TahoeClientNode(tahoe, directory, process)
-    try:
-        wait_for(lambda: True if (directory / "node.url").exists() else None, 60,
-                 "the Tahoe client's web API", watch=[process])
-        wait_for(lambda: True if node.connected() == servers else None, 90,
-                 f"the Tahoe client to connect to {servers} servers", interval=0.5,
-                 watch=[process])
-    except BaseException:
-        process.stop()
-        raise
-    return node
+    tahoe = _create_client(directory, needed, happy, total, f"--introducer={introducer}")
+    return _run_client(tahoe, directory, servers, 90)

@@ -7,18 +7,15 @@ to nothing but that SAM API (and has no UDP socket)."""
 from __future__ import annotations
 
 import json
-import os
 import stat
 import sys
-import threading
-import urllib.request
 from pathlib import Path
 
 from mistgrid.storage.announcement import servers_yaml
 from mistgrid.testing.i2pnet import CLIENT_SESSION_OPTIONS, SERVER_SESSION_OPTIONS, I2PNetwork
 from mistgrid.testing.procs import Managed, free_ports, stop_all, wait_for
 
-from .test_node_tor import announced, stray_connections, welcome
+from .test_node_tor import all_connected, announced, store_and_read_watched, welcome
 
 MISTGRID = str(Path(sys.executable).with_name("mistgrid"))
 
@@ -64,39 +61,11 @@ def test_anonymous_client_and_i2p_server(i2p_network: I2PNetwork, tmp_path: Path
         wait_for(announced(client / "node.url"), 60, "the client's web API", watch=processes)
         url = (client / "node.url").read_text().strip()
 
-        def connected() -> bool | None:
-            try:
-                servers = welcome(url)["servers"]
-            except OSError:
-                return None
-            return True if [s["connection_status"] for s in servers] == ["connected"] \
-                else None
-
-        wait_for(connected, 240, "the client to reach the I2P server", interval=2.0,
-                 watch=processes)
+        wait_for(all_connected(url, 1), 240, "the client to reach the I2P server",
+                 interval=2.0, watch=processes)
         assert welcome(url)["servers"][0]["route"] == "i2p"
-
-        stray: list[str] = []
-        done = threading.Event()
-
-        def watch() -> None:
-            while not done.is_set():
-                stray.extend(stray_connections(processes[-1].pid, client_sam, web_port))
-                done.wait(0.02)
-
-        watcher = threading.Thread(target=watch)
-        watcher.start()
-        try:
-            data = os.urandom(300_000)
-            request = urllib.request.Request(url + "uri", data=data, method="PUT")
-            with urllib.request.urlopen(request, timeout=300) as response:
-                cap = response.read().decode()
-            with urllib.request.urlopen(url + "uri/" + cap, timeout=300) as response:
-                assert response.read() == data
-        finally:
-            done.set()
-            watcher.join()
-        assert stray == [], sorted(set(stray))
+        assert store_and_read_watched(url, processes[-1].pid, client_sam, web_port,
+                                      300_000) == []
         i2p_network.check_alive()
     finally:
         stop_all(processes)

@@ -73,6 +73,45 @@ def announced(path: Path) -> Callable[[], bool | None]:
     return lambda: True if path.exists() else None
 
 
+def all_connected(url: str, count: int) -> Callable[[], bool | None]:
+    """For wait_for: the welcome page lists `count` servers, every one connected."""
+    def check() -> bool | None:
+        try:
+            servers = welcome(url)["servers"]
+        except OSError:
+            return None
+        return True if [s["connection_status"] for s in servers] == ["connected"] * count \
+            else None
+    return check
+
+
+def store_and_read_watched(url: str, client_pid: int, proxy_port: int, web_port: int,
+                           size: int) -> list[str]:
+    """PUT `size` random bytes, GET them back (checked), sampling the client process's
+    connections every 10 ms meanwhile; the stray ones (see stray_connections)."""
+    stray: list[str] = []
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            stray.extend(stray_connections(client_pid, proxy_port, web_port))
+            done.wait(0.01)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        data = os.urandom(size)
+        request = urllib.request.Request(url + "uri", data=data, method="PUT")
+        with urllib.request.urlopen(request, timeout=300) as response:
+            cap = response.read().decode()
+        with urllib.request.urlopen(url + "uri/" + cap, timeout=300) as response:
+            assert response.read() == data
+    finally:
+        done.set()
+        watcher.join()
+    return sorted(set(stray))
+
+
 def welcome(url: str) -> dict[str, Any]:
     """The client's welcome page (it answers within seconds even while probes run)."""
     with urllib.request.urlopen(url + "?t=json", timeout=30) as response:
@@ -127,37 +166,11 @@ def test_anonymous_client_and_onion_server(tor_network: TorNetwork, tmp_path: Pa
                  "the client's web API", watch=processes)
         url = (client / "node.url").read_text().strip()
 
-        def both_connected() -> bool | None:
-            servers = welcome(url)["servers"]
-            return True if [s["connection_status"] for s in servers] == ["connected"] * 2 \
-                else None
-
-        wait_for(both_connected, 120, "the client to reach both servers over Tor",
+        wait_for(all_connected(url, 2), 120, "the client to reach both servers over Tor",
                  interval=1.0, watch=processes)
         assert {s["route"] for s in welcome(url)["servers"]} == {"tor"}
-
-        stray: list[str] = []
-        done = threading.Event()
-        client_pid = processes[-1].pid
-
-        def watch() -> None:
-            while not done.is_set():
-                stray.extend(stray_connections(client_pid, tor_network.socks_port, web_port))
-                done.wait(0.01)
-
-        watcher = threading.Thread(target=watch)
-        watcher.start()
-        try:
-            data = os.urandom(1024 * 1024 + 7)
-            request = urllib.request.Request(url + "uri", data=data, method="PUT")
-            with urllib.request.urlopen(request, timeout=300) as response:
-                cap = response.read().decode()
-            with urllib.request.urlopen(url + "uri/" + cap, timeout=300) as response:
-                assert response.read() == data
-        finally:
-            done.set()
-            watcher.join()
-        assert stray == [], sorted(set(stray))
+        assert store_and_read_watched(url, processes[-1].pid, tor_network.socks_port,
+                                      web_port, 1024 * 1024 + 7) == []
         # The shares are on both servers: one share each (happiness 2).
         for node in (onion_node, tcp_node):
             shares = [p for p in (node / "storage" / "shares").rglob("*")
@@ -204,25 +217,14 @@ def test_grid_entirely_over_onion_services(tor_network: TorNetwork, tmp_path: Pa
         wait_for(announced(client / "node.url"), 60, "the client's web API", watch=processes)
         url = (client / "node.url").read_text().strip()
 
-        def connected() -> bool | None:
-            servers = welcome(url)["servers"]
-            return True if [s["connection_status"] for s in servers] == ["connected"] \
-                else None
-
-        wait_for(connected, 240, "the client to learn of the onion server", interval=1.0,
-                 watch=processes)
+        wait_for(all_connected(url, 1), 240, "the client to learn of the onion server",
+                 interval=1.0, watch=processes)
         page = welcome(url)
         assert page["servers"][0]["route"] == "tor"
         assert page["introducers"][0]["connected"] is True
         assert ".onion" in page["introducers"][0]["hints"]
-        stray = stray_connections(processes[-1].pid, tor_network.socks_port, web_port)
-        data = os.urandom(200_000)
-        request = urllib.request.Request(url + "uri", data=data, method="PUT")
-        with urllib.request.urlopen(request, timeout=300) as response:
-            cap = response.read().decode()
-        with urllib.request.urlopen(url + "uri/" + cap, timeout=300) as response:
-            assert response.read() == data
-        stray += stray_connections(processes[-1].pid, tor_network.socks_port, web_port)
-        assert stray == []
+        assert store_and_read_watched(url, processes[-1].pid, tor_network.socks_port,
+                                      web_port, 200_000) == []
     finally:
         stop_all(processes)
+

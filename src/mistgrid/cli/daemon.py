@@ -52,7 +52,9 @@ def _start(directory: Path) -> int:
             start_new_session=True)
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
-        said = output.read_bytes()[offset:].decode(errors="replace")
+        with output.open("rb") as log:  # only what this start wrote (run.log accumulates)
+            log.seek(offset)
+            said = log.read().decode(errors="replace")
         if READY in said:
             return child.pid
         if child.poll() is not None:
