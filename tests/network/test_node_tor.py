@@ -228,3 +228,27 @@ def test_grid_entirely_over_onion_services(tor_network: TorNetwork, tmp_path: Pa
     finally:
         stop_all(processes)
 
+
+def test_onion_node_restarts_with_the_same_address(tor_network: TorNetwork,
+                                                   tmp_path: Path) -> None:
+    """An onion storage node stopped and started again on the same Tor comes back with the
+    same .onion address (Tor keeps the keys in hiddenServiceDir) and the same NURL."""
+    (port,) = free_ports(1)
+    node = tmp_path / "onion"
+    made = run_cli("create-node", "--listen=tor", "--hide-ip", "--webport", "none",
+                   "--port", f"tcp:{port}:interface=127.0.0.1", "--tor-control-port",
+                   f"tcp:127.0.0.1:{tor_network.control_port}", str(node))
+    assert made.returncode == 0, made.stderr.decode()
+    nurls = node / "private" / "storage.nurls"
+    seen = []
+    for run in range(2):
+        nurls.unlink(missing_ok=True)
+        process = Managed(f"onion run {run}", [MISTGRID, "run", str(node)],
+                          tmp_path / f"run{run}.log")
+        try:
+            wait_for(announced(nurls), 180, "the onion service", interval=0.2,
+                     watch=[process])
+            seen.append(nurls.read_text())
+        finally:
+            process.stop()
+    assert seen[0] == seen[1] and ".onion:3457/" in seen[0]

@@ -23,7 +23,8 @@ reactor = cast(Any, _reactor)
 async def start_onion_services(hints: Iterable[Hint], local_port: int, tor_control: str,
                                connector: Connector) -> dict[Hint, str]:
     """Start (or resume) the onion service of every onion-service hint; its .onion name
-    for each."""
+    for each. A service left configured in Tor by an earlier run of the node (same
+    directory) is replaced, so the node restarts with the same address and current ports."""
     onions = [h for h in hints if h.kind == "onion-service"]
     if not onions:
         return {}
@@ -36,6 +37,13 @@ async def start_onion_services(hints: Iterable[Hint], local_port: int, tor_contr
                           f"{tor_control}) for the onion: hints in [node] tub.location: "
                           f"{err}; start tor with a ControlPort, or set [tor] control.port"
                           ) from err
+    config = await tor.get_config()
+    ours = {str(Path(h.path)) for h in onions}
+    stale = [hs for hs in config.HiddenServices if str(Path(str(hs.dir))) in ours]
+    if stale:  # this node ran before on this Tor: Tor refuses the same directory twice
+        for service in stale:
+            config.HiddenServices.remove(service)
+        await config.save()
     names = {}
     for hint in onions:
         Path(hint.path).parent.mkdir(parents=True, exist_ok=True)
