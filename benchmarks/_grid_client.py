@@ -12,6 +12,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import IO, cast
 
 from twisted.internet import defer, task
 
@@ -19,6 +20,7 @@ from mistgrid.caps import ChkCap, LiteralCap, parse_cap
 from mistgrid.encoding.params import EncodingParams
 from mistgrid.gbs.nurl import parse_nurl
 from mistgrid.grid.downloader import download
+from mistgrid.grid.sinks import ThreadedFileSink
 from mistgrid.grid.uploader import upload
 from mistgrid.net.connector import Connector
 from mistgrid.storage.client import StorageClient
@@ -42,8 +44,12 @@ async def run(reactor: object, argv: list[str]) -> None:
         else:
             parsed = parse_cap(argv[2])
             assert isinstance(parsed, (ChkCap, LiteralCap))
-            with open(argv[3], "wb") as sink:
-                await download(parsed, servers, sink, executor=pool)
+            with open(argv[3], "wb") as out:
+                sink = ThreadedFileSink(out, reactor)
+                try:
+                    await download(parsed, servers, cast(IO[bytes], sink), executor=pool)
+                finally:
+                    sink.close()
         print(f"{time.monotonic() - start:.3f}")
 
 

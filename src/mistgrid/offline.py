@@ -96,8 +96,19 @@ def decode_files(cap: ChkCap, readers: Mapping[int, Callable[[int, int], bytes]]
     """
     download = ChkDownload(cap, sorted(readers), start, end, executor=executor)
     reported = 0
-    while not download.done:
+    while True:
+        plaintext = download.take_plaintext()
+        if on_problem is not None:
+            for problem in download.problems[reported:]:
+                on_problem(problem)
+            reported = len(download.problems)
+        if plaintext:
+            yield plaintext
+        if download.done:
+            break
         requests = download.wants()
+        if not requests and not plaintext and download.decoding is None:
+            raise MistgridError("download stalled")  # pragma: no cover - a machine bug
         for request in requests:
             try:
                 data = readers[request.share_number](request.offset, request.length)
@@ -109,11 +120,6 @@ def decode_files(cap: ChkCap, readers: Mapping[int, Callable[[int, int], bytes]]
             for problem in download.problems[reported:]:
                 on_problem(problem)
             reported = len(download.problems)
-        plaintext = download.take_plaintext()
-        if plaintext:
-            yield plaintext
-        elif not requests and not download.done:  # pragma: no cover - a machine bug
-            raise MistgridError("download stalled")
 
 
 def file_reader(handle: IO[bytes]) -> Callable[[int, int], bytes]:

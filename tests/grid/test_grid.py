@@ -6,8 +6,9 @@ from __future__ import annotations
 import io
 import os
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, cast
 
 import pytest
 import pytest_twisted
@@ -18,7 +19,8 @@ from mistgrid.caps import ChkCap, LiteralCap, parse_cap
 from mistgrid.encoding.params import EncodingParams
 from mistgrid.errors import NotEnoughSharesError
 from mistgrid.gbs.nurl import Nurl
-from mistgrid.grid.downloader import download
+from mistgrid.grid.downloader import download, locate, preferred
+from mistgrid.grid.sinks import ThreadedFileSink
 from mistgrid.grid.uploader import UploadUnhappyError, upload
 from mistgrid.net.connector import Connector
 from mistgrid.storage.client import StorageClient, UploadSecrets
@@ -102,6 +104,44 @@ async def test_unhappy_upload_fails_clearly(four_servers: list[tuple[Managed, Nu
                      b"k" * 16)
     cap = await upload(io.BytesIO(data), len(data), storage, EncodingParams(2, 4), 4, b"k" * 16)
     assert isinstance(cap, ChkCap)
+
+
+@pytest_twisted.ensureDeferred
+async def test_pipelined_round_trip_with_threads(four_servers: list[tuple[Managed, Nurl]],
+                                                 tmp_path: Path) -> None:
+    """With an executor the upload reads and encodes on other threads while earlier
+    chunks' writes are on the wire, and the download checks and decodes on the pool and
+    writes the file on a thread of its own: the file comes back byte for byte (3-of-10,
+    several chunks and a short tail), and the download reads from k distinct servers."""
+    storage = clients([n for _, n in four_servers])
+    source = tmp_path / "source"
+    data = os.urandom(5 * 1024 * 1024 + 12345)
+    source.write_bytes(data)
+    with ThreadPoolExecutor(2) as pool:
+        with source.open("rb") as handle:
+            cap = await upload(handle, len(data), storage, EncodingParams(3, 10), 4,
+                               os.urandom(16), executor=pool)
+        assert isinstance(cap, ChkCap)
+        target = tmp_path / "target"
+        with target.open("wb") as out:
+            sink = ThreadedFileSink(out, reactor, limit=256 * 1024)
+            written = await download(cap, storage, cast(IO[bytes], sink), executor=pool)
+            sink.close()
+    assert written == len(data) and target.read_bytes() == data
+    holders = await locate(storage, cap.storage_index)
+    assert len(holders) == 10
+    first = preferred(holders, 3)[:3]
+    assert sorted(first) == [0, 1, 2]  # primary shares, here on three different servers
+    assert len({id(holders[n]) for n in first}) == 3
+
+
+def test_preferred_spreads_over_servers() -> None:
+    """Shares to try: primary ones first, one per server while servers are left."""
+    a, b, c = object(), object(), object()
+    found: dict[int, Any] = {0: a, 4: a, 8: a, 1: b, 5: b, 2: c, 6: c, 3: a}
+    assert preferred(found, 3) == [0, 1, 2, 3, 5, 6, 4, 8]
+    only_secondary: dict[int, Any] = {5: a, 7: a, 6: b}
+    assert preferred(only_secondary, 2) == [5, 6, 7]
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from mistgrid.caps import ChkCap, LiteralCap
 from mistgrid.encoding.params import EncodingParams
+from mistgrid.encoding.upload import share_layout_for
 from mistgrid.errors import NotEnoughSharesError
 from mistgrid.testing.memory import decode_bytes, encode_bytes
 
@@ -174,3 +175,42 @@ def test_pipelined_matches_serial(size: int, segment: int, kn: tuple[int, int], 
         result, problems = decode_bytes(cap, dict(enumerate(shares)), order, executor=pool,
                                         window=window)
     assert result == plaintext and problems == []
+
+
+@SETTINGS
+@given(k_and_n(max_total=10), st.integers(57, 20_000), st.integers(57, 1500),
+       st.integers(1, 8), st.data())
+def test_bad_blocks_found_by_pooled_jobs_are_read_again(
+        kn: tuple[int, int], size: int, segment: int, window: int,
+        data: st.DataObject) -> None:
+    """Blocks are checked in the decoding jobs on a thread pool: a bad block found there
+    drops its share and that segment is read again from another share, in order, for any
+    window; with fewer than k good shares the error names them."""
+    needed, total = kn
+    plaintext = data_of(size, size + segment)
+    params = EncodingParams(needed, total, segment)
+    cap, shares = encode_bytes(plaintext, params)
+    layout = params.layout_for(size)
+    spare = total - needed
+    victims = data.draw(st.lists(st.integers(0, total - 1), unique=True, min_size=1,
+                                 max_size=max(1, spare)), label="victims")
+    corrupted = dict(enumerate(shares))
+    for victim in victims:  # a flipped bit in one block of a random segment
+        seg = data.draw(st.integers(0, layout.num_segments - 1), label="segment")
+        start = share_layout_for(layout).data + seg * layout.block_size
+        broken = bytearray(shares[victim])
+        broken[start] ^= 1
+        corrupted[victim] = bytes(broken)
+    order = [*victims, *(n for n in range(total) if n not in victims)]
+    with ThreadPoolExecutor(2) as pool:
+        if len(victims) <= spare:
+            result, problems = decode_bytes(cap, corrupted, order, executor=pool,
+                                            window=window)
+            assert result == plaintext
+            assert {p.share_number for p in problems} <= set(victims)
+            assert all(p.check == "block hash" for p in problems)
+        only_bad = [*victims, *(n for n in range(total) if n not in victims)][:needed]
+        if set(only_bad) <= set(victims):
+            with pytest.raises(NotEnoughSharesError):
+                decode_bytes(cap, {n: corrupted[n] for n in only_bad}, only_bad,
+                             executor=pool, window=window)

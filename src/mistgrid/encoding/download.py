@@ -4,9 +4,14 @@ How this works: the shell offers the share numbers it can read. The machine acti
 them (more when one fails) and, for each, asks for the header, then the UEB, then the hash
 regions, checking each step: the UEB against the cap's hash, the header against the layout
 the UEB implies, the crypttext tree against the UEB, the block-tree root against the share
-hash chain and the UEB's share root. Then it asks for blocks a few segments ahead, checks
-every block against its share's block tree, decodes each segment from k blocks with zfec,
-checks the ciphertext against the crypttext tree and decrypts it.
+hash chain and the UEB's share root. Then it asks for blocks up to `window` segments ahead,
+`batch` segments at a time so that one read fetches a run of consecutive blocks of a share.
+Each segment whose k blocks are here becomes one job (on the executor, if given): check
+every block against its share's block tree, decode with zfec, check the ciphertext against
+the crypttext tree, decrypt. A job that finds a bad block drops that block's share and the
+segment is read again from another; segments come out strictly in order. The flat hash of
+the whole ciphertext (checked at the end of a full download) runs on the executor too, one
+segment after the other.
 
 A share that fails any check (or that the shell reports unreadable) is dropped with a
 `ShareError` naming the share and the check, and another share takes its place. When fewer
@@ -25,6 +30,7 @@ import collections
 import enum
 from collections.abc import Iterable
 from concurrent.futures import Executor, Future
+from typing import Any
 
 import attrs
 import zfec
@@ -58,6 +64,25 @@ class _Phase(enum.Enum):
     BAD = "bad"
 
 
+Block = bytes | memoryview
+
+
+@attrs.frozen
+class SegmentResult:
+    """A decoded segment, or the shares whose blocks failed their block-tree check."""
+
+    crypttext: bytes = b""
+    plaintext: bytes = b""
+    bad_shares: tuple[int, ...] = ()
+
+
+@attrs.frozen
+class _Job:
+    segment: int
+    blocks: dict[int, Block]
+    future: Future[SegmentResult]
+
+
 @attrs.define
 class _Share:
     number: int
@@ -71,13 +96,14 @@ class ChkDownload:
 
     def __init__(self, cap: ChkCap, share_numbers: Iterable[int], start: int = 0,
                  end: int | None = None, window: int = 4,
-                 executor: Executor | None = None) -> None:
+                 executor: Executor | None = None, batch: int | None = None) -> None:
         self.cap = cap
         self.start = start
         self.end = cap.size if end is None else min(end, cap.size)
         if not 0 <= self.start <= self.end:
             raise MistgridError(f"bad byte range {start}-{end}")
         self.window = max(1, window)
+        self.batch = min(self.window, max(1, batch if batch is not None else window // 2))
         self.problems: list[ShareError] = []
         self._candidates = [n for n in dict.fromkeys(share_numbers) if 0 <= n < cap.total]
         self._shares: dict[int, _Share] = {}
@@ -89,10 +115,14 @@ class ChkDownload:
         self._next_submit = 0  # next segment to be decoded
         self._last_segment = -1
         self._executor = executor
-        self._jobs: collections.deque[Future[tuple[bytes, bytes]]] = collections.deque()
-        self._assigned: dict[int, dict[int, bytes | None]] = {}
+        self._jobs: collections.deque[_Job] = collections.deque()  # by segment
+        self._redo: set[int] = set()  # segments to decode again after a bad block
+        self._assigned: dict[int, dict[int, Block | None]] = {}  # segment -> share -> block
+        self._asked: set[tuple[int, int]] = set()  # (segment, share) being read
+        self._next_assign = 0  # next segment not yet given shares to read it from
         self._output: list[bytes] = []
         self._flat_hasher = crypttext_hasher() if (start, self.end) == (0, cap.size) else None
+        self._flat_job: Future[None] | None = None  # the newest flat-hash update
         self.done = self.start == self.end
 
     # ---- what the shell calls ----
@@ -107,7 +137,7 @@ class ChkDownload:
             request = self._metadata_request(share)
             if request is not None:
                 requests.append(request)
-        if self._layout is not None and not self._jobs_full():
+        if self._layout is not None:
             requests.extend(self._block_requests())
         fresh = [r for r in requests if r not in self._outstanding]
         self._outstanding.update(fresh)
@@ -122,7 +152,7 @@ class ChkDownload:
         if share is None or share.phase is _Phase.BAD:
             return
         try:
-            if request.purpose == "block":
+            if request.purpose == "blocks":
                 self._got_block(share, request, data)
             else:
                 self._got_metadata(share, request, data)
@@ -136,16 +166,23 @@ class ChkDownload:
         if share is not None and share.phase is not _Phase.BAD:
             self._drop(share, ShareError(share.number, "read", reason))
 
-    def take_plaintext(self) -> bytes:
+    def take_plaintext(self, wait: bool = True) -> bytes:
         """Plaintext decoded so far, in order; each byte is returned once.
 
-        Segments decode on the executor (if any). When no read is outstanding, this waits
-        for the oldest decoding segment, so a driver loop always makes progress.
+        Segments decode on the executor (if any). When no read is outstanding and `wait`
+        is true, this waits for the oldest decoding segment, so a simple driver loop always
+        makes progress; an event-driven driver passes False and awaits `decoding` itself.
         """
-        waited = False
-        while self._jobs and (self._jobs[0].done() or not (waited or self._outstanding)):
+        waited = not wait
+        while self._jobs and self._jobs[0].segment == self._next_emit and (
+                self._jobs[0].future.done() or not (waited or self._outstanding)):
             waited = True
-            self._emit(*self._jobs.popleft().result())
+            job = self._jobs.popleft()
+            result = job.future.result()
+            if result.bad_shares:
+                self._decode_again(job, result.bad_shares)
+            else:
+                self._emit(result.crypttext, result.plaintext)
         data = b"".join(self._output)
         self._output.clear()
         return data
@@ -153,6 +190,13 @@ class ChkDownload:
     @property
     def ueb(self) -> Ueb | None:
         return self._ueb
+
+    @property
+    def decoding(self) -> Future[SegmentResult] | None:
+        """The job of the segment whose plaintext is next out, if it is decoding."""
+        if self._jobs and self._jobs[0].segment == self._next_emit:
+            return self._jobs[0].future
+        return None
 
     # ---- share selection ----
 
@@ -173,6 +217,7 @@ class ChkDownload:
         self.problems.append(error)
         for blocks in self._assigned.values():
             blocks.pop(share.number, None)
+        self._asked = {(g, n) for g, n in self._asked if n != share.number}
         self._outstanding = {r for r in self._outstanding if r.share_number != share.number}
 
     # ---- metadata ----
@@ -262,75 +307,111 @@ class ChkDownload:
         lay = self._layout
         assert lay is not None
         self._next_emit = self._next_submit = self.start // lay.segment_size
+        self._next_assign = self._next_emit
         self._last_segment = (self.end - 1) // lay.segment_size
-
-    def _jobs_full(self) -> bool:
-        return self._next_submit >= self._next_emit + self.window
 
     def _block_requests(self) -> list[ReadRequest]:
         lay = self._layout
         assert lay is not None
+        limit = min(self._last_segment, self._next_emit + self.window - 1)
+        if limit - self._next_assign + 1 >= self.batch or limit == self._last_segment:
+            for segment in range(self._next_assign, limit + 1):
+                self._assigned[segment] = {}
+            self._next_assign = max(self._next_assign, limit + 1)
         ready = [s for s in self._shares.values() if s.phase is _Phase.READY]
-        last = min(self._last_segment, self._next_emit + self.window - 1)
-        requests = []
-        for segment in range(self._next_submit, last + 1):
-            blocks = self._assigned.setdefault(segment, {})
+        wanted: dict[int, list[int]] = {}  # share -> segments to read from it
+        for segment, blocks in self._assigned.items():
             for share in ready:
                 if len(blocks) >= lay.needed:
                     break
                 blocks.setdefault(share.number, None)
             for number, block in blocks.items():
-                if block is None:
-                    share_lay = self._shares[number].layout
-                    assert share_lay is not None
-                    offset = share_lay.data + segment * lay.block_size
-                    requests.append(ReadRequest(number, offset, lay.block_length(segment),
-                                                "block"))
+                if block is None and (segment, number) not in self._asked:
+                    wanted.setdefault(number, []).append(segment)
+        requests = []
+        for number, segments in wanted.items():
+            share_lay = self._shares[number].layout
+            assert share_lay is not None
+            for first, count in _runs(sorted(segments)):
+                length = sum(lay.block_length(g) for g in range(first, first + count))
+                requests.append(ReadRequest(number, share_lay.data + first * lay.block_size,
+                                            length, "blocks"))
+                self._asked.update((g, number) for g in range(first, first + count))
         return requests
 
     def _got_block(self, share: _Share, request: ReadRequest, data: bytes) -> None:
         lay = self._layout
         share_lay = share.layout
         assert lay is not None and share_lay is not None
-        segment = (request.offset - share_lay.data) // lay.block_size
-        blocks = self._assigned.get(segment)
-        if blocks is None or share.number not in blocks:
-            return
-        if len(data) != request.length:
-            raise ShareError(share.number, "block", f"segment {segment} truncated")
-        leaf = merkle.leaf_node(lay.num_segments, segment)
-        if block_hash(data) != share.block_tree[leaf]:
-            raise ShareError(share.number, "block hash", f"segment {segment}")
-        blocks[share.number] = data
+        first = (request.offset - share_lay.data) // lay.block_size
+        view = memoryview(data)  # blocks are slices of the one read, not copies
+        position, segment = 0, first
+        while position < request.length:
+            length = lay.block_length(segment)
+            self._asked.discard((segment, share.number))
+            blocks = self._assigned.get(segment)
+            if blocks is not None and share.number in blocks:
+                if len(data) < position + length:
+                    raise ShareError(share.number, "block", f"segment {segment} truncated")
+                blocks[share.number] = view[position : position + length]  # checked by the job
+            position += length
+            segment += 1
         self._submit_ready()
 
     def _submit_ready(self) -> None:
-        """Start decoding each next segment whose k blocks are all here and checked."""
+        """Start decoding each next segment whose k blocks are all here."""
         lay = self._layout
         assert lay is not None
-        while self._next_submit <= self._last_segment:
-            segment = self._next_submit
-            blocks = self._assigned.get(segment, {})
-            have = {n: b for n, b in blocks.items() if b is not None}
-            if len(have) < lay.needed:
-                return
-            del self._assigned[segment]
-            leaf_hash = self._crypttext_tree[merkle.leaf_node(lay.num_segments, segment)]
-            args = (self.cap.key, lay, segment, have, leaf_hash)
-            if self._executor is None:
-                job: Future[tuple[bytes, bytes]] = Future()
-                job.set_result(decode_segment(*args))
-            else:
-                job = self._executor.submit(decode_segment, *args)
-            self._jobs.append(job)
+        for segment in sorted(self._redo):  # only ever the next segment out
+            if self._submit(segment, front=True):
+                self._redo.discard(segment)
+        while self._next_submit <= self._last_segment and self._submit(self._next_submit):
             self._next_submit += 1
+
+    def _submit(self, segment: int, front: bool = False) -> bool:
+        lay = self._layout
+        assert lay is not None
+        blocks = self._assigned.get(segment, {})
+        have = {n: b for n, b in blocks.items() if b is not None}
+        if len(have) < lay.needed:
+            return False
+        del self._assigned[segment]
+        leaf = merkle.leaf_node(lay.num_segments, segment)
+        args = (self.cap.key, lay, segment, have,
+                {n: self._shares[n].block_tree[leaf] for n in have},
+                self._crypttext_tree[leaf])
+        if self._executor is None:
+            future: Future[SegmentResult] = Future()
+            future.set_result(decode_segment(*args))
+        else:
+            future = self._executor.submit(decode_segment, *args)
+        job = _Job(segment, have, future)
+        if front:
+            self._jobs.appendleft(job)
+        else:
+            self._jobs.append(job)
+        return True
+
+    def _decode_again(self, job: _Job, bad_shares: tuple[int, ...]) -> None:
+        """Drop the shares whose blocks failed; read the segment again from others."""
+        for number in bad_shares:
+            share = self._shares[number]
+            if share.phase is not _Phase.BAD:
+                self._drop(share, ShareError(number, "block hash", f"segment {job.segment}"))
+        self._assigned[job.segment] = {n: b for n, b in job.blocks.items()
+                                       if n not in bad_shares}
+        self._redo.add(job.segment)
 
     def _emit(self, crypttext: bytes, plaintext: bytes) -> None:
         lay = self._layout
         assert lay is not None
         segment = self._next_emit
         if self._flat_hasher is not None:
-            self._flat_hasher.update(crypttext)
+            if self._executor is None:
+                self._flat_hasher.update(crypttext)
+            else:  # in order: each update waits for the one before (submitted earlier)
+                self._flat_job = self._executor.submit(_update_after, self._flat_job,
+                                                       self._flat_hasher, crypttext)
         segment_start = segment * lay.segment_size
         lo = max(self.start - segment_start, 0)
         hi = min(self.end - segment_start, len(crypttext))
@@ -339,18 +420,41 @@ class ChkDownload:
         if self._next_emit > self._last_segment:
             self.done = True
             self._outstanding.clear()
+            if self._flat_job is not None:
+                self._flat_job.result()
             if self._flat_hasher is not None and (
                     self._ueb is not None
                     and self._flat_hasher.digest() != self._ueb.crypttext_hash):
                 raise MistgridError("the whole ciphertext does not match the UEB's hash")
 
 
-def decode_segment(key: bytes, layout: FileLayout, segment: int, blocks: dict[int, bytes],
-                   expected_hash: bytes) -> tuple[bytes, bytes]:
-    """Ciphertext (checked) and plaintext of one segment from k checked blocks.
+def _runs(numbers: list[int]) -> list[tuple[int, int]]:
+    """Sorted distinct integers as (first, count) runs of consecutive ones."""
+    runs: list[tuple[int, int]] = []
+    for n in numbers:
+        if runs and runs[-1][0] + runs[-1][1] == n:
+            runs[-1] = (runs[-1][0], runs[-1][1] + 1)
+        else:
+            runs.append((n, 1))
+    return runs
+
+
+def _update_after(previous: Future[None] | None, hasher: Any, data: bytes) -> None:
+    if previous is not None:
+        previous.result()
+    hasher.update(data)
+
+
+def decode_segment(key: bytes, layout: FileLayout, segment: int, blocks: dict[int, Block],
+                   block_hashes: dict[int, bytes], expected_hash: bytes) -> SegmentResult:
+    """Check k blocks against their block trees, then the ciphertext (checked against the
+    crypttext tree) and plaintext of one segment; or which shares' blocks were bad.
 
     Pure and thread-safe, so segments can decode in parallel on an executor.
     """
+    bad = tuple(n for n, block in sorted(blocks.items()) if block_hash(block) != block_hashes[n])
+    if bad:
+        return SegmentResult(bad_shares=bad)
     numbers = sorted(blocks)[: layout.needed]
     decoder = zfec.Decoder(layout.needed, layout.total)
     pieces = decoder.decode([blocks[n] for n in numbers], numbers)
@@ -359,4 +463,4 @@ def decode_segment(key: bytes, layout: FileLayout, segment: int, blocks: dict[in
         raise MistgridError(f"segment {segment} decoded from checked blocks does not match "
                             "the crypttext hash tree")
     plaintext = CtrStream(key, segment * layout.segment_size).process(crypttext)
-    return crypttext, plaintext
+    return SegmentResult(crypttext, plaintext)

@@ -4,15 +4,22 @@ How this works: the convergent key needs one pass over the file; then shares are
 round-robin over the servers in this storage index's permuted order and allocated on all
 servers at once. Servers that fail are dropped and their shares offered to the others. If
 the servers that accepted cannot reach `happy` (servers-of-happiness), every allocation is
-aborted and the upload fails saying why. Otherwise the encoder's writes for each segment go
-to all servers in parallel (so the upload runs at the pace of the slowest server, not the
-sum of all), and a server that fails mid-way costs only its shares while happiness holds.
+aborted and the upload fails saying why. Otherwise the file goes through a pipeline: with an
+executor, a feeder thread reads the file and runs the encoder (whose segments encode on the
+executor's threads) while the reactor sends earlier chunks' writes, up to `WINDOW` chunks
+in flight. Each chunk's writes go to all servers in parallel, one request per share
+(its blocks of that chunk are contiguous), so the upload runs at the pace of the slowest
+server, not the sum of all; a server that fails mid-way costs only its shares while
+happiness holds. The writes that complete the shares go last, after everything else
+landed and happiness was checked once more.
 """
 
 from __future__ import annotations
 
 import secrets
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
+from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import IO, Any, TypeVar
 
 import attrs
@@ -25,9 +32,11 @@ from ..encoding.upload import ChkEncoder, ShareWrite, convergent_key, random_key
 from ..errors import MistgridError
 from ..placement.happiness import happiness, permuted, spread
 from ..storage.client import StorageClient, UploadSecrets
+from .threads import in_thread
 
 T = TypeVar("T")
 READ_SIZE = 1024 * 1024
+WINDOW = 3  # chunks of READ_SIZE plaintext whose writes may be in flight at once
 
 
 class UploadUnhappyError(MistgridError):
@@ -97,36 +106,76 @@ async def _place(servers: list[StorageClient], storage_index: bytes, total: int,
 async def upload(source: IO[bytes], size: int, servers: list[StorageClient],
                  params: EncodingParams, happy: int, convergence: bytes | None,
                  progress: Callable[[int], None] | None = None,
-                 executor: Any = None) -> LiteralCap | ChkCap:
+                 executor: Executor | None = None) -> LiteralCap | ChkCap:
     """Upload `size` bytes from `source` (seekable); returns the cap."""
     if size <= LIT_MAX_SIZE:
         return LiteralCap(source.read(size))
     if not servers:
         raise UploadUnhappyError("no storage servers are connected")
-    if convergence is None:
-        key = random_key()
-    else:
-        key = convergent_key(convergence, params, size, iter(lambda: source.read(READ_SIZE), b""))
+    if executor is None:
+        return await _upload(source, size, servers, params, happy, convergence, progress,
+                             None, None)
+    # One thread of its own reads and feeds: feed waits on the executor's segment jobs.
+    with ThreadPoolExecutor(1, thread_name_prefix="mistgrid-upload") as feeder:
+        return await _upload(source, size, servers, params, happy, convergence, progress,
+                             executor, feeder)
+
+
+async def _upload(source: IO[bytes], size: int, servers: list[StorageClient],
+                  params: EncodingParams, happy: int, convergence: bytes | None,
+                  progress: Callable[[int], None] | None, executor: Executor | None,
+                  feeder: Executor | None) -> ChkCap:
+    async def off_reactor(fn: Callable[..., T], *args: Any) -> T:
+        if feeder is None:
+            return fn(*args)
+        return await in_thread(feeder, fn, *args)
+
+    def key_pass() -> bytes:
+        key = convergent_key(convergence or b"", params, size,
+                             iter(lambda: source.read(READ_SIZE), b""))
         source.seek(0)
+        return key
+
+    key = random_key() if convergence is None else await off_reactor(key_pass)
     encoder = ChkEncoder(key, size, params, executor)
     storage_index = storage_index_of(key)
     upload_secrets = [UploadSecrets(secrets.token_bytes(32), secrets.token_bytes(32),
                                     secrets.token_bytes(32)) for _ in servers]
     placement = await _place(servers, storage_index, params.total, encoder.share_size,
                              upload_secrets)
+
+    def next_chunk() -> tuple[int, list[ShareWrite]]:
+        chunk = source.read(READ_SIZE)
+        return len(chunk), encoder.feed(chunk) if chunk else []
+
+    in_flight: deque[tuple[defer.Deferred[None], int]] = deque()
+
+    async def landed() -> None:  # the oldest chunk's writes are done
+        sending, length = in_flight.popleft()
+        await sending
+        _check_happy(placement, happy, params.total)  # servers lost mid-way: stop now
+        if progress is not None:
+            progress(length)
+
     try:
         _check_happy(placement, happy, params.total)
-        while chunk := source.read(READ_SIZE):
-            await _send(placement, storage_index, upload_secrets, encoder.feed(chunk))
-            _check_happy(placement, happy, params.total)  # servers lost mid-way: stop now
-            if progress is not None:
-                progress(len(chunk))
-        writes, cap = encoder.finish()
+        while True:
+            length, writes = await off_reactor(next_chunk)
+            if not length:
+                break
+            in_flight.append((defer.Deferred.fromCoroutine(
+                _send(placement, storage_index, upload_secrets, writes)), length))
+            while len(in_flight) >= WINDOW:
+                await landed()
+        while in_flight:
+            await landed()
+        writes, cap = await off_reactor(encoder.finish)
         # The last writes complete the shares (they become visible): only while happy.
         _check_happy(placement, happy, params.total)
         await _send(placement, storage_index, upload_secrets, writes)
         _check_happy(placement, happy, params.total)
     except BaseException:
+        await settle(sending for sending, _ in in_flight)
         await _abort(placement, storage_index, upload_secrets)
         raise
     return cap
@@ -140,16 +189,37 @@ def _check_happy(placement: _Placement, happy: int, total: int) -> None:
             f"(shares.happy); {len(placement.servers)} servers known")
 
 
+def coalesce(writes: list[ShareWrite]) -> list[ShareWrite]:
+    """The same writes with adjacent ones (same share, touching ranges) joined."""
+    joined: list[ShareWrite] = []
+    pieces: list[bytes] = []
+    for write in sorted(writes, key=lambda w: (w.share_number, w.offset)):
+        last = joined[-1] if joined else None
+        if last is not None and last.share_number == write.share_number and \
+                last.offset + sum(map(len, pieces)) == write.offset:
+            pieces.append(write.data)
+            continue
+        if last is not None:
+            joined[-1] = ShareWrite(last.share_number, last.offset, b"".join(pieces))
+        joined.append(write)
+        pieces = [write.data]
+    if joined:
+        joined[-1] = ShareWrite(joined[-1].share_number, joined[-1].offset, b"".join(pieces))
+    return joined
+
+
 async def _send(placement: _Placement, storage_index: bytes,
                 upload_secrets: list[UploadSecrets], writes: list[ShareWrite]) -> None:
     by_share: dict[int, list[ShareWrite]] = {}
-    for write in writes:
+    for write in coalesce(writes):
         if write.share_number in placement.to_write:
             by_share.setdefault(write.share_number, []).append(write)
 
     async def send_share(number: int, share_writes: list[ShareWrite]) -> None:
-        position = placement.owner[number]
         for write in share_writes:
+            position = placement.owner.get(number)
+            if position is None:  # lost with its server while this chunk was on its way
+                return
             await placement.servers[position].write(
                 storage_index, number, upload_secrets[position].upload, write.offset,
                 write.data)
@@ -157,8 +227,9 @@ async def _send(placement: _Placement, storage_index: bytes,
     results = await settle(send_share(n, w) for n, w in by_share.items())
     for number, result in zip(by_share, results, strict=True):
         if isinstance(result, BaseException):  # the server lost: so is this share
-            position = placement.owner.pop(number)
-            placement.have[position].discard(number)
+            position = placement.owner.pop(number, None)
+            if position is not None:
+                placement.have[position].discard(number)
             placement.to_write.discard(number)
 
 

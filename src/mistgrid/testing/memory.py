@@ -44,12 +44,14 @@ def decode_bytes(cap: LiteralCap | ChkCap, shares: Mapping[int, bytes],
     download = ChkDownload(cap, list(order) if order is not None else sorted(shares),
                            start, end, window=window, executor=executor)
     out = []
-    while not download.done:
+    while True:
+        out.append(download.take_plaintext())
+        if download.done:
+            break
         requests = download.wants()
+        if not requests and not out[-1] and download.decoding is None:
+            raise AssertionError("download stalled")
         for request in requests:
             share = shares[request.share_number]
             download.give(request, share[request.offset : request.offset + request.length])
-        out.append(download.take_plaintext())
-        if not requests and not out[-1] and not download.done:
-            raise AssertionError("download stalled")
     return b"".join(out), download.problems
