@@ -7,14 +7,23 @@ bytes through 4 local storage servers, over GBS (HTTPS on 127.0.0.1):
   mistgrid  4 mistgrid storage servers; the client is benchmarks/_grid_client.py
   tahoe     4 Tahoe-LAFS 1.20 storage nodes; the client is a Tahoe client node driven by
             `tahoe put` / `tahoe get` (a static servers.yaml, happiness 4)
-and prints MB/s each way with the peak RSS of the client and of the largest server.
+and prints MB/s each way with the peak RSS of the client and of the largest server, and
+the CPU seconds each side spent per transfer (client: mistgrid's client process, or Tahoe's
+client node plus its `tahoe put/get` process; servers: all four together). CPU seconds
+are a second view of efficiency: on this kind of small machine the processes compete for
+the same cores, so MB/s alone mixes the client's cost with the servers'.
+With --runs R each transfer is repeated R times (fresh servers each time for mistgrid, one
+set for Tahoe) and the median is shown.
 Needs the cached Tahoe venv that the interop tests make (tests/interop/tahoe.py).
 """
 
 from __future__ import annotations
 
 import argparse
+import http.client
 import os
+import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -46,6 +55,22 @@ def peak_mb(pid: int) -> float:
     return 0.0
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds used so far by running processes."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / ticks
+
+
+def children_cpu_seconds() -> float:
+    """User + system CPU seconds of this process's finished (waited-for) children."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def run_measured(argv: list[str]) -> tuple[list[str], float, float]:
     """(stdout lines, seconds, peak RSS MB) of a child command."""
     start = time.monotonic()
@@ -58,36 +83,58 @@ def run_measured(argv: list[str]) -> tuple[list[str], float, float]:
     return lines[:-1], seconds, int(lines[-1]) / 1024
 
 
-def mistgrid_run(base: Path, source: Path, k: int, n: int) -> dict[str, float]:
-    servers = [start_mistgrid_server(base / f"mg{i}") for i in range(4)]
-    try:
-        for process, nurl in servers:
-            probe = GbsClient(nurl)
-            wait_until_serving(probe, process)
-            probe.close()
-        nurls = base / "nurls"
-        nurls.write_text("\n".join(nurl.to_text() for _, nurl in servers))
-        client = [sys.executable, "-m", "benchmarks._grid_client"]
-        lines, _, up_rss = run_measured([*client, "upload", str(nurls), str(source), str(k),
-                                         str(n), "4"])
-        cap, up_seconds = lines[-2], float(lines[-1])
-        out = base / "mg-out"
-        lines, _, down_rss = run_measured([*client, "download", str(nurls), cap, str(out)])
-        down_seconds = float(lines[-1])
-        assert out.stat().st_size == source.stat().st_size
-        out.unlink()
-        server_rss = max(peak_mb(p.pid) for p, _ in servers)
-    finally:
-        for process, _ in servers:
-            process.stop()
-    return {"up": up_seconds, "down": down_seconds, "client_rss": max(up_rss, down_rss),
-            "server_rss": server_rss}
+def mistgrid_run(base: Path, source: Path, k: int, n: int, runs: int) -> dict[str, float]:
+    results: dict[str, list[float]] = {}
+    for run in range(runs):
+        servers = [start_mistgrid_server(base / f"mg{run}-{i}") for i in range(4)]
+        pids = [p.pid for p, _ in servers]
+        try:
+            for process, nurl in servers:
+                probe = GbsClient(nurl)
+                wait_until_serving(probe, process)
+                probe.close()
+            nurls = base / "nurls"
+            nurls.write_text("\n".join(nurl.to_text() for _, nurl in servers))
+            client = [sys.executable, "-m", "benchmarks._grid_client"]
+            out = base / "mg-out"
+            servers_before, client_before = cpu_seconds(pids), children_cpu_seconds()
+            lines, _, rss = run_measured([*client, "upload", str(nurls), str(source), str(k),
+                                          str(n), "4"])
+            record(results, "up", float(lines[-1]), children_cpu_seconds() - client_before,
+                   cpu_seconds(pids) - servers_before, rss)
+            cap = lines[-2]
+            servers_before, client_before = cpu_seconds(pids), children_cpu_seconds()
+            lines, _, rss = run_measured([*client, "download", str(nurls), cap, str(out)])
+            record(results, "down", float(lines[-1]), children_cpu_seconds() - client_before,
+                   cpu_seconds(pids) - servers_before, rss)
+            assert out.stat().st_size == source.stat().st_size
+            out.unlink()
+            results.setdefault("server_rss", []).append(max(peak_mb(pid) for pid in pids))
+        finally:
+            for process, _ in servers:
+                process.stop()
+    return medians(results)
 
 
-def tahoe_run(base: Path, source: Path, k: int, n: int) -> dict[str, float]:
+def record(results: dict[str, list[float]], phase: str, seconds: float, client_cpu: float,
+           servers_cpu: float, client_rss: float) -> None:
+    for key, value in ((phase, seconds), (f"{phase}_client_cpu", client_cpu),
+                       (f"{phase}_servers_cpu", servers_cpu), ("client_rss", client_rss)):
+        results.setdefault(key, []).append(value)
+
+
+def medians(results: dict[str, list[float]]) -> dict[str, float]:
+    return {key: (max(values) if key.endswith("_rss") else statistics.median(values))
+            for key, values in results.items()}
+
+
+def tahoe_run(base: Path, source: Path, k: int, n: int, runs: int) -> dict[str, float]:
+    """Tahoe's client node is driven through its web API directly (PUT /uri, GET
+    /uri/$CAP, streamed), so the timing holds no `tahoe` CLI start-up (~0.8 s)."""
     tahoe = tahoe_venv() / "tahoe"
     nodes = [start_storage_node(base / f"tahoe{i}") for i in range(4)]
     procs = [node.process for node in nodes]
+    results: dict[str, list[float]] = {}
     try:
         nurls: list[Nurl] = [node.nurl() for node in nodes]
         for node, nurl in zip(nodes, nurls, strict=True):
@@ -113,37 +160,70 @@ def tahoe_run(base: Path, source: Path, k: int, n: int) -> dict[str, float]:
         wait_for(lambda: True if (client_dir / "node.url").exists() else None, 60,
                  "the Tahoe client", watch=[client])
         time.sleep(3)  # let it connect to the four servers
-        start = time.monotonic()
-        put = subprocess.run([str(tahoe), "-d", str(client_dir), "put", str(source)],
-                             capture_output=True, check=True, timeout=3600)
-        up_seconds = time.monotonic() - start
-        cap = put.stdout.decode().strip()
+        server_pids = [node.process.pid for node in nodes]
         out = base / "tahoe-out"
-        start = time.monotonic()
-        with out.open("wb") as sink:
-            subprocess.run([str(tahoe), "-d", str(client_dir), "get", cap], stdout=sink,
-                           check=True, timeout=3600)
-        down_seconds = time.monotonic() - start
-        assert out.stat().st_size == source.stat().st_size
-        out.unlink()
-        client_rss = peak_mb(client.pid)
-        server_rss = max(peak_mb(node.process.pid) for node in nodes)
+        for run in range(runs):
+            if run:  # a different file each time, so that nothing is deduplicated
+                with source.open("r+b") as handle:
+                    handle.write(os.urandom(16))
+            before = cpu_seconds(server_pids), cpu_seconds([client.pid])
+            start = time.monotonic()
+            cap = http_put(web, "/uri", source)
+            seconds = time.monotonic() - start
+            record(results, "up", seconds, cpu_seconds([client.pid]) - before[1],
+                   cpu_seconds(server_pids) - before[0], 0)
+            before = cpu_seconds(server_pids), cpu_seconds([client.pid])
+            start = time.monotonic()
+            http_get(web, f"/uri/{cap}", out)
+            seconds = time.monotonic() - start
+            record(results, "down", seconds, cpu_seconds([client.pid]) - before[1],
+                   cpu_seconds(server_pids) - before[0], 0)
+            assert out.stat().st_size == source.stat().st_size
+            out.unlink()
+        results["client_rss"] = [peak_mb(client.pid)]
+        results["server_rss"] = [max(peak_mb(pid) for pid in server_pids)]
     finally:
         for proc in procs:
             proc.stop()
-    return {"up": up_seconds, "down": down_seconds, "client_rss": client_rss,
-            "server_rss": server_rss}
+    return medians(results)
+
+
+def http_put(port: int, path: str, source: Path) -> str:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=3600)
+    with source.open("rb") as body:
+        connection.request("PUT", path, body=body,
+                           headers={"Content-Length": str(source.stat().st_size)})
+        response = connection.getresponse()
+        text = response.read().decode()
+    connection.close()
+    if response.status not in (200, 201):
+        raise RuntimeError(f"PUT {path}: HTTP {response.status}: {text[:200]}")
+    return text.strip()
+
+
+def http_get(port: int, path: str, target: Path) -> None:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=3600)
+    connection.request("GET", path)
+    response = connection.getresponse()
+    if response.status != 200:
+        raise RuntimeError(f"GET: HTTP {response.status}")
+    with target.open("wb") as out:
+        while chunk := response.read(1024 * 1024):
+            out.write(chunk)
+    connection.close()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-mib", type=int, default=100)
+    parser.add_argument("--runs", type=int, default=1)
     args = parser.parse_args()
     size = args.size_mib * 1024 * 1024
     print(f"{args.size_mib} MiB through 4 local storage servers over GBS (HTTPS, 127.0.0.1); "
-          f"MB/s = 10^6 bytes/s of file data; RSS peaks in MB")
+          f"MB/s = 10^6 bytes/s of file data; CPU in seconds (client + servers); RSS peaks "
+          f"in MB; median of {args.runs} run(s); {os.cpu_count()} CPUs")
     header = (f"{'k-of-N':<7} {'impl':<9} {'up MB/s':>8} {'down MB/s':>10} "
-              f"{'client RSS':>11} {'server RSS':>11}")
+              f"{'up CPU':>11} {'down CPU':>11} {'client RSS':>11} {'server RSS':>11}")
     print(header)
     print("-" * len(header))
     for k, n in ((2, 4), (3, 10)):
@@ -154,12 +234,14 @@ def main() -> None:
             with source.open("wb") as out:
                 for _ in range(args.size_mib):
                     out.write(os.urandom(1024 * 1024))
-            results["mistgrid"] = mistgrid_run(base, source, k, n)
-            results["tahoe"] = tahoe_run(base, source, k, n)
+            results["mistgrid"] = mistgrid_run(base, source, k, n, args.runs)
+            results["tahoe"] = tahoe_run(base, source, k, n, args.runs)
         for impl, r in results.items():
+            up_cpu = f"{r['up_client_cpu']:.2f}+{r['up_servers_cpu']:.2f}"
+            down_cpu = f"{r['down_client_cpu']:.2f}+{r['down_servers_cpu']:.2f}"
             print(f"{k}-of-{n:<3} {impl:<9} {size / r['up'] / 1e6:8.1f} "
-                  f"{size / r['down'] / 1e6:10.1f} {r['client_rss']:11.0f} "
-                  f"{r['server_rss']:11.0f}")
+                  f"{size / r['down'] / 1e6:10.1f} {up_cpu:>11} {down_cpu:>11} "
+                  f"{r['client_rss']:11.0f} {r['server_rss']:11.0f}")
         ratio_up = results["tahoe"]["up"] / results["mistgrid"]["up"]
         ratio_down = results["tahoe"]["down"] / results["mistgrid"]["down"]
         print(f"{'':<7} {'ratio':<9} {ratio_up:7.1f}x {ratio_down:9.1f}x")

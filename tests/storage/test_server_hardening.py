@@ -195,3 +195,22 @@ def test_whole_share_larger_than_one_read_is_streamed(mistgrid_storage: GbsClien
     too_big = client.request("GET", f"{V1}/immutable/{si}/0",
                              headers={"Range": f"bytes=0-{17 * 1024 * 1024}"})
     assert too_big.status == 416
+
+
+def test_bodies_either_side_of_the_in_memory_limit(mistgrid_storage: GbsClient) -> None:
+    """Request bodies up to 2 MiB are held in memory, larger ones spooled to a file: writes
+    of both kinds (and the boundary itself) land byte for byte."""
+    client = mistgrid_storage
+    limit = 2 * 1024 * 1024
+    sizes = [1, 100_001, limit, limit + 1, 5]
+    data = os.urandom(sum(sizes))
+    si, secrets = new_si(), upload_secrets()
+    allocate(client, si, {0}, len(data), secrets)
+    offset = 0
+    for size in sizes:
+        status = patch(client, si, 0, offset, data[offset:offset + size],
+                       secrets["upload-secret"])
+        offset += size
+        assert status == (201 if offset == len(data) else 200)
+    whole = client.request("GET", f"{V1}/immutable/{si}/0")
+    assert whole.status == 200 and whole.body == data

@@ -11,6 +11,7 @@ here, and an unexpected error is logged without the request's secrets and answer
 from __future__ import annotations
 
 import hmac
+import io
 import re
 from collections.abc import Callable
 from typing import IO, Any
@@ -30,6 +31,7 @@ PROTOCOL_KEY = "http://allmydata.org/tahoe/protocols/storage/v1"
 MAX_PATCH_SIZE = 16 * 1024 * 1024
 MAX_READ_SIZE = 16 * 1024 * 1024
 STREAM_CHUNK = 1024 * 1024
+IN_MEMORY_BODY = 2 * 1024 * 1024  # larger bodies are spooled to a temporary file
 _SI = re.compile(r"[a-z2-7]{26}", re.ASCII)
 _NUMBER = re.compile(r"0|[1-9][0-9]{0,2}", re.ASCII)
 log = Logger()
@@ -314,8 +316,20 @@ class QuietSite(server.Site):
         pass
 
 
+class _Request(server.Request):
+    """Request bodies up to `IN_MEMORY_BODY` bytes are kept in memory (twisted.web spools
+    anything over 100 kB to a temporary file, which a share write would then read back:
+    a second trip through the page cache for every byte uploaded)."""
+
+    def gotLength(self, length: int | None) -> None:  # noqa: N802 (twisted.web name)
+        if length is not None and length <= IN_MEMORY_BODY:
+            self.content = io.BytesIO()
+        else:
+            super().gotLength(length)
+
+
 def make_site(backend: DiskBackend, swissnum: bytes) -> server.Site:
     root = StorageResource(backend, swissnum)
-    site = QuietSite(root)
+    site = QuietSite(root, requestFactory=_Request)
     site.displayTracebacks = False
     return site
