@@ -45,17 +45,24 @@ class ThreadedFileSink:
             self._error = err
         with self._lock:
             self._queued -= len(data)
-        self._reactor.callFromThread(self._wake)
+            wake = self._waiting is not None and (
+                self._queued <= self._limit or self._error is not None)
+        if wake:  # only then: a wake-up per write would cost the reactor a syscall each
+            self._reactor.callFromThread(self._wake)
 
     def _wake(self) -> None:
-        if self._waiting is not None and (self._queued <= self._limit or self._error):
+        with self._lock:
             waiting, self._waiting = self._waiting, None
+        if waiting is not None:
             waiting.callback(None)
 
     async def drain(self) -> None:
-        while self._queued > self._limit and self._error is None:
-            self._waiting = defer.Deferred()
-            await self._waiting
+        while True:
+            with self._lock:
+                if self._queued <= self._limit or self._error is not None:
+                    break
+                waiting = self._waiting = defer.Deferred()
+            await waiting
         if self._error is not None:
             raise self._error
 
