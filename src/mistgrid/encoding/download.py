@@ -6,10 +6,11 @@ regions, checking each step: the UEB against the cap's hash, the header against 
 the UEB implies, the crypttext tree against the UEB, the block-tree root against the share
 hash chain and the UEB's share root. Then it asks for blocks up to `window` segments ahead,
 `batch` segments at a time so that one read fetches a run of consecutive blocks of a share.
-Each segment whose k blocks are here becomes one job (on the executor, if given): check
-every block against its share's block tree, decode with zfec, check the ciphertext against
-the crypttext tree, decrypt. A job that finds a bad block drops that block's share and the
-segment is read again from another; segments come out strictly in order. The flat hash of
+Each segment whose k blocks are here becomes one job (on the executor, if given): decode
+with zfec, check the ciphertext against the crypttext tree (that check is what proves the
+segment right; only when it fails are the blocks checked against their block trees, to
+find the share to blame), decrypt. A job that finds a bad block drops that block's share
+and the segment is read again from another; segments come out strictly in order. The flat hash of
 the whole ciphertext (checked at the end of a full download) runs on the executor too, one
 segment after the other.
 
@@ -447,19 +448,22 @@ def _update_after(previous: Future[None] | None, hasher: Any, data: bytes) -> No
 
 def decode_segment(key: bytes, layout: FileLayout, segment: int, blocks: dict[int, Block],
                    block_hashes: dict[int, bytes], expected_hash: bytes) -> SegmentResult:
-    """Check k blocks against their block trees, then the ciphertext (checked against the
-    crypttext tree) and plaintext of one segment; or which shares' blocks were bad.
+    """The ciphertext (checked against the crypttext tree) and plaintext of one segment
+    from k blocks; or, when it does not check, which shares' blocks were bad.
 
-    Pure and thread-safe, so segments can decode in parallel on an executor.
+    The crypttext hash is what proves the segment right (the tree's root is in the UEB,
+    whose hash is in the cap), so blocks are checked against their block trees only when
+    it fails, to find the share to blame. Pure and thread-safe, so segments can decode in
+    parallel on an executor.
     """
-    bad = tuple(n for n, block in sorted(blocks.items()) if block_hash(block) != block_hashes[n])
-    if bad:
-        return SegmentResult(bad_shares=bad)
     numbers = sorted(blocks)[: layout.needed]
     decoder = zfec.Decoder(layout.needed, layout.total)
     pieces = decoder.decode([blocks[n] for n in numbers], numbers)
     crypttext = b"".join(pieces)[: layout.segment_length(segment)]
     if crypttext_segment_hash(crypttext) != expected_hash:
+        bad = tuple(n for n in numbers if block_hash(blocks[n]) != block_hashes[n])
+        if bad:
+            return SegmentResult(bad_shares=bad)
         raise MistgridError(f"segment {segment} decoded from checked blocks does not match "
                             "the crypttext hash tree")
     plaintext = CtrStream(key, segment * layout.segment_size).process(crypttext)
