@@ -145,17 +145,24 @@ def test_byte_ranges(size: int, segment: int, kn: tuple[int, int],
     assert result == plaintext[start:end]
 
 
-def test_every_byte_of_a_share_is_protected() -> None:
-    """Exhaustive: flipping each byte of a 3-segment share, one at a time, is always caught."""
-    plaintext = data_of(2500, 7)
-    cap, shares = encode_bytes(plaintext, EncodingParams(2, 3, 1000))
-    for position in range(len(shares[1])):
-        broken = bytearray(shares[1])
+@pytest.mark.parametrize("size,needed,victim", [
+    (2500, 2, 1),
+    (2501, 3, 2),  # the tail segment (497 bytes) is padded to 498: share 2 holds the pad
+])
+def test_every_byte_of_a_share_is_protected(size: int, needed: int, victim: int) -> None:
+    """Exhaustive: flipping each byte of a 3-segment share, one at a time, is always caught
+    (in the tail segment's padding too, which decoding cuts off)."""
+    plaintext = data_of(size, 7)
+    cap, shares = encode_bytes(plaintext, EncodingParams(needed, needed + 1, 1000))
+    order = [victim] + [n for n in range(needed + 1) if n != victim]
+    for position in range(len(shares[victim])):
+        broken = bytearray(shares[victim])
         broken[position] ^= 0x40
-        result, problems = decode_bytes(cap, {0: shares[0], 1: bytes(broken), 2: shares[2]},
-                                        [1, 0, 2])
+        damaged = dict(enumerate(shares))
+        damaged[victim] = bytes(broken)
+        result, problems = decode_bytes(cap, damaged, order)
         assert result == plaintext
-        assert [p.share_number for p in problems] == [1], position
+        assert [p.share_number for p in problems] == [victim], position
 
 
 @SETTINGS

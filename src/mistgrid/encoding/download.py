@@ -453,18 +453,22 @@ def decode_segment(key: bytes, layout: FileLayout, segment: int, blocks: dict[in
 
     The crypttext hash is what proves the segment right (the tree's root is in the UEB,
     whose hash is in the cap), so blocks are checked against their block trees only when
-    it fails, to find the share to blame. Pure and thread-safe, so segments can decode in
-    parallel on an executor.
+    it fails, to find the share to blame. Decoding maps the k blocks one-to-one onto the
+    segment, so a changed block changes the segment, except where the change lands only in
+    the padding cut off a short tail segment: the blocks of a padded segment are always
+    checked. Pure and thread-safe, so segments can decode in parallel on an executor.
     """
     numbers = sorted(blocks)[: layout.needed]
     decoder = zfec.Decoder(layout.needed, layout.total)
     pieces = decoder.decode([blocks[n] for n in numbers], numbers)
-    crypttext = b"".join(pieces)[: layout.segment_length(segment)]
-    if crypttext_segment_hash(crypttext) != expected_hash:
+    joined = b"".join(pieces)
+    crypttext = joined[: layout.segment_length(segment)]
+    if len(joined) != len(crypttext) or crypttext_segment_hash(crypttext) != expected_hash:
         bad = tuple(n for n in numbers if block_hash(blocks[n]) != block_hashes[n])
         if bad:
             return SegmentResult(bad_shares=bad)
-        raise MistgridError(f"segment {segment} decoded from checked blocks does not match "
-                            "the crypttext hash tree")
+        if len(joined) == len(crypttext) or crypttext_segment_hash(crypttext) != expected_hash:
+            raise MistgridError(f"segment {segment} decoded from checked blocks does not "
+                                "match the crypttext hash tree")
     plaintext = CtrStream(key, segment * layout.segment_size).process(crypttext)
     return SegmentResult(crypttext, plaintext)
