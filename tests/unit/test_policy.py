@@ -3,9 +3,13 @@ of configuration, and which settings an anonymous node refuses (key, value, fix)
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 
 from mistgrid.config.check import load_config
+from mistgrid.grid.servers import choose_nurl
+from mistgrid.net.connector import Connector
 from mistgrid.policy.anonymity import (
     DEFAULT_TOR_SOCKS,
     I2P,
@@ -48,8 +52,8 @@ CASES = [
     # config, address, expected route (or the Refused reason's start)
     (PLAIN, TCP, Direct()),
     (PLAIN, LOOP, Direct()),
-    (PLAIN, ONION, Socks(DEFAULT_TOR_SOCKS, "tor")),  # Tahoe: Tor if needed, port 9050
-    (PLAIN, I2P_HOST, I2P("tcp:127.0.0.1:7656")),  # and I2P's SAM on 7656
+    (PLAIN, ONION, Socks(DEFAULT_TOR_SOCKS, "tor", assumed=True)),  # Tahoe: Tor on 9050
+    (PLAIN, I2P_HOST, I2P("tcp:127.0.0.1:7656", assumed=True)),  # and I2P's SAM on 7656
     (NO_TOR_I2P, ONION, "is a Tor onion address and no Tor is configured"),
     (NO_TOR_I2P, I2P_HOST, "is an I2P address and no I2P router is configured"),
     (NO_TOR_I2P, TCP, Direct()),
@@ -60,18 +64,18 @@ CASES = [
     (CLIENT2, I2P_HOST, I2P(SAM)),
     (BLANK, ONION, Socks(DEFAULT_TOR_SOCKS, "tor")),  # blank: the default ports
     (BLANK, I2P_HOST, I2P("tcp:127.0.0.1:7656")),
-    (ANON, TCP, Socks(DEFAULT_TOR_SOCKS, "tor")),  # seed client use-case 3
-    (ANON, LOOP, Socks(DEFAULT_TOR_SOCKS, "tor")),  # even loopback: never direct
+    (ANON, TCP, Socks(DEFAULT_TOR_SOCKS, "tor", assumed=True)),  # seed client use-case 3
+    (ANON, LOOP, Socks(DEFAULT_TOR_SOCKS, "tor", assumed=True)),  # even loopback: never direct
     (ANON_TOR, TCP, TOR_ROUTE),
     (ANON_TOR, ONION, TOR_ROUTE),
-    (ANON_TOR, I2P_HOST, I2P("tcp:127.0.0.1:7656")),
+    (ANON_TOR, I2P_HOST, I2P("tcp:127.0.0.1:7656", assumed=True)),
     (HIDE, TCP, TOR_ROUTE),  # Tahoe's spelling of the same
     (TCP_TOR, TCP, TOR_ROUTE),
     (DISABLED, TCP, "TCP connections are disabled"),
     (DISABLED, I2P_HOST, I2P(SAM)),
-    (DISABLED, ONION, Socks(DEFAULT_TOR_SOCKS, "tor")),
+    (DISABLED, ONION, Socks(DEFAULT_TOR_SOCKS, "tor", assumed=True)),
     (SOCKS, TCP, Socks("tcp:127.0.0.1:1080", "socks")),
-    (SOCKS, ONION, Socks(DEFAULT_TOR_SOCKS, "tor")),
+    (SOCKS, ONION, Socks(DEFAULT_TOR_SOCKS, "tor", assumed=True)),
 ]
 
 
@@ -142,3 +146,27 @@ def test_no_violations(text: str) -> None:
 ])
 def test_listens_privately(description: str, private: bool) -> None:
     assert listens_privately(description) is private
+
+
+NURLS = [  # one server reachable four ways
+    "pb://gqoLlaMhIT6VlDomdNN0wRlpPo_EjTQzZBEWSASZR-M@127.0.0.1:3457/swissnum#v=1",
+    "pb+tor://gqoLlaMhIT6VlDomdNN0wRlpPo_EjTQzZBEWSASZR-M@"
+    f"{ONION[0]}:80/swissnum#v=1",
+    "pb+i2p://gqoLlaMhIT6VlDomdNN0wRlpPo_EjTQzZBEWSASZR-M@"
+    f"{I2P_HOST[0]}/swissnum#v=1",
+]
+
+
+@pytest.mark.parametrize("text, scheme", [
+    (PLAIN, "pb"),  # direct where allowed
+    (ANON, "pb+tor"),  # both routers only assumed: Tor first (faster to connect)
+    (ANON_TOR, "pb+tor"),
+    (ANON + f"[connections]\ni2p.sam-api = {SAM}\n", "pb+i2p"),  # the router it names
+    (ANON + f"[connections]\ntcp = disabled\ni2p.sam-api = {SAM}\n", "pb+i2p"),
+    (ANON + f"[connections]\ntor.socks-proxy = {TOR}\ni2p.sam-api = {SAM}\n", "pb+tor"),
+    (ANON + "[tor]\nenabled = false\n", "pb+i2p"),  # no Tor: I2P on its usual port
+])
+def test_choose_nurl(text: str, scheme: str) -> None:
+    """Which of a server's NURLs a node uses, by its connection settings."""
+    connector = Connector(None, functools.partial(route, policy(text)))
+    assert choose_nurl(NURLS, connector).scheme == scheme

@@ -107,7 +107,10 @@ def server_from_announcement(sid: str, ann: dict[str, Any], connector: Connector
 def choose_nurl(texts: list[str], connector: Connector) -> Nurl:
     """The NURL to use: direct TCP where the policy allows it (fastest), else an onion or
     I2P address (the seed document: prefer anonymizing hints), else TCP through Tor;
-    never one the policy refuses. A NURL that does not parse is skipped."""
+    never one the policy refuses. Among onion and I2P addresses, those through a Tor or
+    I2P router tahoe.cfg names come before those through a router only assumed on its
+    usual port, and Tor before I2P (its connections are made in seconds, I2P's in tens of
+    seconds). A NURL that does not parse is skipped."""
     ranked = []
     for text in sorted(texts):
         try:
@@ -118,8 +121,10 @@ def choose_nurl(texts: list[str], connector: Connector) -> Nurl:
         if route.name == "refused":
             continue
         native = nurl.scheme in ("pb+tor", "pb+i2p")
-        ranked.append((0 if route.name == "direct" else 1 if native else 2, text, nurl))
+        assumed = bool(getattr(route, "assumed", False))
+        rank = 0 if route.name == "direct" else (2 if assumed else 1) if native else 3
+        ranked.append((rank, nurl.scheme != "pb+tor", text, nurl))
     if not ranked:
         raise MistgridError("no announced address can be reached under this node's "
                             "connection policy ([connections], [node] anonymous)")
-    return min(ranked, key=lambda r: (r[0], r[1]))[2]
+    return min(ranked, key=lambda r: r[:3])[3]

@@ -41,6 +41,7 @@ class Socks:
 
     proxy: str  # an endpoint description, tcp:HOST:PORT
     name: str  # "tor" or "socks"
+    assumed: bool = False  # Tor's usual port, which tahoe.cfg does not name
 
 
 @attrs.frozen
@@ -49,6 +50,7 @@ class I2P:
 
     sam: str
     name: str = "i2p"
+    assumed: bool = False  # the usual SAM port, which tahoe.cfg does not name
 
 
 @attrs.frozen
@@ -67,6 +69,8 @@ class Policy:
     tcp_socks: str | None = None
     tor_socks: str | None = None
     i2p_sam: str | None = None
+    tor_assumed: bool = False  # tor_socks is only the usual port ([tor] enabled, the default)
+    i2p_assumed: bool = False  # i2p_sam is only the usual port ([i2p] enabled, the default)
 
     @classmethod
     def from_config(cls, cfg: ConfigValues) -> Policy:
@@ -86,8 +90,13 @@ class Policy:
             i2p_sam = cfg.get("i2p", "sam.port")
         elif cfg.get("i2p", "enabled"):
             i2p_sam = DEFAULT_I2P_SAM
+        tor_named = cfg.is_set("connections", "tor.socks-proxy") or \
+            bool(cfg.get("tor", "socks.port")) or bool(cfg.get("tor", "control.port"))
+        i2p_named = cfg.is_set("connections", "i2p.sam-api") or bool(cfg.get("i2p", "sam.port"))
         return cls(anonymous, cfg.get("connections", "tcp") or "tcp",
-                   cfg.get("connections", "tcp.socks-proxy") or None, tor_socks, i2p_sam)
+                   cfg.get("connections", "tcp.socks-proxy") or None, tor_socks, i2p_sam,
+                   tor_socks is not None and not tor_named,
+                   i2p_sam is not None and not i2p_named)
 
 
 def route(policy: Policy, host: str, port: int) -> Route:
@@ -97,21 +106,21 @@ def route(policy: Policy, host: str, port: int) -> Route:
         if policy.tor_socks is None:
             return Refused(f"{host} is a Tor onion address and no Tor is configured; set "
                            "[connections] tor.socks-proxy (or [tor] socks.port)")
-        return Socks(policy.tor_socks, "tor")
+        return Socks(policy.tor_socks, "tor", policy.tor_assumed)
     if name.endswith(".i2p"):
         if policy.i2p_sam is None:
             return Refused(f"{host} is an I2P address and no I2P router is configured; set "
                            "[connections] i2p.sam-api (or [i2p] sam.port)")
-        return I2P(policy.i2p_sam)
+        return I2P(policy.i2p_sam, assumed=policy.i2p_assumed)
     if policy.anonymous:
         if policy.tor_socks is None:  # from_config always sets it for anonymous nodes
             return Refused("this node is anonymous and has no Tor to reach TCP addresses")
-        return Socks(policy.tor_socks, "tor")
+        return Socks(policy.tor_socks, "tor", policy.tor_assumed)
     if policy.tcp == "disabled":
         return Refused(f"TCP connections are disabled ([connections] tcp = disabled), and "
                        f"{host} is neither a .onion nor a .i2p address")
     if policy.tcp == "tor":
-        return Socks(policy.tor_socks or DEFAULT_TOR_SOCKS, "tor")
+        return Socks(policy.tor_socks or DEFAULT_TOR_SOCKS, "tor", policy.tor_assumed)
     if policy.tcp_socks is not None:
         return Socks(policy.tcp_socks, "socks")
     return Direct()
