@@ -23,7 +23,6 @@ from mistgrid.testing.procs import free_ports
 STARTS = "starts"
 LISTEN = "tub.port = tcp:{tub}:interface=127.0.0.1\ntub.location = tcp:127.0.0.1:{tub}\n"
 WEB = "web.port = tcp:{web}:interface=127.0.0.1\n"
-NOT_YET = "not supported by mistgrid run yet"
 
 CASES: dict[str, tuple[str, str | list[str]]] = {
     # -- nodes that start
@@ -53,6 +52,14 @@ CASES: dict[str, tuple[str, str | list[str]]] = {
                              "[storage]\nenabled = false\n", STARTS),
     "plugins section": ("[node]\n" + WEB + "[storage]\nenabled = false\nplugins = x\n"
                         "[storageserver.plugins.x]\nanything = 1\n", STARTS),
+    "storage, AUTO location": ("[node]\ntub.port = tcp:{tub}:interface=127.0.0.1\n"
+                               "tub.location = AUTO\n[storage]\nenabled = true\n", STARTS),
+    "storage, no location (AUTO)": ("[node]\ntub.port = tcp:{tub}:interface=127.0.0.1\n"
+                                    "[storage]\nenabled = true\n", STARTS),
+    "tahoe: DNS name and AUTO": ("[node]\ntub.port = tcp:{tub}:interface=127.0.0.1\n"
+                                 "tub.location = tcp:tahoe.example.com:{tub},AUTO\n"
+                                 "[storage]\nenabled = true\n", STARTS),
+    "storage, nothing set but storage": ("[storage]\nenabled = true\n", STARTS),
     "continuation line": ("[node]\nnickname = a\n  b\n" + WEB + "[storage]\nenabled = false\n",
                           STARTS),
     # -- refused: nothing to do
@@ -70,11 +77,18 @@ CASES: dict[str, tuple[str, str | list[str]]] = {
         # (no Tor here: it starts its listener, then stops at the onion service)
         ["cannot reach Tor's control port ([tor] control.port = tcp:127.0.0.1:9051) for the "
          "onion: hints in [node] tub.location"]),
-    "seed server use-case 2": (
-        "[node]\nanonymous = False\ntub.port = tcp:{tub}:interface=127.0.0.1\n"
+    "seed server use-case 2": (  # no tub.port: a port the kernel picks (client.port)
+        "[node]\nanonymous = False\n"
         "tub.location = AUTO,onion:80:hiddenServiceDir={dir}/tor_service\n"
         "[storage]\nenabled = true\n",
-        [f"[node] tub.location = 'auto': {NOT_YET}"]),
+        ["cannot reach Tor's control port ([tor] control.port = tcp:127.0.0.1:9051) for the "
+         "onion: hints in [node] tub.location"]),
+    "seed server use-case 3, no tub.port": (
+        "[node]\nanonymous = True\n"
+        "tub.location = onion:80:hiddenServiceDir={dir}/tor_service,i2p:{dir}/i2p.keypair\n"
+        "[storage]\nenabled = true\n",
+        ["cannot reach Tor's control port ([tor] control.port = tcp:127.0.0.1:9051) for the "
+         "onion: hints in [node] tub.location"]),
     # -- refused: settings that would reveal an anonymous node
     "anonymous with a tcp hint": (
         "[node]\nanonymous = true\n" + LISTEN + "[storage]\nenabled = true\n",
@@ -117,9 +131,10 @@ CASES: dict[str, tuple[str, str | list[str]]] = {
     "garbage line": ("[node]\nthis is not config\n", ["not a 'key = value' line"]),
     "several at once": ("[node]\nanonymus = 1\ntub.port = tcp:0\n[client]\nshares.total = x\n",
                         ["unknown key", "port 0", "not a share count"]),
-    "storage without location": ("[node]\ntub.port = tcp:{tub}:interface=127.0.0.1\n"
-                                 "[storage]\nenabled = true\n",
-                                 ["a storage node must say where clients reach it"]),
+    "anonymous storage without location": (
+        "[node]\nanonymous = true\ntub.port = tcp:{tub}:interface=127.0.0.1\n"
+        "[storage]\nenabled = true\n",
+        ["[node] tub.location = '': an anonymous storage node must say where it is reached"]),
 }
 
 

@@ -30,8 +30,10 @@ from ..introducer.announcements import (
 from ..introducer.client import IntroducerClient
 from ..introducer.server import IntroducerService
 from ..net.connector import Connector
-from .listening import ListenError, cannot_listen
+from .addresses import auto_addresses, detect_ipv4_addresses, expand_auto
+from .listening import ListenError, cannot_listen, remember_port
 from .onion import start_onion_services
+from .plan import Listener
 
 FURL_FILE = "introducer.furl"
 
@@ -115,21 +117,31 @@ class _WatchedEndpoint:
         return result.addCallbacks(ok, failed)
 
 
-def start_introducer(directory: Path, tub: Any, endpoint: Any, hints: list[Hint],
-                     local_port: int, tor_control: str,
-                     connector: Connector) -> defer.Deferred[Any]:
-    """Serve the introducer on `endpoint`, start the onion services of its onion: hints,
-    then write its FURL (tcp: and tor: hints); fires once all that is done."""
+def start_introducer(directory: Path, tub: Any, listener: Listener, hints: tuple[Hint, ...],
+                     tor_control: str, connector: Connector) -> defer.Deferred[Any]:
+    """Serve the introducer on the listener, start the onion services of its onion: hints,
+    then write its FURL (tcp: and tor: hints; AUTO, or no tub.location, stands for the
+    node's addresses); fires once all that is done."""
     return defer.Deferred.fromCoroutine(_start_introducer(
-        directory, tub, endpoint, hints, local_port, tor_control, connector))
+        directory, tub, listener, hints, tor_control, connector))
 
 
-async def _start_introducer(directory: Path, tub: Any, endpoint: Any, hints: list[Hint],
-                            local_port: int, tor_control: str, connector: Connector) -> None:
-    watched = _WatchedEndpoint(endpoint)
+async def _start_introducer(directory: Path, tub: Any, listener: Listener,
+                            hints: tuple[Hint, ...], tor_control: str,
+                            connector: Connector) -> None:
+    from twisted.internet import endpoints, reactor  # noqa: PLC0415
+
+    watched = _WatchedEndpoint(endpoints.TCP4ServerEndpoint(
+        reactor, listener.port, interface=listener.interface))
     tub.listenOn(watched)
-    await watched.listened.addErrback(cannot_listen("[node] tub.port", f"tcp:{local_port}"))
-    onions = await start_onion_services(hints, local_port, tor_control, connector)
+    listening = await watched.listened.addErrback(
+        cannot_listen("[node] tub.port", f"tcp:{listener.port}"))
+    port = int(listening.getHost().port)
+    remember_port(listener.port_file, port, listener.interface)
+    if any(h.kind == "auto" for h in hints):
+        hints = expand_auto(hints, auto_addresses(detect_ipv4_addresses(),
+                                                  listener.interface), port)
+    onions = await start_onion_services(hints, port, tor_control, connector)
     location = []
     for hint in hints:
         if hint.kind == "tcp":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from ..errors import MistgridError
@@ -17,3 +18,14 @@ def cannot_listen(key: str, value: str) -> Any:
         raise ListenError(f"cannot listen on {key} = {value}: {failure.getErrorMessage()}; "
                           "choose a free port or stop what uses it")
     return failed
+
+
+def remember_port(port_file: Path | None, port: int, interface: str) -> None:
+    """Write a kernel-chosen port where the next run of the node finds it (Tahoe-LAFS's
+    client.port / introducer.port: a tub.port value)."""
+    if port_file is None:
+        return
+    text = f"tcp:{port}" + ("" if interface == "0.0.0.0" else f":interface={interface}")
+    temp = port_file.with_name(port_file.name + ".tmp")
+    temp.write_text(text + "\n")
+    temp.replace(port_file)

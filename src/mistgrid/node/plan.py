@@ -1,9 +1,9 @@
 """What a node will run, decided from its checked tahoe.cfg before anything starts.
 
 How this works: `check_node` reads and checks DIR/tahoe.cfg as a whole and adds what the
-node itself cannot do yet (`plan_storage`: a storage server needs a tcp: listener and
-location hints); every problem is one line. No Twisted here: `mistgrid start` uses it to
-refuse in the foreground.
+node itself needs (`plan_storage`: a storage server needs a tcp: listener, and an
+anonymous one its onion: or i2p: hints); every problem is one line. No Twisted here:
+`mistgrid start` uses it to refuse in the foreground.
 """
 
 from __future__ import annotations
@@ -18,7 +18,13 @@ from ..config.check import ConfigValues, load_config
 from ..config.keys import Problem
 from ..config.location import Hint
 from ..errors import MistgridError
-from ..policy.anonymity import DEFAULT_I2P_SAM, DEFAULT_TOR_CONTROL, Policy, violations
+from ..policy.anonymity import (
+    DEFAULT_I2P_SAM,
+    DEFAULT_TOR_CONTROL,
+    Policy,
+    listens_privately,
+    violations,
+)
 
 
 @attrs.frozen
@@ -32,6 +38,58 @@ class StoragePlan:
     tor_control: str = ""  # endpoint of the Tor control port, for onion: hints
     i2p_sam: str = ""  # endpoint of the I2P SAM API, for i2p:KEYFILE hints
     i2p_options: tuple[tuple[str, str], ...] = ()
+    port_file: Path | None = None  # port 0: remember the kernel's choice here
+
+
+_TCP = re.compile(r"tcp:(?:interface=([^:]+):)?([0-9]+)(?::interface=([^:]+))?")
+
+
+@attrs.frozen
+class Listener:
+    """Where the node listens. Port 0: tub.port is not set and no port was remembered, so
+    the kernel picks one, and the node writes it to `port_file` for its next runs
+    (Tahoe-LAFS's client.port and introducer.port)."""
+
+    port: int
+    interface: str
+    port_file: Path | None = None
+
+
+def plan_listener(directory: Path, cfg: ConfigValues,
+                  port_file: str) -> tuple[Listener | None, list[Problem]]:
+    """The tcp: listener of tub.port, or of DIR/`port_file` when tub.port is not set (for
+    an anonymous node on loopback only), or a new port remembered there."""
+    anonymous = Policy.from_config(cfg).anonymous
+    if cfg.is_set("node", "tub.port"):
+        key, text = "[node] tub.port", str(cfg.get("node", "tub.port"))
+    else:
+        path = directory / port_file
+        if not path.exists():
+            return Listener(0, "127.0.0.1" if anonymous else "0.0.0.0", path), []
+        key, text = f"[node] tub.port (not set; remembered in {path})", path.read_text().strip()
+    match = _TCP.fullmatch(text)
+    if match is None:
+        return None, [Problem(key, text, "a storage node or introducer needs a tcp:PORT "
+                              "listener (tor and i2p listeners are not supported yet)",
+                              "write e.g. tub.port = tcp:3457:interface=127.0.0.1")]
+    if anonymous and not cfg.is_set("node", "tub.port") and not listens_privately(text):
+        return None, [Problem(key, text, "listens on a public interface, and the node is "
+                              "anonymous", f"delete {port_file} (a new loopback port is "
+                              "chosen) or set tub.port = tcp:PORT:interface=127.0.0.1")]
+    return Listener(int(match.group(2)), match.group(1) or match.group(3) or "0.0.0.0"), []
+
+
+def announced_hints(cfg: ConfigValues, role: str) -> tuple[tuple[Hint, ...], list[Problem]]:
+    """tub.location's hints; none (or no tub.location) means AUTO, as in Tahoe-LAFS, except
+    for an anonymous node, which must name its onion: or i2p: hints."""
+    hints = tuple(cfg.get("node", "tub.location") or ())
+    if hints:
+        return hints, []
+    if Policy.from_config(cfg).anonymous:
+        return (), [Problem("[node] tub.location", "", f"an anonymous {role} must say where "
+                            "it is reached", "write e.g. onion:80:hiddenServiceDir=DIR or "
+                            "i2p:KEYFILE")]
+    return (Hint("auto"),), []
 
 
 def plan_storage(directory: Path, cfg: ConfigValues) -> tuple[StoragePlan | None,
@@ -39,37 +97,22 @@ def plan_storage(directory: Path, cfg: ConfigValues) -> tuple[StoragePlan | None
     """What the storage server will do, or the problems that stop it (one line each)."""
     if not cfg.get("storage", "enabled"):
         return None, []
-    problems = []
-    port_text = cfg.get("node", "tub.port") or ""
-    if port_text == "disabled":  # the config check already says a storage server must listen
+    if cfg.get("node", "tub.port") == "disabled":  # the config check says it must listen
         return None, []
-    match = re.fullmatch(r"tcp:(?:interface=([^:]+):)?([0-9]+)(?::interface=([^:]+))?",
-                         port_text)
-    if match is None:
-        problems.append(Problem("[node] tub.port", port_text,
-                                "a storage node needs a tcp:PORT listener (tor and i2p "
-                                "listeners are not supported yet)",
-                                "write e.g. tcp:3457:interface=127.0.0.1"))
-    hints = cfg.get("node", "tub.location") or ()
-    for hint in hints:
-        if hint.kind == "auto":
-            problems.append(Problem("[node] tub.location", hint.kind,
-                                    "not supported by mistgrid run yet",
-                                    "list tcp:HOST:PORT, tor:NAME.onion:PORT, "
-                                    "onion:PORT:hiddenServiceDir=DIR or i2p:KEYFILE hints"))
-    if not hints:
-        problems.append(Problem("[node] tub.location", "", "a storage node must say where "
-                                "clients reach it", "write e.g. tcp:127.0.0.1:3457"))
-    if problems or match is None:
+    listener, problems = plan_listener(directory, cfg, "client.port")
+    hints, more = announced_hints(cfg, "storage node")
+    problems += more
+    if problems or listener is None:
         return None, problems
     storage_dir = cfg.get("storage", "storage_dir")
-    return StoragePlan(int(match.group(2)), match.group(1) or match.group(3) or "0.0.0.0",
+    return StoragePlan(listener.port, listener.interface,
                        Path(storage_dir) if storage_dir else directory / "storage",
-                       cfg.get("storage", "reserved_space"), tuple(hints),
+                       cfg.get("storage", "reserved_space"), hints,
                        cfg.get("node", "nickname") or directory.name,
                        cfg.get("tor", "control.port") or DEFAULT_TOR_CONTROL,
                        Policy.from_config(cfg).i2p_sam or DEFAULT_I2P_SAM,
-                       tuple(sorted((cfg.get("i2p", "session.options") or {}).items()))), []
+                       tuple(sorted((cfg.get("i2p", "session.options") or {}).items())),
+                       listener.port_file), []
 
 
 def check_node(directory: Path) -> tuple[ConfigValues | None, list[str]]:

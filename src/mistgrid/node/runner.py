@@ -14,17 +14,17 @@ from __future__ import annotations
 
 import functools
 import os
-import re
 from concurrent.futures import Executor, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, cast
 
 import attrs
-from twisted.internet import defer, endpoints
+from twisted.internet import defer
 from twisted.internet import reactor as _reactor
 from twisted.logger import ILogObserver, globalLogBeginner, textFileLogObserver
 
 from ..config.check import ConfigValues
+from ..config.location import Hint
 from ..errors import MistgridError
 from ..net.connector import Connector
 from ..policy.anonymity import DEFAULT_TOR_CONTROL, Policy, route
@@ -32,7 +32,16 @@ from ..storage.tls import create_identity
 from . import pidfile
 from .listening import ListenError
 from .pidfile import READY
-from .plan import StoragePlan, check_node, introducer_furls, is_introducer, plan_storage
+from .plan import (
+    Listener,
+    StoragePlan,
+    announced_hints,
+    check_node,
+    introducer_furls,
+    is_introducer,
+    plan_listener,
+    plan_storage,
+)
 
 reactor = cast(Any, _reactor)
 
@@ -45,9 +54,13 @@ def run_node(directory: Path) -> list[str]:
     plan, _ = plan_storage(directory, cfg)
     web = bool(cfg.get("node", "web.port"))
     introducer = is_introducer(directory)
-    if introducer and not re.fullmatch(r"tcp:.*", cfg.get("node", "tub.port") or ""):
-        return ["tahoe.cfg [node] tub.port: an introducer needs a tcp: listener; write e.g. "
-                "tub.port = tcp:3458:interface=127.0.0.1 and a matching tub.location"]
+    listener: Listener | None = None
+    hints: tuple[Hint, ...] = ()
+    if introducer:
+        listener, problems = plan_listener(directory, cfg, "introducer.port")
+        hints, more = announced_hints(cfg, "introducer")
+        if listener is None or more:
+            return [f"tahoe.cfg {p}" for p in problems + more]
     if plan is None and not web and not introducer:
         return ["this node has nothing to run: enable [storage] or set [node] web.port"]
     try:
@@ -56,13 +69,16 @@ def run_node(directory: Path) -> list[str]:
         return [str(err)]
     pidfile.claim(directory)
     try:
-        return _serve(directory, cfg, plan, web, introducer, furls)
+        return _serve(directory, cfg, plan, web, (listener, hints), furls)
     finally:
         pidfile.release(directory)
 
 
 def _serve(directory: Path, cfg: ConfigValues, plan: StoragePlan | None, web: bool,
-           introducer: bool, furls: list[tuple[str, str]]) -> list[str]:
+           introducing: tuple[Listener | None, tuple[Hint, ...]],
+           furls: list[tuple[str, str]]) -> list[str]:
+    listener, hints = introducing
+    introducer = listener is not None
     (directory / "logs").mkdir(exist_ok=True)
     log_file = (directory / "logs" / "node.log").open("a", encoding="utf-8")
     observer = cast(ILogObserver, textFileLogObserver(log_file))
@@ -121,13 +137,9 @@ def _serve(directory: Path, cfg: ConfigValues, plan: StoragePlan | None, web: bo
             reactor.addSystemEventTrigger("before", "shutdown", tub.stopService)
             clients = start_clients(tub, furls, nickname, servers if web else None,
                                     connector, reactor)
-            if introducer:
-                port = cfg.get("node", "tub.port")
-                local = re.search(r"tcp:(?:interface=[^:]+:)?([0-9]+)", port)
+            if listener is not None:
                 started.append(start_introducer(
-                    directory, tub, endpoints.serverFromString(reactor, port),
-                    list(cfg.get("node", "tub.location") or ()),
-                    int(local.group(1)) if local else 0,
+                    directory, tub, listener, hints,
                     cfg.get("tor", "control.port") or DEFAULT_TOR_CONTROL, connector,
                 ).addCallback(lambda _: print("introducer running", flush=True)))
         if plan is not None:

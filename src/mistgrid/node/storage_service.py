@@ -1,7 +1,10 @@
 """A node's storage server: GBS over TLS on tub.port, and what it announces.
 
-Once listening it writes `private/storage.nurls` and `private/announcement.json` (the entry
-clients put in their servers.yaml) and fires with the announcement's fields.
+It listens on tub.port (or on a port the kernel picks, remembered in client.port), puts
+the node's addresses in place of AUTO in tub.location, starts the onion services and I2P
+destinations of its hints, then writes `private/storage.nurls` and
+`private/announcement.json` (the entry clients put in their servers.yaml) and fires with
+the announcement's fields.
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ from ..storage.backend import DiskBackend
 from ..storage.server import make_site
 from ..storage.standalone import load_or_create_swissnum
 from ..storage.tls import create_identity, load_certificate
-from .listening import ListenError, cannot_listen
+from .addresses import auto_addresses, detect_ipv4_addresses, expand_auto
+from .listening import ListenError, cannot_listen, remember_port
 from .onion import start_onion_services
 from .plan import StoragePlan
 
@@ -32,10 +36,10 @@ I2P_ATTEMPTS = 3
 I2P_RETRY_DELAY = 5.0
 
 
-def _nurls(plan: StoragePlan, spki: bytes, swissnum: str,
+def _nurls(hints: tuple[Hint, ...], spki: bytes, swissnum: str,
            onions: dict[Hint, str]) -> list[Nurl]:
     nurls = []
-    for hint in plan.hints:
+    for hint in hints:
         if hint.kind == "onion-service":
             nurls.append(Nurl("pb+tor", spki, onions[hint], hint.port, swissnum))
             continue
@@ -102,11 +106,19 @@ async def _start_storage(directory: Path, plan: StoragePlan,
     cert = load_certificate(pem)
     site = make_site(backend, swissnum.encode("ascii"))
     listened: defer.Deferred[Any] = endpoint.listen(site)
-    await listened.addErrback(cannot_listen("[node] tub.port", f"tcp:{plan.port}"))
-    print(f"storage server listening on {plan.interface}:{plan.port}", flush=True)
-    onions = await start_onion_services(plan.hints, plan.port, plan.tor_control, connector)
+    listening = await listened.addErrback(cannot_listen("[node] tub.port", f"tcp:{plan.port}"))
+    port = int(listening.getHost().port)
+    remember_port(plan.port_file, port, plan.interface)
+    print(f"storage server listening on {plan.interface}:{port}", flush=True)
+    hints = plan.hints
+    if any(h.kind == "auto" for h in hints):
+        hints = expand_auto(hints, auto_addresses(detect_ipv4_addresses(), plan.interface),
+                            port)
+        print("tub.location AUTO: " + ", ".join(f"tcp:{h.host}:{h.port}" for h in hints
+                                                 if h not in plan.hints), flush=True)
+    onions = await start_onion_services(hints, port, plan.tor_control, connector)
     onions.update(await _i2p_destinations(plan, connector, options, site))
-    nurls = _nurls(plan, spki_hash(cert), swissnum, onions)
+    nurls = _nurls(hints, spki_hash(cert), swissnum, onions)
     (private / "storage.nurls").write_text("".join(n.to_text() + "\n" for n in nurls))
     ann = announcement(nurls, cert, plan.nickname)
     entry = {"server-id": server_id(cert), "ann": ann}

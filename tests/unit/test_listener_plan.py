@@ -1,0 +1,101 @@
+"""Where a storage node or introducer listens and what it announces when tahoe.cfg leaves
+it open: no tub.port (a port the kernel picks, remembered in client.port or
+introducer.port) and AUTO or no tub.location (the node's own addresses)."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+
+from mistgrid.config.check import ConfigValues, load_config
+from mistgrid.config.location import Hint
+from mistgrid.node.addresses import auto_addresses, detect_ipv4_addresses, expand_auto
+from mistgrid.node.listening import remember_port
+from mistgrid.node.plan import announced_hints, plan_listener, plan_storage
+
+
+def _cfg(text: str) -> ConfigValues:
+    cfg, problems = load_config(text)
+    assert problems == []
+    return cfg
+
+
+def test_auto_keeps_what_the_listener_can_be_reached_at() -> None:
+    detected = ["127.0.0.1", "192.168.1.5", "10.0.0.2", "192.168.1.5"]
+    assert auto_addresses(detected, "0.0.0.0") == ["192.168.1.5", "10.0.0.2", "127.0.0.1"]
+    assert auto_addresses(detected, "") == ["192.168.1.5", "10.0.0.2", "127.0.0.1"]
+    assert auto_addresses(detected, "127.0.0.1") == ["127.0.0.1"]
+
+
+def test_expand_auto_in_place_without_repeats() -> None:
+    onion = Hint("onion-service", "", 80, "/var/lib/tor/s")
+    hints = (Hint("tcp", "example.org", 3457), Hint("auto"), onion,
+             Hint("tcp", "127.0.0.1", 3457))
+    assert expand_auto(hints, ["10.0.0.2", "127.0.0.1"], 3457) == (
+        Hint("tcp", "example.org", 3457), Hint("tcp", "10.0.0.2", 3457),
+        Hint("tcp", "127.0.0.1", 3457), onion)
+
+
+def test_detected_addresses_include_loopback() -> None:
+    found = detect_ipv4_addresses()  # the kernel's own list (Linux): lo has 127.0.0.1
+    assert "127.0.0.1" in found
+    assert all(ipaddress.ip_address(a).version == 4 for a in found)
+
+
+def test_no_tub_port_means_a_remembered_port(tmp_path: Path) -> None:
+    cfg = _cfg("[node]\ntub.location = AUTO\n[storage]\nenabled = true\n")
+    listener, problems = plan_listener(tmp_path, cfg, "client.port")
+    assert problems == [] and listener is not None
+    assert (listener.port, listener.interface) == (0, "0.0.0.0")
+    assert listener.port_file == tmp_path / "client.port"
+    remember_port(listener.port_file, 41234, listener.interface)
+    assert (tmp_path / "client.port").read_text() == "tcp:41234\n"
+    again, _ = plan_listener(tmp_path, cfg, "client.port")
+    assert again is not None and (again.port, again.interface) == (41234, "0.0.0.0")
+    assert again.port_file is None  # nothing more to remember
+
+
+def test_anonymous_node_picks_a_loopback_port(tmp_path: Path) -> None:
+    cfg = _cfg("[node]\nanonymous = true\ntub.location = onion:80:hiddenServiceDir=/x\n")
+    listener, _ = plan_listener(tmp_path, cfg, "client.port")
+    assert listener is not None and listener.interface == "127.0.0.1"
+    remember_port(listener.port_file, 41235, listener.interface)
+    assert (tmp_path / "client.port").read_text() == "tcp:41235:interface=127.0.0.1\n"
+
+
+def test_anonymous_node_refuses_a_public_remembered_port(tmp_path: Path) -> None:
+    (tmp_path / "client.port").write_text("tcp:41236\n")  # from an earlier, public run
+    cfg = _cfg("[node]\nanonymous = true\ntub.location = onion:80:hiddenServiceDir=/x\n")
+    listener, problems = plan_listener(tmp_path, cfg, "client.port")
+    assert listener is None
+    assert [str(p) for p in problems] == [
+        f"[node] tub.port (not set; remembered in {tmp_path}/client.port) = 'tcp:41236': "
+        "listens on a public interface, and the node is anonymous; fix: delete client.port "
+        "(a new loopback port is chosen) or set tub.port = tcp:PORT:interface=127.0.0.1"]
+
+
+def test_a_remembered_port_file_that_is_not_tcp(tmp_path: Path) -> None:
+    (tmp_path / "introducer.port").write_text("unix:/tmp/x\n")
+    listener, problems = plan_listener(tmp_path, _cfg("[node]\n"), "introducer.port")
+    assert listener is None and "needs a tcp:PORT listener" in str(problems[0])
+
+
+def test_missing_location_means_auto_except_when_anonymous(tmp_path: Path) -> None:
+    assert announced_hints(_cfg("[node]\n"), "introducer") == ((Hint("auto"),), [])
+    assert announced_hints(_cfg("[node]\ntub.location =\n"), "introducer")[0] == (
+        Hint("auto"),)
+    hints, problems = announced_hints(_cfg("[node]\nanonymous = true\n"), "storage node")
+    assert hints == ()
+    assert [str(p) for p in problems] == [
+        "[node] tub.location = '': an anonymous storage node must say where it is reached; "
+        "fix: write e.g. onion:80:hiddenServiceDir=DIR or i2p:KEYFILE"]
+
+
+def test_seed_server_use_case_2_plans(tmp_path: Path) -> None:
+    cfg = _cfg("[node]\nanonymous = False\ntub.location = AUTO,onion:80:hiddenServiceDir="
+               "/var/lib/tor/my_service,i2p:/var/lib/i2p/my_service.keypair\n"
+               "[storage]\nenabled = true\n")
+    plan, problems = plan_storage(tmp_path, cfg)
+    assert problems == [] and plan is not None
+    assert [h.kind for h in plan.hints] == ["auto", "onion-service", "i2p-destination"]
+    assert (plan.port, plan.port_file) == (0, tmp_path / "client.port")
