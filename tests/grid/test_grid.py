@@ -17,7 +17,7 @@ from twisted.web.client import HTTPConnectionPool
 
 from mistgrid.caps import ChkCap, LiteralCap, parse_cap
 from mistgrid.encoding.params import EncodingParams
-from mistgrid.errors import NotEnoughSharesError
+from mistgrid.errors import MistgridError, NotEnoughSharesError
 from mistgrid.gbs.nurl import Nurl
 from mistgrid.grid.downloader import download, locate, preferred
 from mistgrid.grid.sinks import ThreadedFileSink
@@ -218,3 +218,33 @@ async def test_client_retries_a_connection_its_server_dropped(tmp_path: Path) ->
         await pool.closeCachedConnections()  # type: ignore[no-untyped-call]
     finally:
         process.stop()
+
+
+async def test_client_falls_back_to_a_server_address_that_answers(
+        four_servers: list[tuple[Managed, Nurl]]) -> None:
+    """A server announced at several addresses (AUTO lists every interface, some of which
+    a client may not reach): the client tries them in order, uses the first that answers,
+    and goes to it first from then on. Here the first address is a loopback port nobody
+    listens on (connection refused), the second the real server."""
+    nurl = four_servers[0][1]
+    (dead,) = free_ports(1)
+    unreachable = Nurl(nurl.scheme, nurl.spki_hash, "127.0.0.1", dead, nurl.swissnum)
+    connector = Connector(reactor)
+    pool = HTTPConnectionPool(reactor, persistent=False)  # type: ignore[no-untyped-call]
+    client = StorageClient(unreachable, connector, reactor, pool=pool, fallbacks=[nurl])
+    assert client.reached == unreachable
+    version = await client.version()
+    assert b"http://allmydata.org/tahoe/protocols/storage/v1" in version
+    assert client.reached == nurl and client.route == "direct"
+    await client.version()
+    assert client.reached == nurl
+    # With no address answering, the error names each one.
+    lonely = StorageClient(unreachable, connector, reactor, fallbacks=[
+        Nurl(nurl.scheme, nurl.spki_hash, "127.0.0.2", dead, nurl.swissnum)])
+    with pytest.raises(Exception, match="no address of this server answered") as info:
+        await lonely.version()
+    assert "127.0.0.1" in str(info.value) and "127.0.0.2" in str(info.value)
+    assert nurl.swissnum not in str(info.value)
+    with pytest.raises(MistgridError, match="names another server"):
+        StorageClient(nurl, connector, reactor, fallbacks=[
+            Nurl(nurl.scheme, nurl.spki_hash, "127.0.0.1", dead, "other")])

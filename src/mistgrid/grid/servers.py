@@ -65,7 +65,7 @@ class KnownServer:
             return
         app = version.get(b"application-version", b"")
         self.status = attrs.evolve(self.status, connected=True, last_error="",
-                                   last_contact=time.time(),
+                                   last_contact=time.time(), route=self.client.route,
                                    version=app.decode("utf-8", "replace")
                                    if isinstance(app, bytes) else str(app))
 
@@ -95,22 +95,29 @@ def server_from_announcement(sid: str, ann: dict[str, Any], connector: Connector
     if not nurls:
         raise MistgridError("the announcement has no anonymous-storage-NURLs (a server "
                             "that speaks only Foolscap storage is not supported)")
-    nurl = choose_nurl([str(n) for n in nurls], connector)
+    first, *others = rank_nurls([str(n) for n in nurls], connector)
+    same = [n for n in others if (n.spki_hash, n.swissnum) == (first.spki_hash,
+                                                               first.swissnum)]
     seed_text = ann.get("permutation-seed-base32")
     seed = base32.a2b(seed_text) if isinstance(seed_text, str) and seed_text else None
-    client = StorageClient(nurl, connector, reactor, permutation_seed=seed)
+    client = StorageClient(first, connector, reactor, permutation_seed=seed, fallbacks=same)
     return KnownServer(client, ServerStatus(sid, str(ann.get("nickname", "")),
-                                            route=connector.route(nurl.host,
-                                                                  nurl.port or 0).name))
+                                            route=client.route))
 
 
 def choose_nurl(texts: list[str], connector: Connector) -> Nurl:
-    """The NURL to use: direct TCP where the policy allows it (fastest), else an onion or
-    I2P address (the seed document: prefer anonymizing hints), else TCP through Tor;
-    never one the policy refuses. Among onion and I2P addresses, those through a Tor or
+    """The NURL to try first (see rank_nurls)."""
+    return rank_nurls(texts, connector)[0]
+
+
+def rank_nurls(texts: list[str], connector: Connector) -> list[Nurl]:
+    """A server's NURLs in the order to try them: direct TCP where the policy allows it
+    (fastest), else onion and I2P addresses (the seed document: prefer anonymizing
+    hints), else TCP through Tor. Among onion and I2P addresses, those through a Tor or
     I2P router tahoe.cfg names come before those through a router only assumed on its
     usual port, and Tor before I2P (its connections are made in seconds, I2P's in tens of
-    seconds). A NURL that does not parse is skipped."""
+    seconds). A NURL that does not parse is skipped, and so is one the policy refuses.
+    The client tries the next when one does not answer (an AUTO address behind NAT, say)."""
     ranked = []
     for text in sorted(texts):
         try:
@@ -127,4 +134,4 @@ def choose_nurl(texts: list[str], connector: Connector) -> Nurl:
     if not ranked:
         raise MistgridError("no announced address can be reached under this node's "
                             "connection policy ([connections], [node] anonymous)")
-    return min(ranked, key=lambda r: r[:3])[3]
+    return [r[3] for r in sorted(ranked, key=lambda r: r[:3])]

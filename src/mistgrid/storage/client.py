@@ -10,15 +10,16 @@ requests to different servers run in parallel. Every method is `async`.
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
 import attrs
 import cbor2
 from OpenSSL import SSL, crypto
 from treq.client import HTTPClient
+from twisted.internet import defer
 from twisted.internet.endpoints import wrapClientTLS
-from twisted.internet.error import ConnectionDone, ConnectionLost
+from twisted.internet.error import ConnectError, ConnectionDone, ConnectionLost
 from twisted.internet.interfaces import IOpenSSLClientConnectionCreator, IStreamClientEndpoint
 from twisted.web.client import (
     Agent,
@@ -74,17 +75,52 @@ class _PinnedTLS:
         return connection
 
 
+@implementer(IStreamClientEndpoint)
+class _FirstThatConnects:
+    """Connects through the first of a server's addresses that answers, trying them in
+    order of preference, and starts from the one that answered last time."""
+
+    def __init__(self, factory: _EndpointFactory) -> None:
+        self._factory = factory
+
+    def connect(self, protocol_factory: Any) -> defer.Deferred[Any]:
+        return defer.Deferred.fromCoroutine(self._connect(protocol_factory))
+
+    async def _connect(self, protocol_factory: Any) -> Any:
+        factory = self._factory
+        start = factory.reached
+        order = [start] + [i for i in range(len(factory.nurls)) if i != start]
+        failures = []
+        for index in order:
+            nurl = factory.nurls[index]
+            try:
+                endpoint: Any = factory.connector.endpoint(nurl.host, nurl.port or 0)
+                protocol = await endpoint.connect(protocol_factory)
+            except Exception as err:
+                if len(order) == 1:
+                    raise
+                failures.append(f"{nurl.host}: {err}")
+                continue
+            factory.reached = index
+            return protocol
+        raise ConnectError(string="no address of this server answered ("
+                           + "; ".join(failures) + ")")
+
+
 @implementer(IAgentEndpointFactory)
 class _EndpointFactory:
-    def __init__(self, connector: Connector, nurl: Nurl) -> None:
-        self._connector = connector
-        self._nurl = nurl
+    def __init__(self, connector: Connector, nurls: Sequence[Nurl]) -> None:
+        self.connector = connector
+        self.nurls = list(nurls)  # one server's addresses (same key), best first
+        self.reached = 0  # the address that answered last
 
     def endpointForURI(self, uri: Any) -> IStreamClientEndpoint:  # noqa: N802
         # An I2P NURL may have no port (I2P destinations need none): 0 stands for "none".
-        tcp = self._connector.endpoint(self._nurl.host, self._nurl.port or 0)
-        creator = cast(IOpenSSLClientConnectionCreator, _PinnedTLS(self._nurl.spki_hash))
-        return wrapClientTLS(creator, tcp)
+        creator = cast(IOpenSSLClientConnectionCreator, _PinnedTLS(self.nurls[0].spki_hash))
+        if len(self.nurls) == 1:
+            nurl = self.nurls[0]
+            return wrapClientTLS(creator, self.connector.endpoint(nurl.host, nurl.port or 0))
+        return wrapClientTLS(creator, cast(IStreamClientEndpoint, _FirstThatConnects(self)))
 
 
 @attrs.frozen
@@ -99,20 +135,39 @@ class StorageClient:
 
     def __init__(self, nurl: Nurl, connector: Connector, reactor: Any,
                  pool: HTTPConnectionPool | None = None, timeout: float = 120.0,
-                 permutation_seed: bytes | None = None) -> None:
+                 permutation_seed: bytes | None = None,
+                 fallbacks: Sequence[Nurl] = ()) -> None:
+        """`fallbacks`: more addresses of the same server (its other NURLs, same key and
+        swissnum), tried in order when `nurl` does not answer."""
+        if any((f.spki_hash, f.swissnum) != (nurl.spki_hash, nurl.swissnum)
+               for f in fallbacks):
+            raise MistgridError("a fallback NURL names another server")
         self.nurl = nurl
+        self._connector = connector
         self.timeout = timeout
         # From the server's announcement; ours announce their SPKI hash (announcement.py).
         self.permutation_seed = permutation_seed if permutation_seed is not None \
             else nurl.spki_hash
         pool = pool or HTTPConnectionPool(reactor, persistent=True)
         pool.maxPersistentPerHost = 8
-        agent = Agent.usingEndpointFactory(reactor, _EndpointFactory(connector, nurl), pool)
+        self._endpoints = _EndpointFactory(connector, [nurl, *fallbacks])
+        agent = Agent.usingEndpointFactory(reactor, self._endpoints, pool)
         self._http = HTTPClient(agent)
         self._auth = swissnum_header(nurl.swissnum)
         self.retries = 0  # requests repeated after a transient connection failure
         port = f":{nurl.port}" if nurl.port is not None else ""
         self._base = f"https://{nurl.host}{port}".encode("ascii")
+
+    @property
+    def reached(self) -> Nurl:
+        """The address that answered last (the first choice until one has)."""
+        return self._endpoints.nurls[self._endpoints.reached]
+
+    @property
+    def route(self) -> str:
+        """How that address is reached: direct, tor, socks or i2p."""
+        nurl = self.reached
+        return self._connector.route(nurl.host, nurl.port or 0).name
 
     async def _call(self, method: str, path: str, what: str, ok: tuple[int, ...],
                     body: bytes | None = None, cbor: Any = None,
