@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import os
+import socket
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -23,7 +24,8 @@ from mistgrid.grid.downloader import download, locate, preferred
 from mistgrid.grid.sinks import ThreadedFileSink
 from mistgrid.grid.uploader import UploadUnhappyError, upload
 from mistgrid.net.connector import Connector
-from mistgrid.storage.client import StorageClient, UploadSecrets
+from mistgrid.policy.anonymity import Direct, Route, Socks
+from mistgrid.storage.client import HEAD_START, StorageClient, UploadSecrets
 from mistgrid.testing.procs import Managed, free_ports
 
 from ..interop.tahoe import TahoeClientNode, start_client_node, start_storage_node
@@ -248,3 +250,27 @@ async def test_client_falls_back_to_a_server_address_that_answers(
     with pytest.raises(MistgridError, match="names another server"):
         StorageClient(nurl, connector, reactor, fallbacks=[
             Nurl(nurl.scheme, nurl.spki_hash, "127.0.0.1", dead, "other")])
+
+
+async def test_an_address_that_hangs_gets_a_head_start_then_company(
+        four_servers: list[tuple[Managed, Nurl]], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first address is reached through a 'proxy' that accepts the TCP connection and
+    never answers (a listening socket nobody accepts from): its attempt hangs. After its
+    head start the next address is tried alongside it, answers, and wins; the hanging
+    attempt is cancelled."""
+    monkeypatch.setitem(HEAD_START, "socks", 0.5)
+    nurl = four_servers[0][1]
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        proxy = f"tcp:127.0.0.1:{silent.getsockname()[1]}"
+        hanging = Nurl(nurl.scheme, nurl.spki_hash, "hangs.example", 1, nurl.swissnum)
+
+        def routes(host: str, port: int) -> Route:
+            return Socks(proxy, "socks") if host == "hangs.example" else Direct()
+
+        pool = HTTPConnectionPool(reactor, persistent=False)  # type: ignore[no-untyped-call]
+        client = StorageClient(hanging, Connector(reactor, routes), reactor, pool=pool,
+                               fallbacks=[nurl])
+        await client.version()
+        assert client.reached == nurl and client.route == "direct"

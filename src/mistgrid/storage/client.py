@@ -40,6 +40,9 @@ from ..net.connector import Connector
 
 V1 = "/storage/v1"
 RETRIES = 2
+# Seconds an attempt to reach one of a server's addresses has to itself before the next
+# address is tried alongside it (by route; see _FirstThatConnects).
+HEAD_START = {"direct": 2.0, "socks": 5.0, "tor": 15.0, "i2p": 45.0}
 TRANSIENT = (ResponseNeverReceived, RequestTransmissionFailed, ConnectionLost,
              ConnectionDone)
 
@@ -77,40 +80,90 @@ class _PinnedTLS:
 
 @implementer(IStreamClientEndpoint)
 class _FirstThatConnects:
-    """Connects through the first of a server's addresses that answers, trying them in
-    order of preference, and starts from the one that answered last time."""
+    """Connects through the first of a server's addresses that answers. Attempts start in
+    order of preference, each given a head start (by route: a direct connection is made in
+    well under 2 s, one through Tor in seconds, I2P in tens of seconds) before the next
+    begins alongside it, or as soon as it fails; the first connection made wins and the
+    others are cancelled. The address that answered is tried first next time."""
 
     def __init__(self, factory: _EndpointFactory) -> None:
         self._factory = factory
 
     def connect(self, protocol_factory: Any) -> defer.Deferred[Any]:
-        return defer.Deferred.fromCoroutine(self._connect(protocol_factory))
-
-    async def _connect(self, protocol_factory: Any) -> Any:
         factory = self._factory
-        start = factory.reached
-        order = [start] + [i for i in range(len(factory.nurls)) if i != start]
-        failures = []
-        for index in order:
+        order = [factory.reached] + [i for i in range(len(factory.nurls))
+                                     if i != factory.reached]
+        attempts: dict[int, defer.Deferred[Any]] = {}
+        failures: dict[int, str] = {}
+        state: dict[str, Any] = {"next": 0, "timer": None, "finished": False}
+
+        def stop_others() -> None:
+            state["finished"] = True
+            if state["timer"] is not None and state["timer"].active():
+                state["timer"].cancel()
+            for attempt in list(attempts.values()):
+                attempt.cancel()
+
+        result: defer.Deferred[Any] = defer.Deferred(lambda _: stop_others())
+
+        def launch() -> None:
+            state["timer"] = None
+            if state["finished"] or state["next"] >= len(order):
+                return
+            index = order[state["next"]]
+            state["next"] += 1
             nurl = factory.nurls[index]
             try:
                 endpoint: Any = factory.connector.endpoint(nurl.host, nurl.port or 0)
-                protocol = await endpoint.connect(protocol_factory)
+                attempt: defer.Deferred[Any] = endpoint.connect(protocol_factory)
             except Exception as err:
-                if len(order) == 1:
-                    raise
-                failures.append(f"{nurl.host}: {err}")
-                continue
+                failures[index] = f"{nurl.host}: {err}"
+                settle()
+                return
+            attempts[index] = attempt
+            attempt.addCallbacks(lambda protocol: won(index, protocol),
+                                 lambda failure: lost(index, nurl, failure))
+            if state["next"] < len(order):
+                route = factory.connector.route(nurl.host, nurl.port or 0).name
+                state["timer"] = factory.reactor.callLater(HEAD_START.get(route, 15.0),
+                                                           launch)
+
+        def won(index: int, protocol: Any) -> None:
+            attempts.pop(index, None)
+            if state["finished"]:  # another address won meanwhile
+                protocol.transport.loseConnection()
+                return
             factory.reached = index
-            return protocol
-        raise ConnectError(string="no address of this server answered ("
-                           + "; ".join(failures) + ")")
+            stop_others()
+            result.callback(protocol)
+
+        def lost(index: int, nurl: Nurl, failure: Any) -> None:
+            attempts.pop(index, None)
+            if state["finished"]:
+                return
+            failures[index] = f"{nurl.host}: {failure.getErrorMessage()}"
+            settle()
+
+        def settle() -> None:
+            if state["next"] < len(order):  # a failed attempt: the next starts at once
+                if state["timer"] is not None and state["timer"].active():
+                    state["timer"].cancel()
+                launch()
+            elif not attempts:
+                state["finished"] = True
+                result.errback(ConnectError(string="no address of this server answered ("
+                                            + "; ".join(failures[i] for i in order
+                                                        if i in failures) + ")"))
+
+        launch()
+        return result
 
 
 @implementer(IAgentEndpointFactory)
 class _EndpointFactory:
-    def __init__(self, connector: Connector, nurls: Sequence[Nurl]) -> None:
+    def __init__(self, connector: Connector, nurls: Sequence[Nurl], reactor: Any) -> None:
         self.connector = connector
+        self.reactor = reactor
         self.nurls = list(nurls)  # one server's addresses (same key), best first
         self.reached = 0  # the address that answered last
 
@@ -150,7 +203,7 @@ class StorageClient:
             else nurl.spki_hash
         pool = pool or HTTPConnectionPool(reactor, persistent=True)
         pool.maxPersistentPerHost = 8
-        self._endpoints = _EndpointFactory(connector, [nurl, *fallbacks])
+        self._endpoints = _EndpointFactory(connector, [nurl, *fallbacks], reactor)
         agent = Agent.usingEndpointFactory(reactor, self._endpoints, pool)
         self._http = HTTPClient(agent)
         self._auth = swissnum_header(nurl.swissnum)
