@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import subprocess
 import sys
 import threading
 import urllib.request
@@ -252,3 +254,67 @@ def test_onion_node_restarts_with_the_same_address(tor_network: TorNetwork,
         finally:
             process.stop()
     assert seen[0] == seen[1] and ".onion:3457/" in seen[0]
+
+
+def test_a_tahoe_made_onion_node_runs_under_mistgrid(tor_network: TorNetwork,
+                                                     tmp_path: Path) -> None:
+    """`tahoe create-node --listen=tor --hide-ip` (real Tahoe-LAFS 1.20, on this private
+    Tor network) writes `[tor] onion = true` with the service's key in
+    private/tor_onion.privkey and `tub.location = tor:NAME.onion:3457`. `mistgrid run` of
+    that very directory starts the onion service from the key (same NAME), announces it,
+    and an anonymous mistgrid client stores and reads through it; run again, it comes
+    back at the same address."""
+    from ..interop.tahoe import tahoe_venv  # noqa: PLC0415 (installs Tahoe once, cached)
+
+    tahoe = tahoe_venv() / "tahoe"
+    node, client = tmp_path / "tahoe-made", tmp_path / "client"
+    made = subprocess.run([str(tahoe), "create-node", "--listen=tor", "--hide-ip",
+                           "--webport=none", "--nickname=tahoe-made",
+                           f"--tor-control-port=tcp:127.0.0.1:{tor_network.control_port}",
+                           str(node)], capture_output=True, timeout=300, check=False)
+    assert made.returncode == 0, made.stderr.decode()
+    config = (node / "tahoe.cfg").read_text()
+    assert "onion = true" in config and "onion.private_key_file" in config
+    name = re.search(r"tub.location = tor:([a-z2-7]{56}\.onion):3457", config)
+    assert name is not None, config
+    key = (node / "private" / "tor_onion.privkey").read_text()
+    (web_port,) = free_ports(1)
+    nurls_file = node / "private" / "storage.nurls"
+    processes = [Managed("tahoe-made", [MISTGRID, "run", str(node)], tmp_path / "node.log")]
+    try:
+        wait_for(announced(nurls_file), 180, "the onion service", interval=0.2,
+                 watch=processes)
+        nurls = nurls_file.read_text().split()
+        assert len(nurls) == 1 and nurls[0].startswith("pb+tor://"), nurls
+        assert f"@{name.group(1)}:3457/" in nurls[0]
+        assert (node / "private" / "tor_onion.privkey").read_text() == key  # kept as it was
+        entry = json.loads((node / "private" / "announcement.json").read_text())
+        (client / "private").mkdir(parents=True, mode=0o700)
+        (client / "private" / "servers.yaml").write_text(
+            servers_yaml({entry["server-id"]: entry["ann"]}))
+        (client / "tahoe.cfg").write_text(
+            "[node]\nanonymous = true\n"
+            f"web.port = tcp:{web_port}:interface=127.0.0.1\n"
+            f"[connections]\ntor.socks-proxy = tcp:127.0.0.1:{tor_network.socks_port}\n"
+            "[client]\nshares.needed = 1\nshares.happy = 1\nshares.total = 1\n"
+            "[storage]\nenabled = false\n")
+        processes.append(Managed("client", [MISTGRID, "run", str(client)],
+                                 tmp_path / "client.log"))
+        wait_for(announced(client / "node.url"), 60, "the client's web API", watch=processes)
+        url = (client / "node.url").read_text().strip()
+        wait_for(all_connected(url, 1), 240, "the client to reach the onion service",
+                 interval=1.0, watch=processes)
+        assert store_and_read_watched(url, processes[-1].pid, tor_network.socks_port,
+                                      web_port, 200_000) == []
+        first = nurls_file.read_text()
+        processes[0].stop()
+        nurls_file.unlink()
+        processes[0] = Managed("tahoe-made again", [MISTGRID, "run", str(node)],
+                               tmp_path / "again.log")
+        wait_for(announced(nurls_file), 180, "the onion service again", interval=0.2,
+                 watch=processes)
+        assert nurls_file.read_text() == first
+        log = (tmp_path / "node.log").read_text() + (tmp_path / "again.log").read_text()
+        assert key.strip().split(":", 1)[1] not in log  # never log a private key
+    finally:
+        stop_all(processes)

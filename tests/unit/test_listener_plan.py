@@ -11,7 +11,13 @@ from mistgrid.config.check import ConfigValues, load_config
 from mistgrid.config.location import Hint
 from mistgrid.node.addresses import auto_addresses, detect_ipv4_addresses, expand_auto
 from mistgrid.node.listening import remember_port
-from mistgrid.node.plan import announced_hints, plan_listener, plan_storage
+from mistgrid.node.plan import (
+    TorOnion,
+    announced_hints,
+    plan_listener,
+    plan_storage,
+    plan_tor_onion,
+)
 
 
 def _cfg(text: str) -> ConfigValues:
@@ -99,3 +105,31 @@ def test_seed_server_use_case_2_plans(tmp_path: Path) -> None:
     assert problems == [] and plan is not None
     assert [h.kind for h in plan.hints] == ["auto", "onion-service", "i2p-destination"]
     assert (plan.port, plan.port_file) == (0, tmp_path / "client.port")
+
+
+def test_tahoe_tor_onion_section(tmp_path: Path) -> None:
+    """What `tahoe create-node --listen=tor` writes (seen from Tahoe-LAFS 1.20 itself)."""
+    cfg = _cfg("[node]\nreveal-IP-address = false\n"
+               "tub.port = tcp:42039:interface=127.0.0.1\n"
+               "tub.location = tor:4bc27htxvgjiptxt5qhjr6znbao4lxiyemqqnvajhcuukwyxht74xxqd"
+               ".onion:3457\n[connections]\ntcp = tor\n[tor]\n"
+               "control.port = tcp:127.0.0.1:42785\nonion = true\nonion.local_port = 42039\n"
+               "onion.external_port = 3457\nonion.private_key_file = private/tor_onion.privkey\n"
+               "[storage]\nenabled = true\n")
+    plan, problems = plan_storage(tmp_path, cfg)
+    assert problems == [] and plan is not None
+    assert plan.tor_onion == TorOnion(tmp_path / "private" / "tor_onion.privkey", 3457, 42039)
+
+
+def test_tor_onion_needs_its_port_and_may_stand_alone(tmp_path: Path) -> None:
+    onion, problems = plan_tor_onion(tmp_path, _cfg("[tor]\nonion = true\n"))
+    assert onion is None
+    assert [str(p) for p in problems] == [
+        "[tor] onion.external_port = '': [tor] onion = true needs the port the onion service "
+        "offers; fix: write e.g. onion.external_port = 3457"]
+    cfg = _cfg("[node]\nanonymous = true\ntub.port = tcp:4000:interface=127.0.0.1\n"
+               "[tor]\nonion = true\nonion.external_port = 80\n"
+               "onion.private_key_file = /abs/key\n[storage]\nenabled = true\n")
+    plan, problems = plan_storage(tmp_path, cfg)  # no tub.location: the onion is enough
+    assert problems == [] and plan is not None and plan.hints == ()
+    assert plan.tor_onion == TorOnion(Path("/abs/key"), 80, 0)

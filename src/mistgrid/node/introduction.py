@@ -32,8 +32,8 @@ from ..introducer.server import IntroducerService
 from ..net.connector import Connector
 from .addresses import auto_addresses, detect_ipv4_addresses, expand_auto
 from .listening import ListenError, cannot_listen, remember_port
-from .onion import start_onion_services
-from .plan import Listener
+from .onion import start_keyed_onion, start_onion_services, with_tor_hint
+from .plan import Listener, TorOnion
 
 FURL_FILE = "introducer.furl"
 
@@ -118,17 +118,18 @@ class _WatchedEndpoint:
 
 
 def start_introducer(directory: Path, tub: Any, listener: Listener, hints: tuple[Hint, ...],
-                     tor_control: str, connector: Connector) -> defer.Deferred[Any]:
+                     tor_control: str, connector: Connector,
+                     tor_onion: TorOnion | None = None) -> defer.Deferred[Any]:
     """Serve the introducer on the listener, start the onion services of its onion: hints,
     then write its FURL (tcp: and tor: hints; AUTO, or no tub.location, stands for the
     node's addresses); fires once all that is done."""
     return defer.Deferred.fromCoroutine(_start_introducer(
-        directory, tub, listener, hints, tor_control, connector))
+        directory, tub, listener, hints, tor_control, connector, tor_onion))
 
 
 async def _start_introducer(directory: Path, tub: Any, listener: Listener,
                             hints: tuple[Hint, ...], tor_control: str,
-                            connector: Connector) -> None:
+                            connector: Connector, tor_onion: TorOnion | None) -> None:
     from twisted.internet import endpoints, reactor  # noqa: PLC0415
 
     watched = _WatchedEndpoint(endpoints.TCP4ServerEndpoint(
@@ -142,6 +143,9 @@ async def _start_introducer(directory: Path, tub: Any, listener: Listener,
         hints = expand_auto(hints, auto_addresses(detect_ipv4_addresses(),
                                                   listener.interface), port)
     onions = await start_onion_services(hints, port, tor_control, connector)
+    if tor_onion is not None:
+        hints = with_tor_hint(hints, await start_keyed_onion(
+            tor_onion, port, tor_control, connector), tor_onion.external_port)
     location = []
     for hint in hints:
         if hint.kind == "tcp":

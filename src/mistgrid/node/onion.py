@@ -1,5 +1,8 @@
 """Onion services for a node's onion:PORT:hiddenServiceDir=DIR location hints.
 
+`start_keyed_onion` is Tahoe-LAFS's `[tor] onion = true`: an ephemeral service whose key
+the node keeps in a file.
+
 How this works: through Tor's control port (reached via the connector), each hint becomes
 a filesystem onion service whose keys Tor keeps in DIR (so the .onion name survives
 restarts), forwarding the hint's virtual PORT to the node's loopback listener.
@@ -7,6 +10,7 @@ restarts), forwarding the hint's virtual PORT to the node's loopback listener.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, cast
@@ -16,6 +20,7 @@ from twisted.internet import reactor as _reactor
 from ..config.location import Hint
 from ..net.connector import Connector
 from .listening import ListenError
+from .plan import TorOnion
 
 reactor = cast(Any, _reactor)
 
@@ -52,6 +57,49 @@ async def start_onion_services(hints: Iterable[Hint], local_port: int, tor_contr
         names[hint] = str(service.hostname)
         print(f"onion service {hint.path} is up", flush=True)
     return names
+
+
+_KEPT: list[Any] = []  # control connections holding ephemeral onion services open
+
+
+async def start_keyed_onion(onion: TorOnion, listening_port: int, tor_control: str,
+                            connector: Connector) -> str:
+    """Start the onion service of `[tor] onion = true` (ADD_ONION with the key kept in
+    onion.private_key_file, made and saved 0600 on first use, as Tahoe-LAFS does); its
+    NAME.onion. The service lives as long as this node's control connection to Tor, that
+    is, as long as the node runs."""
+    import txtorcon  # noqa: PLC0415
+
+    key = onion.key_file.read_text().strip() if onion.key_file.exists() else None
+    local = onion.local_port or listening_port
+    try:
+        tor = await txtorcon.connect(reactor, connector.local_service(tor_control))
+    except Exception as err:
+        raise ListenError(f"cannot reach Tor's control port ([tor] control.port = "
+                          f"{tor_control}) for the onion service of [tor] onion = true: "
+                          f"{err}; start tor with a ControlPort, or set [tor] control.port"
+                          ) from err
+    try:
+        service = await tor.create_onion_service([(onion.external_port, f"127.0.0.1:{local}")],
+                                                 private_key=key, version=3)
+    except Exception as err:
+        await tor.quit()
+        raise ListenError(f"Tor refused the onion service of [tor] onion = true (key "
+                          f"{onion.key_file}): {err}; check onion.private_key_file") from err
+    if key is None:
+        onion.key_file.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(onion.key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as out:
+            out.write(str(service.private_key) + "\n")
+    _KEPT.append(tor)
+    print(f"onion service of [tor] onion is up (port {onion.external_port})", flush=True)
+    return str(service.hostname)
+
+
+def with_tor_hint(hints: tuple[Hint, ...], name: str, port: int) -> tuple[Hint, ...]:
+    """`hints` and tor:NAME:PORT, unless tub.location already names it."""
+    hint = Hint("tor", name, port)
+    return hints if hint in hints else (*hints, hint)
 
 
 async def tor_socks_port(tor_control: str, connector: Connector) -> str:

@@ -28,6 +28,33 @@ from ..policy.anonymity import (
 
 
 @attrs.frozen
+class TorOnion:
+    """Tahoe-LAFS's `[tor] onion = true` (what `tahoe create-node --listen=tor` writes): an
+    onion service made through Tor's control port each time the node starts, with its key
+    kept in `key_file`, forwarding `external_port` to 127.0.0.1:`local_port` (0: the
+    port the node listens on)."""
+
+    key_file: Path
+    external_port: int
+    local_port: int = 0
+
+
+def plan_tor_onion(directory: Path, cfg: ConfigValues) -> tuple[TorOnion | None,
+                                                                 list[Problem]]:
+    """The [tor] onion service of a node, if it has one."""
+    if not cfg.get("tor", "onion"):
+        return None, []
+    external = cfg.get("tor", "onion.external_port")
+    if not external:
+        return None, [Problem("[tor] onion.external_port", "", "[tor] onion = true needs "
+                              "the port the onion service offers", "write e.g. "
+                              "onion.external_port = 3457")]
+    key_file = Path(cfg.get("tor", "onion.private_key_file") or "private/tor_onion.privkey")
+    return TorOnion(key_file if key_file.is_absolute() else directory / key_file,
+                    int(external), int(cfg.get("tor", "onion.local_port") or 0)), []
+
+
+@attrs.frozen
 class StoragePlan:
     port: int
     interface: str
@@ -39,6 +66,7 @@ class StoragePlan:
     i2p_sam: str = ""  # endpoint of the I2P SAM API, for i2p:KEYFILE hints
     i2p_options: tuple[tuple[str, str], ...] = ()
     port_file: Path | None = None  # port 0: remember the kernel's choice here
+    tor_onion: TorOnion | None = None
 
 
 _TCP = re.compile(r"tcp:(?:interface=([^:]+):)?([0-9]+)(?::interface=([^:]+))?")
@@ -81,11 +109,14 @@ def plan_listener(directory: Path, cfg: ConfigValues,
 
 def announced_hints(cfg: ConfigValues, role: str) -> tuple[tuple[Hint, ...], list[Problem]]:
     """tub.location's hints; none (or no tub.location) means AUTO, as in Tahoe-LAFS, except
-    for an anonymous node, which must name its onion: or i2p: hints."""
+    for an anonymous node, which must name its onion: or i2p: hints (or have a [tor]
+    onion service)."""
     hints = tuple(cfg.get("node", "tub.location") or ())
     if hints:
         return hints, []
     if Policy.from_config(cfg).anonymous:
+        if cfg.get("tor", "onion"):  # reached at its [tor] onion service alone
+            return (), []
         return (), [Problem("[node] tub.location", "", f"an anonymous {role} must say where "
                             "it is reached", "write e.g. onion:80:hiddenServiceDir=DIR or "
                             "i2p:KEYFILE")]
@@ -101,7 +132,8 @@ def plan_storage(directory: Path, cfg: ConfigValues) -> tuple[StoragePlan | None
         return None, []
     listener, problems = plan_listener(directory, cfg, "client.port")
     hints, more = announced_hints(cfg, "storage node")
-    problems += more
+    onion, most = plan_tor_onion(directory, cfg)
+    problems += more + most
     if problems or listener is None:
         return None, problems
     storage_dir = cfg.get("storage", "storage_dir")
@@ -112,7 +144,7 @@ def plan_storage(directory: Path, cfg: ConfigValues) -> tuple[StoragePlan | None
                        cfg.get("tor", "control.port") or DEFAULT_TOR_CONTROL,
                        Policy.from_config(cfg).i2p_sam or DEFAULT_I2P_SAM,
                        tuple(sorted((cfg.get("i2p", "session.options") or {}).items())),
-                       listener.port_file), []
+                       listener.port_file, onion), []
 
 
 def check_node(directory: Path) -> tuple[ConfigValues | None, list[str]]:

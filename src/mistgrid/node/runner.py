@@ -35,12 +35,14 @@ from .pidfile import READY
 from .plan import (
     Listener,
     StoragePlan,
+    TorOnion,
     announced_hints,
     check_node,
     introducer_furls,
     is_introducer,
     plan_listener,
     plan_storage,
+    plan_tor_onion,
 )
 
 reactor = cast(Any, _reactor)
@@ -56,11 +58,13 @@ def run_node(directory: Path) -> list[str]:
     introducer = is_introducer(directory)
     listener: Listener | None = None
     hints: tuple[Hint, ...] = ()
+    tor_onion: TorOnion | None = None
     if introducer:
         listener, problems = plan_listener(directory, cfg, "introducer.port")
         hints, more = announced_hints(cfg, "introducer")
-        if listener is None or more:
-            return [f"tahoe.cfg {p}" for p in problems + more]
+        tor_onion, most = plan_tor_onion(directory, cfg)
+        if listener is None or more or most:
+            return [f"tahoe.cfg {p}" for p in problems + more + most]
     if plan is None and not web and not introducer:
         return ["this node has nothing to run: enable [storage] or set [node] web.port"]
     try:
@@ -69,15 +73,15 @@ def run_node(directory: Path) -> list[str]:
         return [str(err)]
     pidfile.claim(directory)
     try:
-        return _serve(directory, cfg, plan, web, (listener, hints), furls)
+        return _serve(directory, cfg, plan, web, (listener, hints, tor_onion), furls)
     finally:
         pidfile.release(directory)
 
 
 def _serve(directory: Path, cfg: ConfigValues, plan: StoragePlan | None, web: bool,
-           introducing: tuple[Listener | None, tuple[Hint, ...]],
+           introducing: tuple[Listener | None, tuple[Hint, ...], TorOnion | None],
            furls: list[tuple[str, str]]) -> list[str]:
-    listener, hints = introducing
+    listener, hints, tor_onion = introducing
     introducer = listener is not None
     (directory / "logs").mkdir(exist_ok=True)
     log_file = (directory / "logs" / "node.log").open("a", encoding="utf-8")
@@ -141,6 +145,7 @@ def _serve(directory: Path, cfg: ConfigValues, plan: StoragePlan | None, web: bo
                 started.append(start_introducer(
                     directory, tub, listener, hints,
                     cfg.get("tor", "control.port") or DEFAULT_TOR_CONTROL, connector,
+                    tor_onion,
                 ).addCallback(lambda _: print("introducer running", flush=True)))
         if plan is not None:
             from .introduction import publish_storage  # noqa: PLC0415

@@ -28,7 +28,7 @@ from ..storage.standalone import load_or_create_swissnum
 from ..storage.tls import create_identity, load_certificate
 from .addresses import auto_addresses, detect_ipv4_addresses, expand_auto
 from .listening import ListenError, cannot_listen, remember_port
-from .onion import start_onion_services
+from .onion import start_keyed_onion, start_onion_services, with_tor_hint
 from .plan import StoragePlan
 
 reactor = cast(Any, _reactor)
@@ -117,6 +117,9 @@ async def _start_storage(directory: Path, plan: StoragePlan,
         print("tub.location AUTO: " + ", ".join(f"tcp:{h.host}:{h.port}" for h in hints
                                                  if h not in plan.hints), flush=True)
     onions = await start_onion_services(hints, port, plan.tor_control, connector)
+    if plan.tor_onion is not None:
+        hints = with_tor_hint(hints, await start_keyed_onion(
+            plan.tor_onion, port, plan.tor_control, connector), plan.tor_onion.external_port)
     onions.update(await _i2p_destinations(plan, connector, options, site))
     nurls = _nurls(hints, spki_hash(cert), swissnum, onions)
     (private / "storage.nurls").write_text("".join(n.to_text() + "\n" for n in nurls))
