@@ -69,3 +69,55 @@ def test_anonymous_client_and_i2p_server(i2p_network: I2PNetwork, tmp_path: Path
         i2p_network.check_alive()
     finally:
         stop_all(processes)
+
+
+def test_tahoe_style_i2p_node(i2p_network: I2PNetwork, tmp_path: Path) -> None:
+    """The tahoe.cfg `tahoe create-node --listen=i2p --hide-ip` writes (Tahoe-LAFS 1.20:
+    tub.port = listen:i2p, [i2p] dest = true, dest.port = 3457, dest.private_key_file =
+    private/i2p_dest.privkey; plus session.options, which this private network needs): the
+    node has no TCP listener at all, makes its destination on first start, announces
+    pb+i2p://...b32.i2p:3457, and an anonymous I2P client stores and reads through it."""
+    (web_port,) = free_ports(1)
+    server_sam, client_sam = i2p_network.sam_port(2), i2p_network.sam_port(3)
+    storage, client = tmp_path / "storage", tmp_path / "client"
+    for node in (storage, client):
+        (node / "private").mkdir(parents=True, mode=0o700)
+    (storage / "tahoe.cfg").write_text(
+        "[node]\nnickname = tahoe-style\nreveal-IP-address = false\ntub.port = listen:i2p\n"
+        "[connections]\ntcp = tor\n"
+        f"[i2p]\nsam.port = tcp:127.0.0.1:{server_sam}\ndest = true\ndest.port = 3457\n"
+        "dest.private_key_file = private/i2p_dest.privkey\n"
+        f"session.options = {options(SERVER_SESSION_OPTIONS)}\n[storage]\nenabled = true\n")
+    processes = [Managed("storage", [MISTGRID, "run", str(storage)], tmp_path / "storage.log")]
+    try:
+        announcement = storage / "private" / "announcement.json"
+        wait_for(announced(announcement), 180, "the I2P destination", interval=0.5,
+                 watch=processes)
+        entry = json.loads(announcement.read_text())
+        nurls = entry["ann"]["anonymous-storage-NURLs"]
+        assert len(nurls) == 1 and nurls[0].startswith("pb+i2p://")
+        assert ".b32.i2p:3457/" in nurls[0]
+        keyfile = storage / "private" / "i2p_dest.privkey"
+        assert stat.S_IMODE(keyfile.stat().st_mode) == 0o600
+        assert "listening on" not in (tmp_path / "storage.log").read_text()  # no TCP
+
+        (client / "private" / "servers.yaml").write_text(
+            servers_yaml({entry["server-id"]: entry["ann"]}))
+        (client / "tahoe.cfg").write_text(
+            "[node]\nanonymous = true\n"
+            f"web.port = tcp:{web_port}:interface=127.0.0.1\n"
+            f"[connections]\ntcp = disabled\ni2p.sam-api = tcp:127.0.0.1:{client_sam}\n"
+            f"[i2p]\nsession.options = {options(CLIENT_SESSION_OPTIONS)}\n"
+            "[client]\nshares.needed = 1\nshares.happy = 1\nshares.total = 1\n"
+            "[storage]\nenabled = false\n")
+        processes.append(Managed("client", [MISTGRID, "run", str(client)],
+                                 tmp_path / "client.log"))
+        wait_for(announced(client / "node.url"), 60, "the client's web API", watch=processes)
+        url = (client / "node.url").read_text().strip()
+        wait_for(all_connected(url, 1), 240, "the client to reach the I2P server",
+                 interval=2.0, watch=processes)
+        assert store_and_read_watched(url, processes[-1].pid, client_sam, web_port,
+                                      200_000) == []
+        i2p_network.check_alive()
+    finally:
+        stop_all(processes)

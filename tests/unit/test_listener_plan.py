@@ -12,8 +12,10 @@ from mistgrid.config.location import Hint
 from mistgrid.node.addresses import auto_addresses, detect_ipv4_addresses, expand_auto
 from mistgrid.node.listening import remember_port
 from mistgrid.node.plan import (
+    I2PDest,
     TorOnion,
     announced_hints,
+    plan_i2p_dest,
     plan_listener,
     plan_storage,
     plan_tor_onion,
@@ -83,7 +85,7 @@ def test_anonymous_node_refuses_a_public_remembered_port(tmp_path: Path) -> None
 def test_a_remembered_port_file_that_is_not_tcp(tmp_path: Path) -> None:
     (tmp_path / "introducer.port").write_text("unix:/tmp/x\n")
     listener, problems = plan_listener(tmp_path, _cfg("[node]\n"), "introducer.port")
-    assert listener is None and "needs a tcp:PORT listener" in str(problems[0])
+    assert listener is None and "listens on one tcp:PORT" in str(problems[0])
 
 
 def test_missing_location_means_auto_except_when_anonymous(tmp_path: Path) -> None:
@@ -133,3 +135,42 @@ def test_tor_onion_needs_its_port_and_may_stand_alone(tmp_path: Path) -> None:
     plan, problems = plan_storage(tmp_path, cfg)  # no tub.location: the onion is enough
     assert problems == [] and plan is not None and plan.hints == ()
     assert plan.tor_onion == TorOnion(Path("/abs/key"), 80, 0)
+
+
+def test_tahoe_listen_i2p(tmp_path: Path) -> None:
+    """What `tahoe create-node --listen=i2p --hide-ip` writes (Tahoe-LAFS 1.20's
+    i2p_provider): tub.port = listen:i2p, [i2p] dest, dest.port, dest.private_key_file."""
+    cfg = _cfg("[node]\nreveal-IP-address = false\ntub.port = listen:i2p\n"
+               "tub.location = i2p:ukeu3k5oycgaauneqgtnvselmt4yemvoilkln7jpvamvfx7dnkdq"
+               ".b32.i2p:3457\n[connections]\ntcp = tor\n[i2p]\n"
+               "sam.port = tcp:127.0.0.1:7656\ndest = true\ndest.port = 3457\n"
+               "dest.private_key_file = private/i2p_dest.privkey\n[storage]\nenabled = true\n")
+    plan, problems = plan_storage(tmp_path, cfg)
+    assert problems == [] and plan is not None
+    assert plan.port is None  # reached over I2P alone: no TCP listener
+    assert plan.i2p_dest == I2PDest(tmp_path / "private" / "i2p_dest.privkey", 3457)
+
+
+def test_listen_forms_refused_where_they_cannot_work(tmp_path: Path) -> None:
+    i2p_only = "[node]\ntub.port = listen:i2p\n[i2p]\ndest = true\n"
+    _, problems = plan_listener(tmp_path, _cfg(i2p_only), "introducer.port")
+    assert "introducers on I2P are not supported yet" in str(problems[0])
+    _, problems = plan_listener(tmp_path, _cfg("[node]\ntub.port = listen:tor\n"),
+                                "client.port")
+    assert "listen:tor needs [tor] onion = true and onion.local_port" in str(problems[0])
+    listener, problems = plan_listener(tmp_path, _cfg(
+        "[node]\ntub.port = listen:tor\n[tor]\nonion = true\nonion.local_port = 4100\n"),
+        "client.port")
+    assert problems == [] and listener is not None
+    assert (listener.port, listener.interface) == (4100, "127.0.0.1")
+    listener, _ = plan_listener(tmp_path, _cfg("[node]\ntub.port = 4101\n"), "client.port")
+    assert listener is not None and (listener.port, listener.interface) == (4101, "0.0.0.0")
+    _, problems = plan_listener(tmp_path, _cfg("[node]\ntub.port = tcp:1,tcp:2\n"),
+                                "client.port")
+    assert "listens on one tcp:PORT" in str(problems[0])
+    plan, problems = plan_storage(tmp_path, _cfg(
+        "[node]\ntub.port = listen:i2p\ntub.location = AUTO\n[i2p]\ndest = true\n"
+        "dest.port = 1\ndest.private_key_file = k\n[storage]\nenabled = true\n"))
+    assert plan is None and "AUTO and onion services need a tcp: listener" in str(problems)
+    _, problems = plan_i2p_dest(tmp_path, _cfg("[i2p]\ndest = true\ndest.port = 3457\n"))
+    assert "[i2p] dest = true needs dest.port and dest.private_key_file" in str(problems[0])

@@ -32,7 +32,7 @@ from ..introducer.server import IntroducerService
 from ..net.connector import Connector
 from .addresses import auto_addresses, detect_ipv4_addresses, expand_auto
 from .listening import ListenError, cannot_listen, remember_port
-from .onion import start_keyed_onion, start_onion_services, with_tor_hint
+from .onion import start_keyed_onion, start_onion_services, with_hint
 from .plan import Listener, TorOnion
 
 FURL_FILE = "introducer.furl"
@@ -132,6 +132,7 @@ async def _start_introducer(directory: Path, tub: Any, listener: Listener,
                             connector: Connector, tor_onion: TorOnion | None) -> None:
     from twisted.internet import endpoints, reactor  # noqa: PLC0415
 
+    assert listener.port is not None  # introducers always listen on TCP (plan_listener)
     watched = _WatchedEndpoint(endpoints.TCP4ServerEndpoint(
         reactor, listener.port, interface=listener.interface))
     tub.listenOn(watched)
@@ -144,8 +145,8 @@ async def _start_introducer(directory: Path, tub: Any, listener: Listener,
                                                   listener.interface), port)
     onions = await start_onion_services(hints, port, tor_control, connector)
     if tor_onion is not None:
-        hints = with_tor_hint(hints, await start_keyed_onion(
-            tor_onion, port, tor_control, connector), tor_onion.external_port)
+        hints = with_hint(hints, Hint("tor", await start_keyed_onion(
+            tor_onion, port, tor_control, connector), tor_onion.external_port))
     location = []
     for hint in hints:
         if hint.kind == "tcp":

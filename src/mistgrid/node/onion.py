@@ -96,9 +96,9 @@ async def start_keyed_onion(onion: TorOnion, listening_port: int, tor_control: s
     return str(service.hostname)
 
 
-def with_tor_hint(hints: tuple[Hint, ...], name: str, port: int) -> tuple[Hint, ...]:
-    """`hints` and tor:NAME:PORT, unless tub.location already names it."""
-    hint = Hint("tor", name, port)
+def with_hint(hints: tuple[Hint, ...], hint: Hint) -> tuple[Hint, ...]:
+    """`hints` and `hint` (the address of a service the node started), unless tub.location
+    already names it."""
     return hints if hint in hints else (*hints, hint)
 
 

@@ -55,8 +55,18 @@ def plan_tor_onion(directory: Path, cfg: ConfigValues) -> tuple[TorOnion | None,
 
 
 @attrs.frozen
-class StoragePlan:
+class I2PDest:
+    """Tahoe-LAFS's `[i2p] dest = true` (what `tahoe create-node --listen=i2p` writes, with
+    tub.port = listen:i2p): an I2P destination whose keys are in `key_file` (txi2p's
+    format; made on first use), announced with `port`."""
+
+    key_file: Path
     port: int
+
+
+@attrs.frozen
+class StoragePlan:
+    port: int | None  # None: no TCP listener (reached over I2P only)
     interface: str
     storage_dir: Path
     reserved_space: int
@@ -67,6 +77,7 @@ class StoragePlan:
     i2p_options: tuple[tuple[str, str], ...] = ()
     port_file: Path | None = None  # port 0: remember the kernel's choice here
     tor_onion: TorOnion | None = None
+    i2p_dest: I2PDest | None = None
 
 
 _TCP = re.compile(r"tcp:(?:interface=([^:]+):)?([0-9]+)(?::interface=([^:]+))?")
@@ -78,15 +89,20 @@ class Listener:
     the kernel picks one, and the node writes it to `port_file` for its next runs
     (Tahoe-LAFS's client.port and introducer.port)."""
 
-    port: int
+    port: int | None  # None: no TCP listener
     interface: str
     port_file: Path | None = None
 
 
-def plan_listener(directory: Path, cfg: ConfigValues,
-                  port_file: str) -> tuple[Listener | None, list[Problem]]:
+def plan_listener(directory: Path, cfg: ConfigValues, port_file: str,
+                  i2p_listener: bool = False) -> tuple[Listener | None, list[Problem]]:
     """The tcp: listener of tub.port, or of DIR/`port_file` when tub.port is not set (for
-    an anonymous node on loopback only), or a new port remembered there."""
+    an anonymous node on loopback only), or a new port remembered there.
+
+    tub.port may also hold Tahoe-LAFS's `listen:tor` (the TCP listener is then
+    127.0.0.1:[tor] onion.local_port) and, where `i2p_listener`, `listen:i2p` (the node is
+    reached at its [i2p] dest destination; with nothing else, it has no TCP listener:
+    port None)."""
     anonymous = Policy.from_config(cfg).anonymous
     if cfg.is_set("node", "tub.port"):
         key, text = "[node] tub.port", str(cfg.get("node", "tub.port"))
@@ -95,16 +111,55 @@ def plan_listener(directory: Path, cfg: ConfigValues,
         if not path.exists():
             return Listener(0, "127.0.0.1" if anonymous else "0.0.0.0", path), []
         key, text = f"[node] tub.port (not set; remembered in {path})", path.read_text().strip()
-    match = _TCP.fullmatch(text)
-    if match is None:
-        return None, [Problem(key, text, "a storage node or introducer needs a tcp:PORT "
-                              "listener (tor and i2p listeners are not supported yet)",
-                              "write e.g. tub.port = tcp:3457:interface=127.0.0.1")]
-    if anonymous and not cfg.is_set("node", "tub.port") and not listens_privately(text):
+    items = [item.strip() for item in text.split(",")]
+    tcp = [item for item in items if item not in ("listen:tor", "listen:i2p")]
+    problems = []
+    if "listen:i2p" in items and not (i2p_listener and cfg.get("i2p", "dest")):
+        problems.append(Problem(key, text, "listen:i2p needs [i2p] dest = true (and a storage "
+                                "node: introducers on I2P are not supported yet)",
+                                "set [i2p] dest, dest.port and dest.private_key_file"))
+    if "listen:tor" in items:
+        local = cfg.get("tor", "onion.local_port")
+        if not (cfg.get("tor", "onion") and local):
+            problems.append(Problem(key, text, "listen:tor needs [tor] onion = true and "
+                                    "onion.local_port", "set [tor] onion, onion.local_port, "
+                                    "onion.external_port and onion.private_key_file"))
+        else:
+            tcp.append(f"tcp:{local}:interface=127.0.0.1")
+    tcp = [f"tcp:{item}" if item.isdigit() else item for item in tcp]
+    matches = [_TCP.fullmatch(item) for item in tcp]
+    if len(tcp) > 1 or None in matches or not (tcp or "listen:i2p" in items):
+        problems.append(Problem(key, text, "a storage node or introducer listens on one "
+                                "tcp:PORT (and, for storage, listen:i2p); other listeners "
+                                "are not supported", "write e.g. tub.port = "
+                                "tcp:3457:interface=127.0.0.1"))
+    if problems:
+        return None, problems
+    if not tcp:
+        return Listener(None, "127.0.0.1"), []
+    if anonymous and not cfg.is_set("node", "tub.port") and not listens_privately(tcp[0]):
         return None, [Problem(key, text, "listens on a public interface, and the node is "
                               "anonymous", f"delete {port_file} (a new loopback port is "
                               "chosen) or set tub.port = tcp:PORT:interface=127.0.0.1")]
+    match = matches[0]
+    assert match is not None
     return Listener(int(match.group(2)), match.group(1) or match.group(3) or "0.0.0.0"), []
+
+
+def plan_i2p_dest(directory: Path, cfg: ConfigValues) -> tuple[I2PDest | None,
+                                                                list[Problem]]:
+    """The [i2p] dest destination of a node, if it has one."""
+    if not cfg.get("i2p", "dest"):
+        return None, []
+    port = cfg.get("i2p", "dest.port")
+    key_file = cfg.get("i2p", "dest.private_key_file")
+    if not (port and key_file):
+        return None, [Problem("[i2p] dest.port" if not port else "[i2p] dest.private_key_file",
+                              "", "[i2p] dest = true needs dest.port and "
+                              "dest.private_key_file", "write e.g. dest.port = 3457 and "
+                              "dest.private_key_file = private/i2p_dest.privkey")]
+    path = Path(key_file)
+    return I2PDest(path if path.is_absolute() else directory / path, int(port)), []
 
 
 def announced_hints(cfg: ConfigValues, role: str) -> tuple[tuple[Hint, ...], list[Problem]]:
@@ -115,7 +170,7 @@ def announced_hints(cfg: ConfigValues, role: str) -> tuple[tuple[Hint, ...], lis
     if hints:
         return hints, []
     if Policy.from_config(cfg).anonymous:
-        if cfg.get("tor", "onion"):  # reached at its [tor] onion service alone
+        if cfg.get("tor", "onion") or cfg.get("i2p", "dest"):  # reached at those alone
             return (), []
         return (), [Problem("[node] tub.location", "", f"an anonymous {role} must say where "
                             "it is reached", "write e.g. onion:80:hiddenServiceDir=DIR or "
@@ -130,10 +185,16 @@ def plan_storage(directory: Path, cfg: ConfigValues) -> tuple[StoragePlan | None
         return None, []
     if cfg.get("node", "tub.port") == "disabled":  # the config check says it must listen
         return None, []
-    listener, problems = plan_listener(directory, cfg, "client.port")
+    listener, problems = plan_listener(directory, cfg, "client.port", i2p_listener=True)
     hints, more = announced_hints(cfg, "storage node")
     onion, most = plan_tor_onion(directory, cfg)
-    problems += more + most
+    dest, yet_more = plan_i2p_dest(directory, cfg)
+    problems += more + most + yet_more
+    if listener is not None and listener.port is None and (
+            onion or any(h.kind in ("auto", "onion-service") for h in hints)):
+        problems.append(Problem("[node] tub.port", str(cfg.get("node", "tub.port")),
+                                "AUTO and onion services need a tcp: listener",
+                                "add one, e.g. tcp:3457:interface=127.0.0.1"))
     if problems or listener is None:
         return None, problems
     storage_dir = cfg.get("storage", "storage_dir")
@@ -144,7 +205,7 @@ def plan_storage(directory: Path, cfg: ConfigValues) -> tuple[StoragePlan | None
                        cfg.get("tor", "control.port") or DEFAULT_TOR_CONTROL,
                        Policy.from_config(cfg).i2p_sam or DEFAULT_I2P_SAM,
                        tuple(sorted((cfg.get("i2p", "session.options") or {}).items())),
-                       listener.port_file, onion), []
+                       listener.port_file, onion, dest), []
 
 
 def check_node(directory: Path) -> tuple[ConfigValues | None, list[str]]:

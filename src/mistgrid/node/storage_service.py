@@ -28,8 +28,8 @@ from ..storage.standalone import load_or_create_swissnum
 from ..storage.tls import create_identity, load_certificate
 from .addresses import auto_addresses, detect_ipv4_addresses, expand_auto
 from .listening import ListenError, cannot_listen, remember_port
-from .onion import start_keyed_onion, start_onion_services, with_tor_hint
-from .plan import StoragePlan
+from .onion import start_keyed_onion, start_onion_services, with_hint
+from .plan import I2PDest, StoragePlan
 
 reactor = cast(Any, _reactor)
 I2P_ATTEMPTS = 3
@@ -57,6 +57,8 @@ async def _i2p_destinations(plan: StoragePlan, connector: Connector, options: An
     through the router's SAM API; the keys are made on first use and kept in KEYFILE. Its
     .b32.i2p name for each."""
     hints = [h for h in plan.hints if h.kind == "i2p-destination"]
+    if plan.i2p_dest is not None:  # Tahoe's [i2p] dest: the same, keys in its key file
+        hints.append(dest_hint(plan.i2p_dest))
     if not hints:
         return {}
     from twisted.protocols.tls import TLSMemoryBIOFactory  # noqa: PLC0415
@@ -67,7 +69,7 @@ async def _i2p_destinations(plan: StoragePlan, connector: Connector, options: An
         Path(hint.path).parent.mkdir(parents=True, exist_ok=True)
         endpoint = SAMI2PStreamServerEndpoint.new(
             connector.local_service(plan.i2p_sam), hint.path,
-            nickname=f"mistgrid-server-{plan.port}-{index}", options=dict(plan.i2p_options))
+            nickname=f"mistgrid-server-{os.getpid()}-{index}", options=dict(plan.i2p_options))
         port: Any = None
         for attempt in range(1, I2P_ATTEMPTS + 1):  # a router just started may not be ready
             try:
@@ -87,6 +89,11 @@ async def _i2p_destinations(plan: StoragePlan, connector: Connector, options: An
     return names
 
 
+def dest_hint(dest: I2PDest) -> Hint:
+    """[i2p] dest as the i2p:KEYFILE hint it amounts to."""
+    return Hint("i2p-destination", "", None, str(dest.key_file))
+
+
 def start_storage(directory: Path, plan: StoragePlan,
                   connector: Connector) -> defer.Deferred[dict[str, Any]]:
     """Listen, start onion services, then write the NURLs and the announcement (and fire
@@ -101,15 +108,18 @@ async def _start_storage(directory: Path, plan: StoragePlan,
     swissnum = load_or_create_swissnum(private)
     backend = DiskBackend(plan.storage_dir, reserved_space=plan.reserved_space)
     options = ssl.PrivateCertificate.loadPEM(pem.read_text()).options()
-    endpoint = endpoints.SSL4ServerEndpoint(reactor, plan.port, options,
-                                            interface=plan.interface)
     cert = load_certificate(pem)
     site = make_site(backend, swissnum.encode("ascii"))
-    listened: defer.Deferred[Any] = endpoint.listen(site)
-    listening = await listened.addErrback(cannot_listen("[node] tub.port", f"tcp:{plan.port}"))
-    port = int(listening.getHost().port)
-    remember_port(plan.port_file, port, plan.interface)
-    print(f"storage server listening on {plan.interface}:{port}", flush=True)
+    port = 0
+    if plan.port is not None:
+        endpoint = endpoints.SSL4ServerEndpoint(reactor, plan.port, options,
+                                                interface=plan.interface)
+        listened: defer.Deferred[Any] = endpoint.listen(site)
+        listening = await listened.addErrback(cannot_listen("[node] tub.port",
+                                                            f"tcp:{plan.port}"))
+        port = int(listening.getHost().port)
+        remember_port(plan.port_file, port, plan.interface)
+        print(f"storage server listening on {plan.interface}:{port}", flush=True)
     hints = plan.hints
     if any(h.kind == "auto" for h in hints):
         hints = expand_auto(hints, auto_addresses(detect_ipv4_addresses(), plan.interface),
@@ -118,9 +128,12 @@ async def _start_storage(directory: Path, plan: StoragePlan,
                                                  if h not in plan.hints), flush=True)
     onions = await start_onion_services(hints, port, plan.tor_control, connector)
     if plan.tor_onion is not None:
-        hints = with_tor_hint(hints, await start_keyed_onion(
-            plan.tor_onion, port, plan.tor_control, connector), plan.tor_onion.external_port)
+        hints = with_hint(hints, Hint("tor", await start_keyed_onion(
+            plan.tor_onion, port, plan.tor_control, connector), plan.tor_onion.external_port))
     onions.update(await _i2p_destinations(plan, connector, options, site))
+    if plan.i2p_dest is not None:
+        hints = with_hint(hints, Hint("i2p", onions.pop(dest_hint(plan.i2p_dest)),
+                                      plan.i2p_dest.port))
     nurls = _nurls(hints, spki_hash(cert), swissnum, onions)
     (private / "storage.nurls").write_text("".join(n.to_text() + "\n" for n in nurls))
     ann = announcement(nurls, cert, plan.nickname)
