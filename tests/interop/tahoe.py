@@ -24,25 +24,33 @@ from mistgrid.storage.tls import identity_hash, load_certificate
 from mistgrid.testing.procs import Managed, free_ports, wait_for
 
 TAHOE_VERSION = "1.20.0"
+TAHOE_EXTRAS = "tor,i2p"
 
 
 def tahoe_venv() -> Path:
-    """bin/ of a venv with tahoe-lafs 1.20.0, made once and cached; skips if impossible."""
+    """bin/ of a venv with tahoe-lafs 1.20.0 and its tor and i2p extras (txtorcon,
+    txi2p-tahoe: `tahoe create-node --listen=tor|i2p` needs them), made once and cached;
+    skips if impossible. A cache made before the extras were asked for gets them added."""
     default = Path.home() / ".cache" / "mistgrid" / f"tahoe-lafs-{TAHOE_VERSION}"
     root = Path(os.environ.get("MISTGRID_TAHOE_VENV", default))
     marker = root / ".installed"
+    wanted = f"{TAHOE_VERSION} {TAHOE_EXTRAS}\n"
     if marker.exists() and (root / "bin" / "tahoe").exists():
-        return root / "bin"
-    root.parent.mkdir(parents=True, exist_ok=True)
-    steps = [[sys.executable, "-m", "venv", "--clear", str(root)],
-             [str(root / "bin" / "python"), "-m", "pip", "install", "-q",
-              "--disable-pip-version-check", f"tahoe-lafs=={TAHOE_VERSION}"]]
+        if marker.read_text() == wanted:
+            return root / "bin"
+        steps = []
+    else:
+        root.parent.mkdir(parents=True, exist_ok=True)
+        steps = [[sys.executable, "-m", "venv", "--clear", str(root)]]
+    steps.append([str(root / "bin" / "python"), "-m", "pip", "install", "-q",
+                  "--disable-pip-version-check",
+                  f"tahoe-lafs[{TAHOE_EXTRAS}]=={TAHOE_VERSION}"])
     for step in steps:
         result = subprocess.run(step, capture_output=True, timeout=900, check=False)
         if result.returncode != 0:
             pytest.skip(f"cannot install tahoe-lafs {TAHOE_VERSION} into {root}: "
                         f"{result.stderr.decode(errors='replace').strip()[-300:]}")
-    marker.write_text(TAHOE_VERSION + "\n")
+    marker.write_text(wanted)
     return root / "bin"
 
 

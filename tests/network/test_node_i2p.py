@@ -7,7 +7,9 @@ to nothing but that SAM API (and has no UDP socket)."""
 from __future__ import annotations
 
 import json
+import re
 import stat
+import subprocess
 import sys
 from pathlib import Path
 
@@ -71,23 +73,31 @@ def test_anonymous_client_and_i2p_server(i2p_network: I2PNetwork, tmp_path: Path
         stop_all(processes)
 
 
-def test_tahoe_style_i2p_node(i2p_network: I2PNetwork, tmp_path: Path) -> None:
-    """The tahoe.cfg `tahoe create-node --listen=i2p --hide-ip` writes (Tahoe-LAFS 1.20:
-    tub.port = listen:i2p, [i2p] dest = true, dest.port = 3457, dest.private_key_file =
-    private/i2p_dest.privkey; plus session.options, which this private network needs): the
-    node has no TCP listener at all, makes its destination on first start, announces
-    pb+i2p://...b32.i2p:3457, and an anonymous I2P client stores and reads through it."""
+def test_a_tahoe_made_i2p_node_runs_under_mistgrid(i2p_network: I2PNetwork,
+                                                   tmp_path: Path) -> None:
+    """`tahoe create-node --listen=i2p --hide-ip` (real Tahoe-LAFS 1.20 with txi2p, on
+    this private I2P network) makes a destination and writes tub.port = listen:i2p,
+    tub.location = i2p:NAME.b32.i2p:3457 and [i2p] dest = true, dest.port,
+    dest.private_key_file. `mistgrid run` of that directory (plus the session.options this
+    private network needs) has no TCP listener at all, serves on that very destination,
+    and an anonymous I2P client stores and reads through it."""
+    from ..interop.tahoe import tahoe_venv  # noqa: PLC0415 (installs Tahoe once, cached)
+
     (web_port,) = free_ports(1)
     server_sam, client_sam = i2p_network.sam_port(2), i2p_network.sam_port(3)
     storage, client = tmp_path / "storage", tmp_path / "client"
-    for node in (storage, client):
-        (node / "private").mkdir(parents=True, mode=0o700)
-    (storage / "tahoe.cfg").write_text(
-        "[node]\nnickname = tahoe-style\nreveal-IP-address = false\ntub.port = listen:i2p\n"
-        "[connections]\ntcp = tor\n"
-        f"[i2p]\nsam.port = tcp:127.0.0.1:{server_sam}\ndest = true\ndest.port = 3457\n"
-        "dest.private_key_file = private/i2p_dest.privkey\n"
-        f"session.options = {options(SERVER_SESSION_OPTIONS)}\n[storage]\nenabled = true\n")
+    made = subprocess.run([str(tahoe_venv() / "tahoe"), "create-node", "--listen=i2p",
+                           "--hide-ip", "--webport=none", "--nickname=tahoe-made",
+                           f"--i2p-sam-port=tcp:127.0.0.1:{server_sam}", str(storage)],
+                          capture_output=True, timeout=300, check=False)
+    assert made.returncode == 0, made.stderr.decode()
+    config = (storage / "tahoe.cfg").read_text()
+    assert "tub.port = listen:i2p" in config and "dest = true" in config, config
+    name = re.search(r"tub.location = i2p:([a-z2-7]{52}\.b32\.i2p):3457", config)
+    assert name is not None, config
+    (storage / "tahoe.cfg").write_text(config.replace(
+        "dest = true\n", f"dest = true\nsession.options = {options(SERVER_SESSION_OPTIONS)}\n"))
+    (client / "private").mkdir(parents=True, mode=0o700)
     processes = [Managed("storage", [MISTGRID, "run", str(storage)], tmp_path / "storage.log")]
     try:
         announcement = storage / "private" / "announcement.json"
@@ -95,10 +105,10 @@ def test_tahoe_style_i2p_node(i2p_network: I2PNetwork, tmp_path: Path) -> None:
                  watch=processes)
         entry = json.loads(announcement.read_text())
         nurls = entry["ann"]["anonymous-storage-NURLs"]
-        assert len(nurls) == 1 and nurls[0].startswith("pb+i2p://")
-        assert ".b32.i2p:3457/" in nurls[0]
+        assert len(nurls) == 1 and nurls[0].startswith("pb+i2p://"), nurls
+        assert f"@{name.group(1)}:3457/" in nurls[0]
         keyfile = storage / "private" / "i2p_dest.privkey"
-        assert stat.S_IMODE(keyfile.stat().st_mode) == 0o600
+        assert stat.S_IMODE(keyfile.stat().st_mode) == 0o600  # Tahoe left it 0644
         assert "listening on" not in (tmp_path / "storage.log").read_text()  # no TCP
 
         (client / "private" / "servers.yaml").write_text(
