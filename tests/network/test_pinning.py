@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from mistgrid.testing.i2pnet import NETID, I2PNetwork, Router, router_config
+from mistgrid.testing.i2pnet import NETID, NOWHERE_HOSTS_URL, I2PNetwork, Router, router_config
 from mistgrid.testing.tornet import (
     Authority,
     TorNetwork,
@@ -80,7 +80,8 @@ def assert_i2pd_pinned(text: str, base: Path) -> None:
     assert reseed["urls"] == "" and reseed["yggurls"] == "" and reseed["file"] == ""
     assert Path(reseed["zipfile"]).parent == base
     assert conf["addressbook"]["subscriptions"] == ""
-    assert conf["addressbook"]["defaulturl"] == ""
+    assert conf["addressbook"]["defaulturl"] == NOWHERE_HOSTS_URL  # a .b32.i2p: I2P only
+    assert NOWHERE_HOSTS_URL.startswith("http://") and ".b32.i2p/" in NOWHERE_HOSTS_URL
     assert conf["sam"]["address"] == "127.0.0.1"
 
 

@@ -15,8 +15,12 @@ router: a single router would carry both ends of every stream, and tests must sh
 destination reached from *another* router. Why these settings:
 `--datadir` must be on the command line (the config key is ignored); SSU2 is off because
 2.45 drops it on 127/8; disabling the address book makes SAM NAMING LOOKUP crash, so it
-stays on with nothing to subscribe to; router 0 is the only reseed entry (see `_launch`);
-server sessions need SERVER_SESSION_OPTIONS.
+stays on with nothing to subscribe to, but an empty address book fetches the hosts file of
+`defaulturl` 3 minutes after start, and an empty `defaulturl` then aborts i2pd
+(std::out_of_range: every router died at 3:00, seen here), so `defaulturl` names a .b32.i2p
+destination nobody has (NOWHERE_HOSTS_URL): its lease set is looked for on this network
+only, not found, and the fetch fails quietly; router 0 is the only reseed entry (see
+`_launch`); server sessions need SERVER_SESSION_OPTIONS.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
 import zipfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -67,6 +72,10 @@ class Router:
     @property
     def router_info(self) -> Path:
         return self.data_dir / "router.info"
+
+
+# A destination nobody has: the address book's default hosts file, never found (above).
+NOWHERE_HOSTS_URL = "http://" + "a" * 52 + ".b32.i2p/hosts.txt"
 
 
 def router_config(router: Router, reseed_zip: Path) -> str:
@@ -140,7 +149,7 @@ zipfile = {reseed_zip}
 
 [addressbook]
 enabled = true
-defaulturl =
+defaulturl = {NOWHERE_HOSTS_URL}
 subscriptions =
 
 [exploratory]
@@ -188,6 +197,7 @@ class I2PNetwork:
         self.reseed_zip = base / "reseed.zip"
         self.processes: list[Managed] = []
         self._held: list[SamSession | Stream] = []
+        self.started_at = 0.0  # time.monotonic() when the routers started for good
 
     @classmethod
     def start(cls, base: Path, routers: int = 4, timeout: float = 150.0) -> I2PNetwork:
@@ -241,6 +251,7 @@ class I2PNetwork:
 
     def _start_all(self, i2pd: str) -> None:
         self.processes = [self._launch(i2pd, r) for r in self.routers]
+        self.started_at = time.monotonic()
 
     def _probe(self, timeout: float) -> None:
         """Ready when a session on router 1 reaches one on router 0 and gets an echo.
