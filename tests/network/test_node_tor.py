@@ -318,3 +318,26 @@ def test_a_tahoe_made_onion_node_runs_under_mistgrid(tor_network: TorNetwork,
         assert key.strip().split(":", 1)[1] not in log  # never log a private key
     finally:
         stop_all(processes)
+
+
+def test_a_bad_onion_key_stops_the_node_with_one_line(tor_network: TorNetwork,
+                                                      tmp_path: Path) -> None:
+    """[tor] onion = true with a key file Tor cannot use: the node stops with one line
+    naming the key file, exit 1, and the key's text is never printed."""
+    (port,) = free_ports(1)
+    node = tmp_path / "node"
+    (node / "private").mkdir(parents=True)
+    secret = "ED25519-V3:" + "Zm9vYmFy" * 11
+    (node / "private" / "tor_onion.privkey").write_text(secret + "\n")
+    (node / "tahoe.cfg").write_text(
+        f"[node]\nreveal-IP-address = false\ntub.port = tcp:{port}:interface=127.0.0.1\n"
+        f"[tor]\ncontrol.port = tcp:127.0.0.1:{tor_network.control_port}\nonion = true\n"
+        f"onion.local_port = {port}\nonion.external_port = 3457\n"
+        "onion.private_key_file = private/tor_onion.privkey\n[storage]\nenabled = true\n")
+    result = subprocess.run([MISTGRID, "run", str(node)], capture_output=True, timeout=120,
+                            check=False)
+    err = result.stderr.decode()
+    assert result.returncode == 1, err
+    assert "Tor refused the onion service of [tor] onion = true" in err, err
+    assert "check onion.private_key_file" in err and "Traceback" not in err
+    assert "Zm9vYmFy" not in err + result.stdout.decode()

@@ -84,8 +84,10 @@ async def start_keyed_onion(onion: TorOnion, listening_port: int, tor_control: s
                                                  private_key=key, version=3)
     except Exception as err:
         await tor.quit()
+        said = str(err).replace(key, "(the key)") if key else str(err)  # never log a key
         raise ListenError(f"Tor refused the onion service of [tor] onion = true (key "
-                          f"{onion.key_file}): {err}; check onion.private_key_file") from err
+                          f"{onion.key_file}): {said}; check onion.private_key_file"
+                          ) from None
     if key is None:
         onion.key_file.parent.mkdir(parents=True, exist_ok=True)
         descriptor = os.open(onion.key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
