@@ -7,6 +7,9 @@ from __future__ import annotations
 import ipaddress
 from pathlib import Path
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from mistgrid.config.check import ConfigValues, load_config
 from mistgrid.config.location import Hint
 from mistgrid.node.addresses import auto_addresses, detect_ipv4_addresses, expand_auto
@@ -174,3 +177,26 @@ def test_listen_forms_refused_where_they_cannot_work(tmp_path: Path) -> None:
     assert plan is None and "AUTO and onion services need a tcp: listener" in str(problems)
     _, problems = plan_i2p_dest(tmp_path, _cfg("[i2p]\ndest = true\ndest.port = 3457\n"))
     assert "[i2p] dest = true needs dest.port and dest.private_key_file" in str(problems[0])
+
+
+HINTS = st.one_of(
+    st.just(Hint("auto")),
+    st.builds(Hint, st.just("tcp"), st.sampled_from(["10.0.0.2", "example.org", "127.0.0.1"]),
+              st.integers(1, 65535)),
+    st.builds(Hint, st.just("onion-service"), st.just(""), st.integers(1, 65535),
+              st.sampled_from(["/a", "/b"])),
+)
+
+
+@given(st.lists(HINTS, max_size=6), st.lists(st.sampled_from(
+    ["10.0.0.2", "192.168.1.5", "127.0.0.1"]), max_size=4), st.integers(1, 65535))
+def test_expand_auto_properties(hints: list[Hint], addresses: list[str], port: int) -> None:
+    """No AUTO left, nothing twice, every other hint kept in its order, and each address
+    announced exactly when some AUTO asked for it."""
+    expanded = expand_auto(hints, addresses, port)
+    assert all(h.kind != "auto" for h in expanded)
+    assert len(set(expanded)) == len(expanded)
+    others = list(dict.fromkeys(h for h in hints if h.kind != "auto"))
+    assert [h for h in expanded if h in others] == others
+    wanted = {Hint("tcp", a, port) for a in addresses} if Hint("auto") in hints else set()
+    assert wanted <= set(expanded) <= wanted | set(others)

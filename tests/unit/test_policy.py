@@ -6,9 +6,13 @@ from __future__ import annotations
 import functools
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from mistgrid.config.check import load_config
-from mistgrid.grid.servers import choose_nurl
+from mistgrid.errors import MistgridError
+from mistgrid.gbs.nurl import parse_nurl
+from mistgrid.grid.servers import choose_nurl, rank_nurls
 from mistgrid.net.connector import Connector
 from mistgrid.policy.anonymity import (
     DEFAULT_TOR_SOCKS,
@@ -170,3 +174,29 @@ def test_choose_nurl(text: str, scheme: str) -> None:
     """Which of a server's NURLs a node uses, by its connection settings."""
     connector = Connector(None, functools.partial(route, policy(text)))
     assert choose_nurl(NURLS, connector).scheme == scheme
+
+
+@given(st.sampled_from([PLAIN, ANON, ANON_TOR, HIDE, TCP_TOR, DISABLED, SOCKS, CLIENT2, BLANK,
+                        NO_TOR_I2P]),
+       st.lists(st.sampled_from([*NURLS, "not a nurl"]), min_size=1, max_size=5, unique=True))
+def test_rank_nurls_properties(text: str, texts: list[str]) -> None:
+    """Every NURL the policy allows, once each, best first; never a refused one, and an
+    anonymous node never ranks a direct route at all."""
+    pol = policy(text)
+    connector = Connector(None, functools.partial(route, pol))
+    allowed = [t for t in texts if t != "not a nurl"
+               and not isinstance(route(pol, *_host_port(t)), Refused)]
+    if not allowed:
+        with pytest.raises(MistgridError, match="no announced address can be reached"):
+            rank_nurls(texts, connector)
+        return
+    ranked = rank_nurls(texts, connector)
+    assert sorted(n.to_text() for n in ranked) == sorted(parse_nurl(t).to_text()
+                                                         for t in allowed)
+    if pol.anonymous:
+        assert all(route(pol, n.host, n.port or 0).name != "direct" for n in ranked)
+
+
+def _host_port(text: str) -> tuple[str, int]:
+    nurl = parse_nurl(text)
+    return nurl.host, nurl.port or 0

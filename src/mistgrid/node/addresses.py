@@ -55,5 +55,7 @@ def expand_auto(hints: Iterable[Hint], addresses: Iterable[str], port: int) -> t
     expanded: list[Hint] = []
     for hint in hints:
         more = [Hint("tcp", a, port) for a in addresses] if hint.kind == "auto" else [hint]
-        expanded += [h for h in more if h not in expanded]
+        for each in more:
+            if each not in expanded:
+                expanded.append(each)
     return tuple(expanded)
