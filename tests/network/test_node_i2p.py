@@ -13,11 +13,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from mistgrid.storage.announcement import servers_yaml
 from mistgrid.testing.i2pnet import CLIENT_SESSION_OPTIONS, SERVER_SESSION_OPTIONS, I2PNetwork
 from mistgrid.testing.procs import Managed, free_ports, stop_all, wait_for
 
-from .test_node_tor import all_connected, announced, store_and_read_watched, welcome
+from .test_node_tor import announced, anonymous_client_round_trip, welcome
 
 MISTGRID = str(Path(sys.executable).with_name("mistgrid"))
 
@@ -26,12 +25,17 @@ def options(values: dict[str, str]) -> str:
     return ",".join(f"{k}={v}" for k, v in values.items())
 
 
+def i2p_only(sam_port: int) -> str:
+    """An anonymous client's [connections] and [i2p] on this network: I2P alone."""
+    return (f"tcp = disabled\ni2p.sam-api = tcp:127.0.0.1:{sam_port}\n"
+            f"[i2p]\nsession.options = {options(CLIENT_SESSION_OPTIONS)}\n")
+
+
 def test_anonymous_client_and_i2p_server(i2p_network: I2PNetwork, tmp_path: Path) -> None:
-    storage_port, web_port = free_ports(2)
+    (storage_port,) = free_ports(1)
     server_sam, client_sam = i2p_network.sam_port(2), i2p_network.sam_port(3)
     storage, client = tmp_path / "storage", tmp_path / "client"
-    for node in (storage, client):
-        (node / "private").mkdir(parents=True, mode=0o700)
+    (storage / "private").mkdir(parents=True, mode=0o700)
     keyfile = storage / "private" / "i2p.keys"
     (storage / "tahoe.cfg").write_text(
         "[node]\nnickname = i2p0\nanonymous = true\n"
@@ -49,25 +53,10 @@ def test_anonymous_client_and_i2p_server(i2p_network: I2PNetwork, tmp_path: Path
         assert ".b32.i2p/" in nurls[0]
         assert stat.S_IMODE(keyfile.stat().st_mode) == 0o600  # the destination's keys
 
-        (client / "private" / "servers.yaml").write_text(
-            servers_yaml({entry["server-id"]: entry["ann"]}))
-        (client / "tahoe.cfg").write_text(
-            "[node]\nnickname = anon-client\nanonymous = true\n"
-            f"web.port = tcp:{web_port}:interface=127.0.0.1\n"
-            f"[connections]\ntcp = disabled\ni2p.sam-api = tcp:127.0.0.1:{client_sam}\n"
-            f"[i2p]\nsession.options = {options(CLIENT_SESSION_OPTIONS)}\n"
-            "[client]\nshares.needed = 1\nshares.happy = 1\nshares.total = 1\n"
-            "[storage]\nenabled = false\n")
-        processes.append(Managed("client", [MISTGRID, "run", str(client)],
-                                 tmp_path / "client.log"))
-        wait_for(announced(client / "node.url"), 60, "the client's web API", watch=processes)
-        url = (client / "node.url").read_text().strip()
-
-        wait_for(all_connected(url, 1), 240, "the client to reach the I2P server",
-                 interval=2.0, watch=processes)
+        url = anonymous_client_round_trip(
+            client, {entry["server-id"]: entry["ann"]}, i2p_only(client_sam),
+            client_sam, processes, "the client to reach the I2P server", 300_000, 2.0)
         assert welcome(url)["servers"][0]["route"] == "i2p"
-        assert store_and_read_watched(url, processes[-1].pid, client_sam, web_port,
-                                      300_000) == []
         i2p_network.check_alive()
     finally:
         stop_all(processes)
@@ -83,7 +72,6 @@ def test_a_tahoe_made_i2p_node_runs_under_mistgrid(i2p_network: I2PNetwork,
     and an anonymous I2P client stores and reads through it."""
     from ..interop.tahoe import tahoe_venv  # noqa: PLC0415 (installs Tahoe once, cached)
 
-    (web_port,) = free_ports(1)
     server_sam, client_sam = i2p_network.sam_port(2), i2p_network.sam_port(3)
     storage, client = tmp_path / "storage", tmp_path / "client"
     made = subprocess.run([str(tahoe_venv() / "tahoe"), "create-node", "--listen=i2p",
@@ -97,7 +85,6 @@ def test_a_tahoe_made_i2p_node_runs_under_mistgrid(i2p_network: I2PNetwork,
     assert name is not None, config
     (storage / "tahoe.cfg").write_text(config.replace(
         "dest = true\n", f"dest = true\nsession.options = {options(SERVER_SESSION_OPTIONS)}\n"))
-    (client / "private").mkdir(parents=True, mode=0o700)
     processes = [Managed("storage", [MISTGRID, "run", str(storage)], tmp_path / "storage.log")]
     try:
         announcement = storage / "private" / "announcement.json"
@@ -111,23 +98,9 @@ def test_a_tahoe_made_i2p_node_runs_under_mistgrid(i2p_network: I2PNetwork,
         assert stat.S_IMODE(keyfile.stat().st_mode) == 0o600  # Tahoe left it 0644
         assert "listening on" not in (tmp_path / "storage.log").read_text()  # no TCP
 
-        (client / "private" / "servers.yaml").write_text(
-            servers_yaml({entry["server-id"]: entry["ann"]}))
-        (client / "tahoe.cfg").write_text(
-            "[node]\nanonymous = true\n"
-            f"web.port = tcp:{web_port}:interface=127.0.0.1\n"
-            f"[connections]\ntcp = disabled\ni2p.sam-api = tcp:127.0.0.1:{client_sam}\n"
-            f"[i2p]\nsession.options = {options(CLIENT_SESSION_OPTIONS)}\n"
-            "[client]\nshares.needed = 1\nshares.happy = 1\nshares.total = 1\n"
-            "[storage]\nenabled = false\n")
-        processes.append(Managed("client", [MISTGRID, "run", str(client)],
-                                 tmp_path / "client.log"))
-        wait_for(announced(client / "node.url"), 60, "the client's web API", watch=processes)
-        url = (client / "node.url").read_text().strip()
-        wait_for(all_connected(url, 1), 240, "the client to reach the I2P server",
-                 interval=2.0, watch=processes)
-        assert store_and_read_watched(url, processes[-1].pid, client_sam, web_port,
-                                      200_000) == []
+        anonymous_client_round_trip(
+            client, {entry["server-id"]: entry["ann"]}, i2p_only(client_sam),
+            client_sam, processes, "the client to reach the I2P server", 200_000, 2.0)
         i2p_network.check_alive()
     finally:
         stop_all(processes)

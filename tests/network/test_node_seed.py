@@ -18,23 +18,20 @@ import sys
 from pathlib import Path
 
 from mistgrid.gbs.nurl import parse_nurl
-from mistgrid.storage.announcement import servers_yaml
 from mistgrid.testing.i2pnet import SERVER_SESSION_OPTIONS, I2PNetwork
-from mistgrid.testing.procs import Managed, free_ports, stop_all, wait_for
+from mistgrid.testing.procs import Managed, stop_all, wait_for
 from mistgrid.testing.tornet import TorNetwork
 
 from .test_node_i2p import options
-from .test_node_tor import all_connected, announced, store_and_read_watched, welcome
+from .test_node_tor import announced, anonymous_client_round_trip, welcome
 
 MISTGRID = str(Path(sys.executable).with_name("mistgrid"))
 
 
 def test_seed_server_use_case_2(tor_network: TorNetwork, i2p_network: I2PNetwork,
                                 tmp_path: Path) -> None:
-    (web_port,) = free_ports(1)
     server, client = tmp_path / "server", tmp_path / "client"
-    for node in (server, client):
-        (node / "private").mkdir(parents=True, mode=0o700)
+    (server / "private").mkdir(parents=True, mode=0o700)
     service, keyfile = server / "tor" / "my_service", server / "i2p" / "my_service.keypair"
     (server / "tahoe.cfg").write_text(
         "[node]\nanonymous = False\n"
@@ -58,22 +55,11 @@ def test_seed_server_use_case_2(tor_network: TorNetwork, i2p_network: I2PNetwork
         assert [n.host.endswith(".b32.i2p") for n in nurls if n.scheme == "pb+i2p"] == [True]
         assert (service / "hostname").exists() and keyfile.exists()
 
-        (client / "private" / "servers.yaml").write_text(
-            servers_yaml({entry["server-id"]: entry["ann"]}))
-        (client / "tahoe.cfg").write_text(
-            "[node]\nanonymous = true\ntub.location =\n"
-            f"web.port = tcp:{web_port}:interface=127.0.0.1\n"
-            f"[connections]\ntor.socks-proxy = tcp:127.0.0.1:{tor_network.socks_port}\n"
-            "[client]\nshares.needed = 1\nshares.happy = 1\nshares.total = 1\n"
-            "[storage]\nenabled = false\n")
-        processes.append(Managed("client", [MISTGRID, "run", str(client)],
-                                 tmp_path / "client.log"))
-        wait_for(announced(client / "node.url"), 60, "the client's web API", watch=processes)
-        url = (client / "node.url").read_text().strip()
-        wait_for(all_connected(url, 1), 240, "the client to reach the onion service",
-                 interval=1.0, watch=processes)
+        url = anonymous_client_round_trip(
+            client, {entry["server-id"]: entry["ann"]},
+            f"tor.socks-proxy = tcp:127.0.0.1:{tor_network.socks_port}\n",
+            tor_network.socks_port, processes, "the client to reach the onion service",
+            300_000)
         assert welcome(url)["servers"][0]["route"] == "tor"
-        assert store_and_read_watched(url, processes[-1].pid, tor_network.socks_port,
-                                      web_port, 300_000) == []
     finally:
         stop_all(processes)

@@ -114,6 +114,30 @@ def store_and_read_watched(url: str, client_pid: int, proxy_port: int, web_port:
     return sorted(set(stray))
 
 
+def anonymous_client_round_trip(client: Path, entries: dict[str, Any], connections: str,
+                                proxy_port: int, processes: list[Managed], what: str,
+                                size: int, interval: float = 1.0) -> str:
+    """Start an anonymous client node (1-of-1 shares, `connections` as its
+    [connections] and further sections) on `entries` (servers.yaml), wait until it reaches
+    its one server, then store and read `size` bytes while watching that it touches
+    nothing but `proxy_port` (Tor's SOCKS port or its SAM API). Its web API URL."""
+    (web_port,) = free_ports(1)
+    (client / "private").mkdir(parents=True, mode=0o700, exist_ok=True)
+    (client / "private" / "servers.yaml").write_text(servers_yaml(entries))
+    (client / "tahoe.cfg").write_text(
+        "[node]\nanonymous = true\n"
+        f"web.port = tcp:{web_port}:interface=127.0.0.1\n[connections]\n{connections}"
+        "[client]\nshares.needed = 1\nshares.happy = 1\nshares.total = 1\n"
+        "[storage]\nenabled = false\n")
+    processes.append(Managed("client", [MISTGRID, "run", str(client)],
+                             client.parent / "client.log"))
+    wait_for(announced(client / "node.url"), 60, "the client's web API", watch=processes)
+    url = (client / "node.url").read_text().strip()
+    wait_for(all_connected(url, 1), 240, what, interval=interval, watch=processes)
+    assert store_and_read_watched(url, processes[-1].pid, proxy_port, web_port, size) == []
+    return url
+
+
 def welcome(url: str) -> dict[str, Any]:
     """The client's welcome page (it answers within seconds even while probes run)."""
     with urllib.request.urlopen(url + "?t=json", timeout=30) as response:
@@ -278,7 +302,6 @@ def test_a_tahoe_made_onion_node_runs_under_mistgrid(tor_network: TorNetwork,
     name = re.search(r"tub.location = tor:([a-z2-7]{56}\.onion):3457", config)
     assert name is not None, config
     key = (node / "private" / "tor_onion.privkey").read_text()
-    (web_port,) = free_ports(1)
     nurls_file = node / "private" / "storage.nurls"
     processes = [Managed("tahoe-made", [MISTGRID, "run", str(node)], tmp_path / "node.log")]
     try:
@@ -289,23 +312,11 @@ def test_a_tahoe_made_onion_node_runs_under_mistgrid(tor_network: TorNetwork,
         assert f"@{name.group(1)}:3457/" in nurls[0]
         assert (node / "private" / "tor_onion.privkey").read_text() == key  # kept as it was
         entry = json.loads((node / "private" / "announcement.json").read_text())
-        (client / "private").mkdir(parents=True, mode=0o700)
-        (client / "private" / "servers.yaml").write_text(
-            servers_yaml({entry["server-id"]: entry["ann"]}))
-        (client / "tahoe.cfg").write_text(
-            "[node]\nanonymous = true\n"
-            f"web.port = tcp:{web_port}:interface=127.0.0.1\n"
-            f"[connections]\ntor.socks-proxy = tcp:127.0.0.1:{tor_network.socks_port}\n"
-            "[client]\nshares.needed = 1\nshares.happy = 1\nshares.total = 1\n"
-            "[storage]\nenabled = false\n")
-        processes.append(Managed("client", [MISTGRID, "run", str(client)],
-                                 tmp_path / "client.log"))
-        wait_for(announced(client / "node.url"), 60, "the client's web API", watch=processes)
-        url = (client / "node.url").read_text().strip()
-        wait_for(all_connected(url, 1), 240, "the client to reach the onion service",
-                 interval=1.0, watch=processes)
-        assert store_and_read_watched(url, processes[-1].pid, tor_network.socks_port,
-                                      web_port, 200_000) == []
+        anonymous_client_round_trip(
+            client, {entry["server-id"]: entry["ann"]},
+            f"tor.socks-proxy = tcp:127.0.0.1:{tor_network.socks_port}\n",
+            tor_network.socks_port, processes, "the client to reach the onion service",
+            200_000)
         first = nurls_file.read_text()
         processes[0].stop()
         nurls_file.unlink()

@@ -25,6 +25,18 @@ from .plan import TorOnion
 reactor = cast(Any, _reactor)
 
 
+async def _control(tor_control: str, connector: Connector, purpose: str) -> Any:
+    """A txtorcon connection to Tor's control port, or a ListenError naming the key."""
+    import txtorcon  # noqa: PLC0415 (only nodes with onion services)
+
+    try:
+        return await txtorcon.connect(reactor, connector.local_service(tor_control))
+    except Exception as err:
+        raise ListenError(f"cannot reach Tor's control port ([tor] control.port = "
+                          f"{tor_control}) for {purpose}: {err}; start tor with a "
+                          "ControlPort, or set [tor] control.port") from err
+
+
 async def start_onion_services(hints: Iterable[Hint], local_port: int, tor_control: str,
                                connector: Connector) -> dict[Hint, str]:
     """Start (or resume) the onion service of every onion-service hint; its .onion name
@@ -33,15 +45,7 @@ async def start_onion_services(hints: Iterable[Hint], local_port: int, tor_contr
     onions = [h for h in hints if h.kind == "onion-service"]
     if not onions:
         return {}
-    import txtorcon  # noqa: PLC0415 (only nodes with onion services)
-
-    try:
-        tor = await txtorcon.connect(reactor, connector.local_service(tor_control))
-    except Exception as err:
-        raise ListenError(f"cannot reach Tor's control port ([tor] control.port = "
-                          f"{tor_control}) for the onion: hints in [node] tub.location: "
-                          f"{err}; start tor with a ControlPort, or set [tor] control.port"
-                          ) from err
+    tor = await _control(tor_control, connector, "the onion: hints in [node] tub.location")
     config = await tor.get_config()
     ours = {str(Path(h.path)) for h in onions}
     stale = [hs for hs in config.HiddenServices if str(Path(str(hs.dir))) in ours]
@@ -68,17 +72,9 @@ async def start_keyed_onion(onion: TorOnion, listening_port: int, tor_control: s
     onion.private_key_file, made and saved 0600 on first use, as Tahoe-LAFS does); its
     NAME.onion. The service lives as long as this node's control connection to Tor, that
     is, as long as the node runs."""
-    import txtorcon  # noqa: PLC0415
-
     key = onion.key_file.read_text().strip() if onion.key_file.exists() else None
     local = onion.local_port or listening_port
-    try:
-        tor = await txtorcon.connect(reactor, connector.local_service(tor_control))
-    except Exception as err:
-        raise ListenError(f"cannot reach Tor's control port ([tor] control.port = "
-                          f"{tor_control}) for the onion service of [tor] onion = true: "
-                          f"{err}; start tor with a ControlPort, or set [tor] control.port"
-                          ) from err
+    tor = await _control(tor_control, connector, "the onion service of [tor] onion = true")
     try:
         service = await tor.create_onion_service([(onion.external_port, f"127.0.0.1:{local}")],
                                                  private_key=key, version=3)
