@@ -27,11 +27,13 @@ def wait_until_serving(client: GbsClient, process: Managed) -> None:
     wait_for(ready, 60, "the storage server to answer", watch=[process])
 
 
-def start_mistgrid_server(directory: Path, port: int = 0) -> tuple[Managed, Nurl]:
+def start_mistgrid_server(directory: Path, port: int = 0,
+                          extra: tuple[str, ...] = ()) -> tuple[Managed, Nurl]:
     (directory / "nurl").unlink(missing_ok=True)  # from a previous run in this directory
     process = Managed("mistgrid storage server",
                       [sys.executable, "-m", "mistgrid.storage.standalone",
-                       "--dir", str(directory), "--port", str(port)], directory / "run.log")
+                       "--dir", str(directory), "--port", str(port), *extra],
+                      directory / "run.log")
     nurl_file = directory / "nurl"
     wait_for(lambda: True if nurl_file.exists() else None, 60, "the server's NURL",
              watch=[process])

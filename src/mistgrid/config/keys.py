@@ -82,6 +82,9 @@ KEYS: dict[tuple[str, str], Parser] = {
     ("storage", "expire.cutoff_date"): values.text,
     ("storage", "expire.immutable"): values.boolean,
     ("storage", "expire.mutable"): values.boolean,
+    # mistgrid's own: seconds an immutable upload may go without a write before it is
+    # aborted (its space freed, another upload of the same share allowed)
+    ("storage", "upload.idle_timeout"): values.positive_int,
     # [helper]
     ("helper", "enabled"): values.boolean,
 }

@@ -164,8 +164,8 @@ def parse_read_test_write(value: Any) -> ReadTestWrite:
         raise bad("test-write-vectors must be a map of at most 256 shares")
     shares: dict[int, ShareWrites] = {}
     for key, item in vectors.items():
-        number = _uint(int(key) if isinstance(key, str) and key.isdigit() else key,
-                       "share number", MAX_SHARES - 1)
+        digits = isinstance(key, str) and key.isascii() and key.isdigit()
+        number = _uint(int(key) if digits else key, "share number", MAX_SHARES - 1)
         entry = _exact_keys(item, {"test", "write", "new-length"}, "test-write vector")
         tests = tuple(
             TestVector(_uint(t["offset"], "offset"), _uint(t["size"], "size"),

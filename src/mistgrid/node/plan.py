@@ -25,6 +25,7 @@ from ..policy.anonymity import (
     listens_privately,
     violations,
 )
+from ..storage.backend import UPLOAD_IDLE_TIMEOUT
 
 
 @attrs.frozen
@@ -78,6 +79,7 @@ class StoragePlan:
     port_file: Path | None = None  # port 0: remember the kernel's choice here
     tor_onion: TorOnion | None = None
     i2p_dest: I2PDest | None = None
+    upload_idle_timeout: float = UPLOAD_IDLE_TIMEOUT
 
 
 _TCP = re.compile(r"tcp:(?:interface=([^:]+):)?([0-9]+)(?::interface=([^:]+))?")
@@ -205,7 +207,8 @@ def plan_storage(directory: Path, cfg: ConfigValues) -> tuple[StoragePlan | None
                        cfg.get("tor", "control.port") or DEFAULT_TOR_CONTROL,
                        Policy.from_config(cfg).i2p_sam or DEFAULT_I2P_SAM,
                        tuple(sorted((cfg.get("i2p", "session.options") or {}).items())),
-                       listener.port_file, onion, dest), []
+                       listener.port_file, onion, dest,
+                       cfg.get("storage", "upload.idle_timeout") or UPLOAD_IDLE_TIMEOUT), []
 
 
 def check_node(directory: Path) -> tuple[ConfigValues | None, list[str]]:

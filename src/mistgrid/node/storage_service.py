@@ -106,7 +106,8 @@ async def _start_storage(directory: Path, plan: StoragePlan,
     private = directory / "private"
     pem = create_identity(private)
     swissnum = load_or_create_swissnum(private)
-    backend = DiskBackend(plan.storage_dir, reserved_space=plan.reserved_space)
+    backend = DiskBackend(plan.storage_dir, reserved_space=plan.reserved_space,
+                          upload_idle_timeout=plan.upload_idle_timeout)
     options = ssl.PrivateCertificate.loadPEM(pem.read_text()).options()
     cert = load_certificate(pem)
     site = make_site(backend, swissnum.encode("ascii"))

@@ -1,11 +1,28 @@
-"""The disk backend: immutable shares in Tahoe-LAFS's layout and container format.
+"""The disk backend: shares in Tahoe-LAFS's layout and container formats, and the one rule
+for who may create, replace or remove which container.
 
 How this works: complete shares live at `shares/<2-char prefix>/<storage index>/<number>`;
-uploads in progress at `shares/incoming/...`, apart, so nothing half-written is ever
-listed or served. A share becomes visible only when every byte of its allocated size has
-arrived: then its lease is appended, the file is fsynced and renamed into place (and the
-directory fsynced). The state of uploads in progress lives in memory only: after a crash
+immutable uploads in progress at `shares/incoming/...`, apart, so nothing half-written is
+ever listed or served. The state of uploads in progress lives in memory only: after a crash
 the incoming files are deleted on start, and the client simply uploads again.
+
+The rule (every request goes through it; `tests/storage/test_hostile_clients.py` drives all
+endpoints at once against it):
+- A storage index holds shares of one kind. Immutable shares are allocated only where the
+  index holds no mutable share; read-test-write works only where it holds no immutable share
+  and no immutable upload is in progress.
+- An immutable share is write-once: it appears only when every byte of its allocation has
+  arrived, only where no share exists (a hard link, which never replaces), and no request
+  ever changes or removes it. An upload in progress can be changed only with its upload
+  secret, removed by its own abort, or expires after `upload_idle_timeout` seconds without
+  a write (then another upload of the same share may start).
+- A mutable share is created by read-test-write, and changed or removed (new-length 0) only
+  by a read-test-write that presents its write enabler.
+
+Bounds: space allocated to uploads in progress counts as used; at most `max_uploads`
+uploads are in progress; nothing is written to disk for an allocation until its first
+write; mutable shares are read and written by range (`mutable_share`), so one request costs
+what its own vectors carry (reads are capped by `MAX_VECTOR_READ`).
 
 Storage indexes arrive here already checked (16 bytes) and share numbers are 0..255, so no
 request can name a path outside the store.
@@ -13,7 +30,6 @@ request can name a path outside the store.
 
 from __future__ import annotations
 
-import contextlib
 import hmac
 import os
 import shutil
@@ -27,8 +43,13 @@ from ..caps import base32
 from ..errors import ProtocolError
 from ..gbs import messages
 from . import containers
+from .mutable_share import MutableShare
 
-MAX_MUTABLE_SHARE_SIZE = 69_105 * 1000**4
+MAX_MUTABLE_SHARE_SIZE = 69_105 * 1000**4  # what Tahoe-LAFS 1.20 advertises
+MAX_VECTOR_READ = 4 * 1024 * 1024  # bytes all read vectors of one read-test-write may return
+UPLOAD_IDLE_TIMEOUT = 600.0
+MAX_UPLOADS = 10_000
+MAX_ADVISORIES = 1000
 
 
 @attrs.define
@@ -38,6 +59,8 @@ class _Upload:
     allocated_size: int
     secret: bytes
     lease: containers.Lease
+    touched: float
+    started: bool = False
     written: list[tuple[int, int]] = attrs.Factory(list)
 
     def missing(self) -> list[tuple[int, int]]:
@@ -78,36 +101,42 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _remove_empty(directory: Path, levels: int) -> None:
+    """Remove `directory` and up to `levels - 1` parents while they are empty."""
+    for _ in range(levels):
+        try:
+            directory.rmdir()
+        except OSError:
+            return
+        directory = directory.parent
+
+
 class DiskBackend:
-    """Immutable shares and their leases under `root`."""
+    """Immutable and mutable shares and their leases under `root`."""
 
     def __init__(self, root: Path, reserved_space: int = 0,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 upload_idle_timeout: float = UPLOAD_IDLE_TIMEOUT,
+                 max_uploads: int = MAX_UPLOADS) -> None:
         self.root = root
         self.shares = root / "shares"
         self.incoming = self.shares / "incoming"
         self.advisories = root / "corruption-advisories"
         self.reserved_space = reserved_space
+        self.upload_idle_timeout = upload_idle_timeout
+        self.max_uploads = max_uploads
         self._clock = clock
-        self._uploads: dict[tuple[bytes, int], _Upload] = {}
+        self._uploads: dict[bytes, dict[int, _Upload]] = {}
         self.shares.mkdir(parents=True, exist_ok=True)
         # Uploads in progress did not survive the restart: forget their partial files.
         shutil.rmtree(self.incoming, ignore_errors=True)
         self.incoming.mkdir(parents=True, exist_ok=True)
 
-    # ---- paths and space ----
+    # ---- paths, kinds and space ----
 
     def _bucket(self, storage_index: bytes, incoming: bool = False) -> Path:
         text = si_text(storage_index)
         return (self.incoming if incoming else self.shares) / text[:2] / text
-
-    def available_space(self) -> int:
-        return max(0, shutil.disk_usage(self.root).free - self.reserved_space)
-
-    def _pending_bytes(self) -> int:
-        return sum(u.allocated_size for u in self._uploads.values())
-
-    # ---- immutable ----
 
     def _shares_of_kind(self, storage_index: bytes, mutable: bool) -> set[int]:
         bucket = self._bucket(storage_index)
@@ -121,6 +150,20 @@ class DiskBackend:
                         found.add(int(path.name))
         return found
 
+    def available_space(self) -> int:
+        """Free space less the reserve and less what uploads in progress may still use."""
+        free = shutil.disk_usage(self.root).free - self.reserved_space
+        return max(0, free - self._pending_bytes())
+
+    def _pending_bytes(self) -> int:
+        return sum(u.allocated_size for uploads in self._uploads.values()
+                   for u in uploads.values())
+
+    def uploads_in_progress(self) -> int:
+        return sum(len(uploads) for uploads in self._uploads.values())
+
+    # ---- immutable ----
+
     def immutable_shares(self, storage_index: bytes) -> set[int]:
         return self._shares_of_kind(storage_index, mutable=False)
 
@@ -128,35 +171,44 @@ class DiskBackend:
                  upload_secret: bytes, renew: bytes, cancel: bytes
                  ) -> tuple[set[int], set[int]]:
         """(already have, allocated) as GBS defines them; repeats are idempotent."""
+        if allocated_size == 0:
+            raise ProtocolError(400, "allocated-size must be at least 1 byte")
+        self.expire_idle_uploads()
+        if self.mutable_shares(storage_index):  # a mutable slot: no immutable share here
+            return set(), set()
         have = self.immutable_shares(storage_index)
         allocated: set[int] = set()
-        room = self.available_space() - self._pending_bytes()
+        room = self.available_space()
+        count = self.uploads_in_progress()
+        now = self._clock()
         version = containers.IMMUTABLE_VERSION
         lease = containers.Lease(0, containers.stored_secret(version, renew),
                                  containers.stored_secret(version, cancel),
-                                 int(self._clock()) + containers.LEASE_SECONDS)
+                                 int(now) + containers.LEASE_SECONDS)
+        uploads = self._uploads.setdefault(storage_index, {})
         for number in sorted(numbers - have):
-            upload = self._uploads.get((storage_index, number))
+            upload = uploads.get(number)
             if upload is not None:
                 if hmac.compare_digest(upload.secret, upload_secret) and \
                         upload.allocated_size == allocated_size:
+                    upload.touched = now
                     allocated.add(number)
                 continue
-            if allocated_size > room:
+            if allocated_size > room or count >= self.max_uploads:
                 continue
             room -= allocated_size
-            path = self._bucket(storage_index, incoming=True) / str(number)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with path.open("wb") as handle:
-                handle.write(containers.pack_header(allocated_size, 0))
-            self._uploads[(storage_index, number)] = _Upload(
-                path, self._bucket(storage_index) / str(number), allocated_size,
-                upload_secret, lease)
+            count += 1
+            uploads[number] = _Upload(
+                self._bucket(storage_index, incoming=True) / str(number),
+                self._bucket(storage_index) / str(number), allocated_size, upload_secret,
+                lease, now)
             allocated.add(number)
+        if not uploads:
+            del self._uploads[storage_index]
         return have & numbers, allocated
 
     def _upload(self, storage_index: bytes, number: int, secret: bytes) -> _Upload:
-        upload = self._uploads.get((storage_index, number))
+        upload = self._uploads.get(storage_index, {}).get(number)
         if upload is None:
             raise ProtocolError(404, "no upload in progress for this share")
         if not hmac.compare_digest(upload.secret, secret):
@@ -169,6 +221,12 @@ class DiskBackend:
         end = offset + len(data)
         if end > upload.allocated_size:
             raise ProtocolError(416, "write beyond the allocated size")
+        if not upload.started:  # the file exists only once something is written
+            upload.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(upload.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(containers.pack_header(upload.allocated_size, 0))
+            upload.started = True
         with upload.path.open("r+b") as handle:
             for lo, hi in upload.written:
                 a, b = max(lo, offset), min(hi, end)
@@ -179,6 +237,7 @@ class DiskBackend:
             handle.seek(containers.DATA_OFFSET + offset)
             handle.write(data)
         upload.add(offset, end)
+        upload.touched = self._clock()
         missing = upload.missing()
         if missing:
             return WriteResult(False, missing)
@@ -194,152 +253,123 @@ class DiskBackend:
             handle.flush()
             os.fsync(handle.fileno())
         upload.final.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(upload.path, upload.final)
+        try:
+            os.link(upload.path, upload.final)  # never replaces whatever is there
+        except FileExistsError as err:
+            self._drop(storage_index, number)
+            raise ProtocolError(409, "a share already exists at this place") from err
         _fsync_dir(upload.final.parent)
-        del self._uploads[(storage_index, number)]
-        with contextlib.suppress(OSError):
-            upload.path.parent.rmdir()
+        self._drop(storage_index, number)
+
+    def _drop(self, storage_index: bytes, number: int) -> None:
+        """Forget an upload in progress and remove its partial file."""
+        uploads = self._uploads.get(storage_index, {})
+        upload = uploads.pop(number, None)
+        if not uploads:
+            self._uploads.pop(storage_index, None)
+        if upload is not None:
+            upload.path.unlink(missing_ok=True)
+            _remove_empty(upload.path.parent, 2)
 
     def abort(self, storage_index: bytes, number: int, secret: bytes) -> None:
-        upload = self._uploads.get((storage_index, number))
+        upload = self._uploads.get(storage_index, {}).get(number)
         if upload is None or not hmac.compare_digest(upload.secret, secret):
             raise ProtocolError(405, "no upload in progress with that secret")
-        del self._uploads[(storage_index, number)]
-        upload.path.unlink(missing_ok=True)
+        self._drop(storage_index, number)
 
-    def read_immutable(self, storage_index: bytes, number: int, offset: int,
-                       length: int) -> bytes:
+    def expire_idle_uploads(self) -> int:
+        """Abort every upload with no write for `upload_idle_timeout` seconds; how many."""
+        limit = self._clock() - self.upload_idle_timeout
+        idle = [(si, number) for si, uploads in self._uploads.items()
+                for number, upload in uploads.items() if upload.touched < limit]
+        for si, number in idle:
+            self._drop(si, number)
+        return len(idle)
+
+    def _open_immutable(self, storage_index: bytes, number: int
+                        ) -> tuple[containers.ContainerInfo, Path]:
         path = self._bucket(storage_index) / str(number)
         try:
             with path.open("rb") as handle:
                 info = containers.parse_header(handle.read(containers.HEADER.size),
                                                os.fstat(handle.fileno()).st_size)
-                if offset >= info.data_length:
-                    return b""
-                handle.seek(containers.DATA_OFFSET + offset)
-                return handle.read(min(length, info.data_length - offset))
-        except FileNotFoundError as err:
-            raise ProtocolError(404, "no such share") from err
+        except (FileNotFoundError, containers.ContainerError) as err:
+            raise ProtocolError(404, "no such immutable share") from err
+        return info, path
+
+    def read_immutable(self, storage_index: bytes, number: int, offset: int,
+                       length: int) -> bytes:
+        info, path = self._open_immutable(storage_index, number)
+        if offset >= info.data_length:
+            return b""
+        with path.open("rb") as handle:
+            handle.seek(containers.DATA_OFFSET + offset)
+            return handle.read(min(length, info.data_length - offset))
 
     def share_length(self, storage_index: bytes, number: int) -> int:
-        path = self._bucket(storage_index) / str(number)
-        try:
-            with path.open("rb") as handle:
-                return containers.parse_header(handle.read(containers.HEADER.size),
-                                               os.fstat(handle.fileno()).st_size).data_length
-        except FileNotFoundError as err:
-            raise ProtocolError(404, "no such share") from err
+        return self._open_immutable(storage_index, number)[0].data_length
 
     # ---- mutable ----
 
     def mutable_shares(self, storage_index: bytes) -> set[int]:
         return self._shares_of_kind(storage_index, mutable=True)
 
-    def _mutable_data(self, path: Path) -> tuple[containers.MutableHeader, bytes]:
-        with path.open("rb") as handle:
-            header = containers.parse_mutable_header(handle.read(containers.MUTABLE_HEADER.size))
-            handle.seek(containers.MUTABLE_DATA_OFFSET)
-            return header, handle.read(header.data_length)
+    def _mutable(self, storage_index: bytes, number: int) -> MutableShare:
+        return MutableShare(self._bucket(storage_index) / str(number))
 
     def read_mutable(self, storage_index: bytes, number: int, offset: int,
                      length: int) -> bytes:
-        if number not in self.mutable_shares(storage_index):
-            raise ProtocolError(404, "no such mutable share")
-        _header, data = self._mutable_data(self._bucket(storage_index) / str(number))
-        return data[offset : offset + length]
+        try:
+            return self._mutable(storage_index, number).read(offset, length)
+        except (FileNotFoundError, containers.ContainerError) as err:
+            raise ProtocolError(404, "no such mutable share") from err
 
     def mutable_length(self, storage_index: bytes, number: int) -> int:
-        if number not in self.mutable_shares(storage_index):
-            raise ProtocolError(404, "no such mutable share")
-        return len(self._mutable_data(self._bucket(storage_index) / str(number))[1])
+        try:
+            return self._mutable(storage_index, number).data_length()
+        except (FileNotFoundError, containers.ContainerError) as err:
+            raise ProtocolError(404, "no such mutable share") from err
 
     def read_test_write(self, storage_index: bytes, write_enabler: bytes, renew: bytes,
                         cancel: bytes, request: messages.ReadTestWrite
                         ) -> tuple[bool, dict[int, list[bytes]]]:
         """Tahoe's slot_testv_and_readv_and_writev: reads (before any write) from every
         share of the slot; writes happen only if every test of every share passes."""
-        bucket = self._bucket(storage_index)
-        existing = {n: self._mutable_data(bucket / str(n))
+        if self.immutable_shares(storage_index) or storage_index in self._uploads:
+            raise ProtocolError(409, "this storage index holds immutable shares")
+        existing = {n: self._mutable(storage_index, n)
                     for n in self.mutable_shares(storage_index)}
-        for header, _data in existing.values():
-            if not hmac.compare_digest(header.write_enabler, write_enabler):
+        for share in existing.values():
+            if not hmac.compare_digest(share.write_enabler(), write_enabler):
                 raise ProtocolError(401, "wrong write enabler")
-        reads = {n: [data[o : o + size] for o, size in request.reads]
-                 for n, (_h, data) in existing.items()}
+        lengths = {n: share.data_length() for n, share in existing.items()}
+        _check_bounds(request, lengths, self.available_space())
+        reads = {n: [share.read(o, size) for o, size in request.reads]
+                 for n, share in existing.items()}
         for number, vectors in request.shares.items():
-            current = existing[number][1] if number in existing else b""
+            found, length = existing.get(number), lengths.get(number, 0)
             for test in vectors.tests:
-                if current[test.offset : test.offset + test.size] != test.specimen:
+                expected = max(0, min(test.size, length - test.offset))
+                if expected != len(test.specimen):
                     return False, reads
-        for number, vectors in request.shares.items():
-            data = bytearray(existing[number][1] if number in existing else b"")
-            for write in vectors.writes:
-                end = write.offset + len(write.data)
-                if end > MAX_MUTABLE_SHARE_SIZE:
-                    raise ProtocolError(413, "mutable share too large")
-                if len(data) < write.offset:
-                    data.extend(b"\x00" * (write.offset - len(data)))
-                data[write.offset : end] = write.data
-            if vectors.new_length is not None:
-                del data[vectors.new_length :]
-            path = bucket / str(number)
-            if vectors.new_length == 0 or (not data and number not in existing):
-                path.unlink(missing_ok=True)
-                continue
-            self._write_mutable(path, write_enabler, bytes(data), renew, cancel)
-        return True, reads
-
-    def _write_mutable(self, path: Path, write_enabler: bytes, data: bytes, renew: bytes,
-                       cancel: bytes) -> None:
-        """Replace a mutable container atomically (write a new file, rename over)."""
-        leases = self._mutable_leases(path) if path.exists() else []  # stored as version 2
+                actual = found.read(test.offset, expected) if found is not None else b""
+                if actual != test.specimen:
+                    return False, reads
         expiration = int(self._clock()) + containers.LEASE_SECONDS
-        renew, cancel = (containers.stored_secret(2, renew), containers.stored_secret(2, cancel))
-        for index, (owner, _exp, lease_renew, lease_cancel) in enumerate(leases):
-            if hmac.compare_digest(lease_renew, renew):
-                leases[index] = (owner, expiration, lease_renew, lease_cancel)
-                break
-        else:
-            leases.append((1, expiration, renew, cancel))
-        slots = leases[: containers.MUTABLE_LEASE_SLOTS]
-        extra = leases[containers.MUTABLE_LEASE_SLOTS :]
-        lease_bytes = b"".join(containers.MUTABLE_LEASE.pack(o, e & 0xFFFFFFFF, r, c, b"\x00" * 20)
-                               for o, e, r, c in slots)
-        lease_bytes += b"\x00" * (containers.MUTABLE_LEASE_SLOTS * containers.MUTABLE_LEASE.size
-                                  - len(lease_bytes))
-        tail = len(extra).to_bytes(4, "big") + b"".join(
-            containers.MUTABLE_LEASE.pack(o, e & 0xFFFFFFFF, r, c, b"\x00" * 20)
-            for o, e, r, c in extra)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temp = path.with_name(f".{path.name}.new")
-        with temp.open("wb") as handle:
-            handle.write(containers.MutableHeader(write_enabler, len(data)).pack())
-            handle.write(lease_bytes + data + tail)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-        _fsync_dir(path.parent)
-
-    def _mutable_leases(self, path: Path) -> list[tuple[int, int, bytes, bytes]]:
-        with path.open("rb") as handle:
-            header = containers.parse_mutable_header(handle.read(containers.MUTABLE_HEADER.size))
-            slots = handle.read(containers.MUTABLE_LEASE_SLOTS * containers.MUTABLE_LEASE.size)
-            handle.seek(containers.MUTABLE_DATA_OFFSET + header.data_length)
-            count_raw = handle.read(4)
-            count = int.from_bytes(count_raw, "big") if len(count_raw) == 4 else 0
-            extra = handle.read(count * containers.MUTABLE_LEASE.size)
-        leases = []
-        for raw in (slots, extra):
-            for pos in range(0, len(raw) - containers.MUTABLE_LEASE.size + 1,
-                             containers.MUTABLE_LEASE.size):
-                owner, exp, renew, cancel, _node = containers.MUTABLE_LEASE.unpack(
-                    raw[pos : pos + containers.MUTABLE_LEASE.size])
-                if owner:  # version 1 kept secrets as they are: hash them for version 2
-                    if header.version == 1:
-                        renew = containers.stored_secret(2, renew)
-                        cancel = containers.stored_secret(2, cancel)
-                    leases.append((owner, exp, renew, cancel))
-        return leases
+        for number, vectors in request.shares.items():
+            share = existing.get(number) or self._mutable(storage_index, number)
+            if vectors.new_length == 0:
+                if number in existing:
+                    share.path.unlink()
+                continue
+            if number not in existing:
+                if not vectors.writes:
+                    continue
+                share.create(write_enabler)
+            share.write([(w.offset, w.data) for w in vectors.writes], vectors.new_length)
+            share.add_or_renew_lease(renew, cancel, expiration)
+        _remove_empty(self._bucket(storage_index), 2)
+        return True, reads
 
     # ---- leases ----
 
@@ -353,9 +383,7 @@ class DiskBackend:
                             expiration)
         mutable = self.mutable_shares(storage_index)
         for number in mutable:
-            path = self._bucket(storage_index) / str(number)
-            header, data = self._mutable_data(path)
-            self._write_mutable(path, header.write_enabler, data, renew, cancel)
+            self._mutable(storage_index, number).add_or_renew_lease(renew, cancel, expiration)
         return bool(numbers or mutable)
 
     def _renew_one(self, path: Path, renew: bytes, cancel: bytes, expiration: int) -> None:
@@ -383,13 +411,39 @@ class DiskBackend:
 
     def advise_corrupt(self, storage_index: bytes, number: int, reason: str,
                        mutable: bool = False) -> bool:
+        """Keep a corruption advisory for an existing share (at most `MAX_ADVISORIES` are
+        kept: more are accepted and dropped, so advisories cannot fill the disk)."""
         kinds = self.mutable_shares if mutable else self.immutable_shares
         if number not in kinds(storage_index):
             return False
         self.advisories.mkdir(exist_ok=True)
+        with os.scandir(self.advisories) as entries:
+            if sum(1 for _ in entries) >= MAX_ADVISORIES:
+                return True
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(self._clock()))
         kind = "mutable" if mutable else "immutable"
         target = self.advisories / f"{stamp}-{si_text(storage_index)}-{number}"
         target.write_text(f"kind: {kind}\nstorage index: {si_text(storage_index)}\n"
                           f"share number: {number}\n\n{reason}\n")
         return True
+
+
+def _check_bounds(request: messages.ReadTestWrite, lengths: dict[int, int],
+                  space: int) -> None:
+    """Refuse a read-test-write whose reads would return more than `MAX_VECTOR_READ`
+    bytes, that writes past the maximum share size, or that grows shares by more than
+    the space there is (gaps count as written)."""
+    returned = sum(max(0, min(size, length - offset))
+                   for length in lengths.values() for offset, size in request.reads)
+    if returned > MAX_VECTOR_READ:
+        raise ProtocolError(413, f"read vectors would return more than {MAX_VECTOR_READ} "
+                                 "bytes; read in smaller pieces")
+    growth = 0
+    for number, vectors in request.shares.items():
+        length = lengths.get(number, 0)
+        end = max([length, *(w.offset + len(w.data) for w in vectors.writes)])
+        if end > MAX_MUTABLE_SHARE_SIZE:
+            raise ProtocolError(413, "mutable share too large")
+        growth += end - length
+    if growth > space:
+        raise ProtocolError(413, "not enough space for this write")

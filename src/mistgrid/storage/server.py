@@ -13,9 +13,10 @@ from __future__ import annotations
 import hmac
 import io
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import IO, Any
 
+from twisted.internet import task
 from twisted.internet.interfaces import IPullProducer
 from twisted.logger import Logger
 from twisted.web import http, resource, server
@@ -25,6 +26,7 @@ from .. import __version__
 from ..caps import base32
 from ..errors import ProtocolError
 from ..gbs import headers, messages
+from ..gbs.messages import MAX_MESSAGE_SIZE
 from .backend import MAX_MUTABLE_SHARE_SIZE, DiskBackend
 
 PROTOCOL_KEY = "http://allmydata.org/tahoe/protocols/storage/v1"
@@ -32,6 +34,8 @@ MAX_PATCH_SIZE = 16 * 1024 * 1024
 MAX_READ_SIZE = 16 * 1024 * 1024
 STREAM_CHUNK = 1024 * 1024
 IN_MEMORY_BODY = 2 * 1024 * 1024  # larger bodies are spooled to a temporary file
+SMALL_UNAUTHORIZED_BODY = 64 * 1024  # larger ones are refused before they are read
+IDLE_TIMEOUT = 120  # seconds a connection may sit idle (or half-open) before it is closed
 _SI = re.compile(r"[a-z2-7]{26}", re.ASCII)
 _NUMBER = re.compile(r"0|[1-9][0-9]{0,2}", re.ASCII)
 log = Logger()
@@ -220,6 +224,7 @@ class StorageResource(resource.Resource):
               read: Callable[[int, int], bytes]) -> bytes | int:
         wanted = headers.parse_range(_header(request, b"range"))
         start, end = wanted if wanted is not None else (0, length)
+        end = max(start, min(end, length))  # past the end: what there is (the spec says so)
         if wanted is None and length > STREAM_CHUNK:
             # A whole share, however large: streamed in chunks as the client takes them.
             _set_header(request, b"content-type", b"application/octet-stream")
@@ -316,20 +321,99 @@ class QuietSite(server.Site):
         pass
 
 
+class _Discard(io.BytesIO):
+    """A request body nobody will read: bytes in, nothing kept."""
+
+    def write(self, data: Any) -> int:
+        return len(data)
+
+
 class _Request(server.Request):
-    """Request bodies up to `IN_MEMORY_BODY` bytes are kept in memory (twisted.web spools
-    anything over 100 kB to a temporary file, which a share write would then read back:
-    a second trip through the page cache for every byte uploaded)."""
+    """Authorization before the body: once the headers are in, a request without the
+    right swissnum keeps none of its body (a large or unsized one is answered 401 and its
+    connection closed at once), and an authorized body larger than its endpoint allows is
+    answered 413 before it is read. Bodies up to `IN_MEMORY_BODY` bytes are kept in memory
+    (twisted.web spools anything over 100 kB to a temporary file, which a share write would
+    then read back: a second trip through the page cache for every byte uploaded)."""
+
+    _refused = False
+    _received = 0
+    _limit = MAX_MESSAGE_SIZE
 
     def gotLength(self, length: int | None) -> None:  # noqa: N802 (twisted.web name)
-        if length is not None and length <= IN_MEMORY_BODY:
+        site: StorageSite = self.channel.site  # type: ignore[attr-defined]
+        if not site.authorized(self.requestHeaders.getRawHeaders(b"authorization", [])):
+            self.content = _Discard()
+            if length is None or length > SMALL_UNAUTHORIZED_BODY:
+                self._refuse_early(401, "wrong or missing swissnum")
+            return
+        if getattr(self.channel, "_command", b"").upper() == b"PATCH":
+            self._limit = MAX_PATCH_SIZE
+        if length is not None and length > self._limit:
+            self.content = _Discard()
+            self._refuse_early(413, "request body too large for this endpoint")
+        elif length is not None and length <= IN_MEMORY_BODY:
             self.content = io.BytesIO()
         else:
             super().gotLength(length)
 
+    def handleContentChunk(self, data: bytes) -> None:  # noqa: N802 (twisted.web name)
+        if self._refused:
+            return
+        self._received += len(data)
+        if self._received > self._limit:  # a chunked body that would not stop
+            self.content = _Discard()
+            self._refuse_early(413, "request body too large for this endpoint")
+            return
+        super().handleContentChunk(data)
+
+    def requestReceived(self, command: bytes, path: bytes,  # noqa: N802
+                        version: bytes) -> None:
+        if not self._refused:
+            super().requestReceived(command, path, version)
+
+    def _refuse_early(self, status: int, reason: str) -> None:
+        """Answer now, before the body, and close the connection."""
+        self._refused = True
+        body = reason.encode("ascii") + b"\n"
+        phrase = http.RESPONSES.get(status, b"Error")
+        transport: Any = self.channel.transport
+        transport.write(
+            b"HTTP/1.1 %d %s\r\ncontent-type: text/plain; charset=utf-8\r\n"
+            b"content-length: %d\r\nconnection: close\r\n\r\n%s"
+            % (status, phrase, len(body), body))
+        transport.loseConnection()
+
+
+class StorageSite(QuietSite):
+    """The storage server's site: checks swissnums for its requests, closes connections
+    idle for `IDLE_TIMEOUT` seconds, and while listening expires idle uploads."""
+
+    def __init__(self, backend: DiskBackend, swissnum: bytes) -> None:
+        super().__init__(StorageResource(backend, swissnum), requestFactory=_Request,
+                         timeout=IDLE_TIMEOUT)
+        self.displayTracebacks = False
+        self.backend = backend
+        self._swissnum = swissnum
+        self._expiry = task.LoopingCall(backend.expire_idle_uploads)
+
+    def authorized(self, values: Sequence[bytes]) -> bool:
+        try:
+            presented = headers.parse_authorization(values)
+        except ProtocolError:
+            return False
+        return hmac.compare_digest(presented, self._swissnum)
+
+    def startFactory(self) -> None:  # noqa: N802 (Twisted name)
+        super().startFactory()
+        interval = max(1.0, min(60.0, self.backend.upload_idle_timeout / 4))
+        self._expiry.start(interval, now=False)
+
+    def stopFactory(self) -> None:  # noqa: N802
+        if self._expiry.running:
+            self._expiry.stop()
+        super().stopFactory()
+
 
 def make_site(backend: DiskBackend, swissnum: bytes) -> server.Site:
-    root = StorageResource(backend, swissnum)
-    site = QuietSite(root, requestFactory=_Request)
-    site.displayTracebacks = False
-    return site
+    return StorageSite(backend, swissnum)

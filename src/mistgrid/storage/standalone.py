@@ -21,7 +21,7 @@ from twisted.internet import reactor as _reactor
 from ..caps import base32
 from ..crypto.spki import spki_hash
 from ..gbs.nurl import Nurl
-from .backend import DiskBackend
+from .backend import UPLOAD_IDLE_TIMEOUT, DiskBackend
 from .server import make_site
 from .tls import create_identity, load_certificate
 
@@ -42,12 +42,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--dir", type=Path, required=True)
     parser.add_argument("--port", type=int, default=0, help="0: any free port")
     parser.add_argument("--reserved-space", type=int, default=0)
+    parser.add_argument("--upload-idle-timeout", type=float, default=UPLOAD_IDLE_TIMEOUT,
+                        help="seconds an upload may go without a write before it is aborted")
     args = parser.parse_args(argv)
     private = args.dir / "private"
     private.mkdir(parents=True, exist_ok=True, mode=0o700)
     pem = create_identity(private)
     swissnum = load_or_create_swissnum(private)
-    backend = DiskBackend(args.dir / "storage", reserved_space=args.reserved_space)
+    backend = DiskBackend(args.dir / "storage", reserved_space=args.reserved_space,
+                          upload_idle_timeout=args.upload_idle_timeout)
     options = ssl.PrivateCertificate.loadPEM(pem.read_text()).options()
     endpoint = endpoints.SSL4ServerEndpoint(reactor, args.port, options, interface="127.0.0.1")
 
