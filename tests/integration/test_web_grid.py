@@ -7,9 +7,12 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
+from http.client import HTTPConnection
 from pathlib import Path
 
 import pytest
@@ -221,3 +224,69 @@ def test_get_with_range(web_url: str) -> None:
     assert status == 200 and body == data
     lit = http("PUT", web_url + "uri", b"small literal")[1].decode()
     assert ranged(web_url + "uri/" + lit, "bytes=6-")[::2] == (206, b"literal")
+
+
+def raw_get(web_url: str, target: str, headers: dict[str, str] | None = None,
+            connection: HTTPConnection | None = None
+            ) -> tuple[int, dict[str, str], bytes]:
+    """One GET on `connection` (or a new one) that must be answered within 20 s."""
+    url = urllib.parse.urlsplit(web_url)
+    conn = connection or HTTPConnection(url.hostname or "", url.port, timeout=20)
+    try:
+        conn.request("GET", target, headers=headers or {})
+        response = conn.getresponse()
+        return (response.status, {k.lower(): v for k, v in response.getheaders()},
+                response.read())
+    finally:
+        if connection is None:
+            conn.close()
+
+
+def test_odd_requests_are_answered(web_url: str) -> None:
+    """An argument name that is not UTF-8 and a Range with a 5,000-digit number get an
+    answer (they used to hang the request and log a traceback)."""
+    data = os.urandom(1000)
+    status, cap = http("PUT", web_url + "uri", data)
+    assert status == 200
+    status, _headers, body = raw_get(web_url, f"/uri/{cap.decode()}?%ff=1")
+    assert status == 200 and body == data
+    status, _headers, body = raw_get(web_url, f"/uri/{cap.decode()}",
+                                    {"Range": "bytes=" + "9" * 5000 + "-"})
+    assert status == 416
+    status, _headers, body = raw_get(web_url, f"/uri/{cap.decode()}",
+                                    {"Range": "bytes=10-" + "9" * 5000})
+    assert status == 206 and body == data[10:]
+
+
+def test_failed_download_answers_with_its_own_length(web_url: str) -> None:
+    """A file no server holds: 410 with a Content-Length that is the reason's, not the
+    file's, so a kept-alive connection goes on to its next request."""
+    status, cap = http("PUT", web_url + "uri", os.urandom(5000))
+    assert status == 200
+    fields = cap.decode().split(":")
+    fields[2] = "a" * len(fields[2])  # another key: another storage index, held nowhere
+    missing = ":".join(fields)
+    url = urllib.parse.urlsplit(web_url)
+    conn = HTTPConnection(url.hostname or "", url.port, timeout=60)
+    try:
+        for header in ({}, {"Range": "bytes=10-20"}):
+            status, headers, body = raw_get(web_url, f"/uri/{missing}", header, conn)
+            assert status == 410, body
+            assert int(headers["content-length"]) == len(body) and body.endswith(b"\n")
+            assert "content-range" not in headers
+        status, _headers, _body = raw_get(web_url, "/?t=json", connection=conn)
+        assert status == 200
+    finally:
+        conn.close()
+
+
+def test_form_of_many_empty_parts_is_refused_quickly(web_url: str) -> None:
+    """A 2 MiB form of 41,120 empty parts (12 s of the node's time before) is refused
+    with 400 within a few seconds."""
+    part = b"--xYzZY\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n\r\n"
+    body = part * (2 * 1024 * 1024 // len(part)) + b"--xYzZY--\r\n"
+    start = time.monotonic()
+    status, reason = post(web_url + "uri?t=upload", body, "multipart/form-data; boundary=xYzZY")
+    elapsed = time.monotonic() - start
+    assert status == 400 and b"parts" in reason
+    assert elapsed < 5, f"{elapsed:.1f} s"

@@ -22,7 +22,7 @@ from concurrent.futures import Executor
 from typing import IO, Any, cast
 
 import attrs
-from twisted.internet import defer, task
+from twisted.internet import defer, task, threads
 from twisted.internet import reactor as _reactor
 from twisted.internet.interfaces import IPushProducer
 from twisted.logger import Logger
@@ -116,9 +116,17 @@ class WebAPI(resource.Resource):
         return server.NOT_DONE_YET
 
     async def _handle(self, request: server.Request) -> None:
+        try:
+            await self._dispatch(request)
+        except Exception:  # a bug: answer (never hang the client), log without the URL
+            log.failure("web request failed")
+            self._finish(request, 500, b"internal error\n")
+
+    async def _dispatch(self, request: server.Request) -> None:
         path = [urllib.parse.unquote(p.decode("utf-8", "replace"))
                 for p in request.postpath or []]
-        args = {k.decode(): [v.decode() for v in vs] for k, vs in (request.args or {}).items()}
+        args = {k.decode("utf-8", "replace"): [v.decode("utf-8", "replace") for v in vs]
+                for k, vs in (request.args or {}).items()}
         method = request.method.decode("ascii", "replace")
         try:
             if path in ([], [""]) and method == "GET":
@@ -141,8 +149,14 @@ class WebAPI(resource.Resource):
                 kind: bytes = b"text/plain; charset=utf-8") -> None:
         if request.finished or request._disconnected:
             return
+        if request.startedWriting:  # too late for a status: cut the response short
+            request.loseConnection()
+            return
         request.setResponseCode(status)
+        if status != 416:  # a file's range is no longer what the body holds
+            request.responseHeaders.removeHeader(b"content-range")
         request.setHeader(b"content-type", kind)
+        request.setHeader(b"content-length", str(len(body)).encode())  # never the file's
         request.write(body)
         request.finish()
 
@@ -203,7 +217,9 @@ class WebAPI(resource.Resource):
         if content is None:
             self._finish(request, 400, b"no body\n")
             return
-        parts = locate_parts(content, boundary_of(kind.decode("latin-1")))
+        # Scanning a large body takes a while: off the reactor, so other requests go on.
+        parts = await threads.deferToThread(locate_parts, content,
+                                            boundary_of(kind.decode("latin-1")))
         files = [part for part in parts if part.name == "file"]
         if len(files) != 1:
             raise MultipartError("POST /uri?t=upload needs exactly one 'file' field")
@@ -268,13 +284,20 @@ def byte_range(header: bytes | None, size: int) -> tuple[int, int] | None:
         return None
     first, last = match.group(1), match.group(2)
     if first == b"":  # the last N bytes
-        count = int(last)
+        count = _number(last)
         return (max(size - count, 0), size) if count and size else UNSATISFIABLE
-    start = int(first)
-    end = min(int(last) + 1, size) if last else size
-    if start >= size or (last and int(last) < start):
+    start = _number(first)
+    end = min(_number(last) + 1, size) if last else size
+    if start >= size or (last and _number(last) < start):
         return UNSATISFIABLE
     return start, end
+
+
+def _number(digits: bytes) -> int:
+    """A Range number; any with more than 19 digits is past every file's end (and int()
+    of thousands of digits would be slow, or refused by Python's limit)."""
+    stripped = digits.lstrip(b"0") or b"0"
+    return int(stripped) if len(stripped) <= 19 else 2**64
 
 
 def make_web_site(api: WebAPI) -> server.Site:

@@ -4,7 +4,8 @@ How this works: the body is already in a seekable file (twisted.web spools large
 to disk). `locate_parts` scans it in chunks for the boundary delimiters and returns, for
 each part, its name, filename and the byte range of its content; `Window` then reads one
 part's content as a file of its own. Memory stays bounded by the chunk size whatever the
-upload's size.
+upload's size. Each search reads 4 KiB first and doubles up to the chunk size, so scanning
+costs time linear in the body however many parts it has (at most `MAX_PARTS`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ import attrs
 from ..errors import MistgridError
 
 CHUNK = 1 << 20
+FIRST_READ = 4096  # a search reads this much first, then twice as much each time
 MAX_HEADERS = 16 * 1024
+MAX_PARTS = 1000
 
 
 class MultipartError(MistgridError):
@@ -46,8 +49,9 @@ def boundary_of(content_type: str) -> str:
 def _find(stream: IO[bytes], needle: bytes, start: int, chunk_size: int) -> int:
     """Offset of the first `needle` at or after `start`, or -1."""
     stream.seek(start)
-    position, carry = start, b""
-    while chunk := stream.read(chunk_size):
+    position, carry, size = start, b"", min(FIRST_READ, chunk_size)
+    while chunk := stream.read(size):
+        size = min(size * 2, chunk_size)  # a near needle costs little, a far one linear
         data = carry + chunk
         found = data.find(needle)
         if found >= 0:
@@ -95,6 +99,8 @@ def locate_parts(stream: IO[bytes], boundary: str, chunk_size: int = CHUNK) -> l
         if end < 0:
             raise MultipartError("the body ends inside a part (no closing boundary)")
         parts.append(Part(name, filename, start, end))
+        if len(parts) > MAX_PARTS:
+            raise MultipartError(f"more than {MAX_PARTS} parts in one form")
         position = end + 2 + len(delimiter)
 
 
