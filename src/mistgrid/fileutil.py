@@ -23,3 +23,9 @@ def atomic_output(target: Path) -> Iterator[IO[bytes]]:
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise
+
+
+def write_private(target: Path, text: str) -> None:
+    """Replace `target` with `text`, readable by the owner only (0600), atomically."""
+    with atomic_output(target) as handle:  # mkstemp makes the file 0600
+        handle.write(text.encode("utf-8"))

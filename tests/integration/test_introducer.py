@@ -115,6 +115,9 @@ def test_grid_through_a_mistgrid_introducer(tmp_path: Path,
     assert sorted(s["nickname"] for s in page["servers"]) == ["storage0", "storage1",
                                                              "storage2"]
     put_get(client, os.urandom(300_000))
+    for name in ("storage.nurls", "announcement.json", "announcement-seqnum"):
+        path = storage[0] / "private" / name  # the first two hold the swissnum
+        assert path.stat().st_mode & 0o077 == 0, name
 
     # A storage node restarts: it re-announces (higher seqnum), the client replaces its
     # entry rather than adding a second one, and the grid still works.

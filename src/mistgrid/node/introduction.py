@@ -20,6 +20,7 @@ from zope.interface import implementer
 
 from ..config.location import Hint
 from ..errors import MistgridError
+from ..fileutil import write_private
 from ..introducer.announcements import (
     new_nonce,
     new_signing_key_text,
@@ -52,9 +53,7 @@ def next_seqnum(private: Path) -> int:
         seqnum = int(path.read_text().strip()) + 1
     except (OSError, ValueError):
         seqnum = 1
-    temp = path.with_suffix(".tmp")
-    temp.write_text(f"{seqnum}\n")
-    temp.replace(path)
+    write_private(path, f"{seqnum}\n")
     return seqnum
 
 

@@ -19,6 +19,7 @@ from twisted.internet import reactor as _reactor
 
 from ..config.location import Hint
 from ..crypto.spki import spki_hash
+from ..fileutil import write_private
 from ..gbs.nurl import Nurl
 from ..net.connector import Connector
 from ..storage.announcement import announcement, server_id
@@ -136,10 +137,9 @@ async def _start_storage(directory: Path, plan: StoragePlan,
         hints = with_hint(hints, Hint("i2p", onions.pop(dest_hint(plan.i2p_dest)),
                                       plan.i2p_dest.port))
     nurls = _nurls(hints, spki_hash(cert), swissnum, onions)
-    (private / "storage.nurls").write_text("".join(n.to_text() + "\n" for n in nurls))
+    # Both hold the swissnum: owner-only, like the rest of private/.
+    write_private(private / "storage.nurls", "".join(n.to_text() + "\n" for n in nurls))
     ann = announcement(nurls, cert, plan.nickname)
     entry = {"server-id": server_id(cert), "ann": ann}
-    temp = private / "announcement.json.tmp"
-    temp.write_text(json.dumps(entry, indent=2) + "\n")
-    temp.replace(private / "announcement.json")
+    write_private(private / "announcement.json", json.dumps(entry, indent=2) + "\n")
     return ann
