@@ -14,7 +14,7 @@ from typing import IO, Any, cast
 import pytest
 import pytest_twisted
 from twisted.internet import reactor
-from twisted.web.client import HTTPConnectionPool
+from twisted.web.client import HTTPConnectionPool, ResponseNeverReceived
 
 from mistgrid.caps import ChkCap, LiteralCap, parse_cap
 from mistgrid.encoding.params import EncodingParams
@@ -274,3 +274,27 @@ async def test_an_address_that_hangs_gets_a_head_start_then_company(
                                fallbacks=[nurl])
         await client.version()
         assert client.reached == nurl and client.route == "direct"
+
+
+async def test_client_refuses_a_server_with_another_certificate(
+        four_servers: list[tuple[Managed, Nurl]]) -> None:
+    """The product client's TLS pin: a server whose certificate is not the NURL's SPKI hash
+    is refused (a wrong hash; another server's certificate at the address, as the first
+    address and as the fallback), while the right NURL works over the same pool."""
+    right, other = four_servers[0][1], four_servers[1][1]
+    assert right.port is not None
+    connector = Connector(reactor)
+    pool = HTTPConnectionPool(reactor, persistent=False)  # type: ignore[no-untyped-call]
+    wrong_hash = Nurl(right.scheme, bytes(32), right.host, right.port, right.swissnum)
+    impostor = Nurl(other.scheme, other.spki_hash, right.host, right.port, other.swissnum)
+    (dead,) = free_ports(1)
+    unreachable = Nurl(other.scheme, other.spki_hash, "127.0.0.1", dead, other.swissnum)
+    refused = [StorageClient(wrong_hash, connector, reactor, pool=pool),
+               StorageClient(impostor, connector, reactor, pool=pool),
+               StorageClient(unreachable, connector, reactor, pool=pool, fallbacks=[impostor])]
+    for client in refused:
+        with pytest.raises(ResponseNeverReceived) as info:
+            await client.version()
+        assert "certificate verify failed" in repr(info.value.reasons)
+    assert b"application-version" in await StorageClient(
+        right, connector, reactor, pool=pool).version()
