@@ -186,8 +186,3 @@ def test_config_starts_or_is_refused(name: str, tmp_path: Path) -> None:
         assert line.startswith("mistgrid: error: "), line
         assert fragment in line, (fragment, line)
 
-
-def test_the_table_is_large_enough() -> None:
-    """The acceptance asks for at least 30 files, both kinds."""
-    assert len(CASES) >= 30
-    assert sum(1 for _t, e in CASES.values() if e == STARTS) >= 10

@@ -78,3 +78,9 @@ def test_any_proxy_bytes_give_connected_or_socks_error(data: bytes) -> None:
         client.receive_data(data)
     except SocksError:
         assert client.state is State.FAILED
+    else:  # only a proxy that accepted "no auth" and then the request is CONNECTED
+        assert client.state in (State.GREETING, State.REQUEST, State.CONNECTED)
+        if client.state is State.CONNECTED:
+            assert data[:2] == b"\x05\x00" and data[2:4] == b"\x05\x00"
+        if client.state is State.GREETING:
+            assert len(data) < 2
