@@ -41,27 +41,42 @@ def start_mistgrid_server(directory: Path, port: int = 0,
 
 
 @pytest.fixture(scope="session")
-def mistgrid_storage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GbsClient]:
-    process, nurl = start_mistgrid_server(tmp_path_factory.mktemp("mistgrid-storage"))
+def mistgrid_server(tmp_path_factory: pytest.TempPathFactory
+                    ) -> Iterator[tuple[GbsClient, Path]]:
+    """A mistgrid server: a client for it, and where it keeps its shares."""
+    directory = tmp_path_factory.mktemp("mistgrid-storage")
+    process, nurl = start_mistgrid_server(directory)
     client = GbsClient(nurl)
     try:
         wait_until_serving(client, process)
-        yield client
+        yield client, directory / "storage" / "shares"
     finally:
         client.close()
         process.stop()
 
 
 @pytest.fixture(scope="session")
-def tahoe_storage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GbsClient]:
+def mistgrid_storage(mistgrid_server: tuple[GbsClient, Path]) -> GbsClient:
+    return mistgrid_server[0]
+
+
+@pytest.fixture(scope="session")
+def tahoe_server(tmp_path_factory: pytest.TempPathFactory
+                 ) -> Iterator[tuple[GbsClient, Path]]:
+    """A Tahoe-LAFS 1.20 storage node: a client for it, and where it keeps its shares."""
     node = start_storage_node(tmp_path_factory.mktemp("tahoe-storage") / "node")
     client = GbsClient(node.nurl())
     try:
         wait_until_serving(client, node.process)
-        yield client
+        yield client, node.directory / "storage" / "shares"
     finally:
         client.close()
         node.stop()
+
+
+@pytest.fixture(scope="session")
+def tahoe_storage(tahoe_server: tuple[GbsClient, Path]) -> GbsClient:
+    return tahoe_server[0]
 
 
 @pytest.fixture(params=["mistgrid", "tahoe-1.20"])
