@@ -7,6 +7,7 @@ download or an upload, on a grid of 4 storage nodes (2-of-4, happy 3) and a clie
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.client
 import os
@@ -14,7 +15,7 @@ import socket
 import threading
 import time
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -22,15 +23,16 @@ import pytest
 from mistgrid.testing.procs import Managed, stop_all, wait_for
 
 from ..conftest import run_cli
-from .test_introducer import connected, start_client, start_introducer, start_storage
+from .test_introducer import connected, start, start_client, start_introducer, start_storage
 
 SIZE = 40 * 1024 * 1024
 
 
 class Grid:
-    def __init__(self, base: Path, processes: list[Managed]) -> None:
+    def __init__(self, base: Path, processes: list[Managed], storage_lines: str = "") -> None:
         furl = start_introducer(base, processes)
-        self.storage = [start_storage(base, f"storage{i}", furl, processes) for i in range(4)]
+        self.storage = [start_storage(base, f"storage{i}", furl, processes, storage_lines)
+                        for i in range(4)]
         self.client = start_client(base, furl, processes, needed=2, happy=3, total=4)
         self.processes = processes
         wait_for(lambda: connected(self.client, 4), 60, "the client to see 4 servers",
@@ -196,3 +198,61 @@ def test_failed_upload_leaves_nothing_readable(grid: Grid, tmp_path: Path) -> No
     finally:
         conn.close()
     assert grid.complete_shares() == [] and grid.incoming(skip=(0, 1)) == []
+
+
+IDLE = 3
+
+
+@pytest.fixture
+def quick_expiry_grid(tmp_path: Path) -> Iterator[Grid]:
+    processes: list[Managed] = []
+    try:
+        yield Grid(tmp_path, processes, f"upload.idle_timeout = {IDLE}")
+    finally:
+        stop_all(processes)
+
+
+def test_upload_again_after_the_client_was_killed(quick_expiry_grid: Grid) -> None:
+    """kill -9 of the client node in the middle of a 40 MiB upload, then the client node
+    starts again and uploads the same file (same convergence secret: the same storage
+    index, whose shares the dead upload still holds in progress). Once those uploads have
+    been idle for the storage nodes' upload.idle_timeout (3 s here) the upload succeeds,
+    and nothing is left in any incoming/."""
+    grid = quick_expiry_grid
+    data = os.urandom(SIZE)
+    uploader = threading.Thread(target=lambda: _quietly(lambda: grid.put(data)))
+    uploader.start()
+    try:
+        wait_for(lambda: True if grid.incoming() else None, 60, "the upload to begin",
+                 interval=0.002)
+        client = next(p for p in grid.processes if p.name.endswith("client"))
+        client.popen.kill()
+        client.popen.wait(10)
+    finally:
+        uploader.join(60)
+    assert grid.incoming(), "the dead upload left no partial shares to expire"
+    grid.processes.remove(client)
+    grid.processes.append(start(grid.client))
+    wait_for(lambda: connected(grid.client, 4), 60, "the client to see 4 servers again",
+             interval=0.2, watch=grid.processes)
+    outcome: list[tuple[int, bytes]] = []
+
+    def uploaded() -> bool | None:
+        outcome.append(grid.put(data))
+        return True if outcome[-1][0] == 200 else None
+
+    wait_for(uploaded, 20 * IDLE, "an upload of the same file to succeed", interval=0.5)
+    cap = outcome[-1][1].decode()
+    conn = grid.connection()
+    try:
+        conn.request("GET", "/uri/" + cap)
+        response = conn.getresponse()
+        assert response.status == 200 and response.read() == data
+    finally:
+        conn.close()
+    assert grid.incoming() == []
+
+
+def _quietly(action: Callable[[], object]) -> None:
+    with contextlib.suppress(OSError):  # the client node was killed under this request
+        action()

@@ -58,13 +58,19 @@ def start_introducer(base: Path, processes: list[Managed]) -> str:
     return furl
 
 
-def start_storage(base: Path, name: str, furl: str, processes: list[Managed]) -> Path:
+def start_storage(base: Path, name: str, furl: str, processes: list[Managed],
+                  storage_lines: str = "") -> Path:
+    """A storage node; `storage_lines` go into its tahoe.cfg's [storage] section."""
     (port,) = free_ports(1)
     node = base / name
     made = run_cli("create-node", "--nickname", name, "--introducer", furl,
                    "--port", f"tcp:{port}:interface=127.0.0.1",
                    "--location", f"tcp:127.0.0.1:{port}", "--webport", "none", str(node))
     assert made.returncode == 0, made.stderr.decode()
+    if storage_lines:
+        config = node / "tahoe.cfg"
+        config.write_text(config.read_text().replace("[storage]\n",
+                                                     f"[storage]\n{storage_lines}\n", 1))
     processes.append(start(node))
     return node
 
