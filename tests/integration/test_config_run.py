@@ -100,6 +100,22 @@ CASES: dict[str, tuple[str, str | list[str]]] = {
     "anonymous with AUTO and tcp = tcp": (
         "[node]\nanonymous = true\ntub.location = AUTO\n[connections]\ntcp = tcp\n",
         ["AUTO announces this node's IP addresses", "[connections] tcp = 'tcp': direct TCP"]),
+    "anonymous with an IP hint of port 0": (
+        "[node]\nanonymous = true\ntub.port = tcp:{tub}:interface=127.0.0.1\n"
+        "tub.location = tor:abcdefghijklmnop.onion:3457,tcp:198.51.100.7:0\n"
+        "[storage]\nenabled = true\n",
+        ["'tcp:198.51.100.7:0': a TCP hint announces an address"]),
+    "anonymous with a legacy IP hint of port 0": (
+        "[node]\nanonymous = true\ntub.port = tcp:{tub}:interface=127.0.0.1\n"
+        "tub.location = 198.51.100.7:0\n[storage]\nenabled = true\n",
+        ["'tcp:198.51.100.7:0': a TCP hint announces an address"]),
+    "anonymous with a bare tub.port": (
+        "[node]\nanonymous = true\ntub.port = {tub}\n"
+        "tub.location = tor:abcdefghijklmnop.onion:3457\n[storage]\nenabled = true\n",
+        ["[node] tub.port = '"]),
+    "anonymous, reveal-ip-address in lower case": (
+        "[node]\nreveal-ip-address = false\n" + LISTEN + "[storage]\nenabled = true\n",
+        ["a TCP hint announces an address, and the node is anonymous"]),
     "anonymous with a plain SOCKS proxy": (
         "[node]\nanonymous = true\n[connections]\ntcp.socks-proxy = tcp:127.0.0.1:1080\n",
         ["a plain SOCKS proxy is not known to hide this node"]),
@@ -126,7 +142,11 @@ CASES: dict[str, tuple[str, str | list[str]]] = {
     "anonymous contradiction": ("[node]\nanonymous = true\nreveal-IP-address = true\n",
                                 ["contradicts [node] anonymous"]),
     "bad furl": ("[client]\nintroducer.furl = http://example\n", ["not a FURL"]),
-    "set twice": ("[node]\nnickname = a\nnickname = b\n", ["[node] nickname is set twice"]),
+    "set twice (the last wins, as in Tahoe)": (
+        "[node]\nnickname = a\nweb.port = none\n" + WEB + "[node]\nnickname = b\n", STARTS),
+    "keys in any case, key: value, a BOM": (
+        "\ufeff[node]\nREVEAL-IP-ADDRESS: true\nNickname = x\nWEB.port: tcp:{web}"
+        ":interface=127.0.0.1\n", STARTS),
     "orphan key": ("nickname = a\n", ["a key before any [section]"]),
     "garbage line": ("[node]\nthis is not config\n", ["not a 'key = value' line"]),
     "several at once": ("[node]\nanonymus = 1\ntub.port = tcp:0\n[client]\nshares.total = x\n",

@@ -85,7 +85,6 @@ BAD = {
                         ["not an expiration mode; fix: write age or cutoff-date"]),
     "bad size": ("[storage]\nreserved_space = lots\n", ["not a size"]),
     "bad furl": ("[client]\nintroducer.furl = http://example\n", ["not a FURL"]),
-    "twice": ("[node]\nnickname = a\nnickname = b\n", ["[node] nickname is set twice"]),
     "bad session options": ("[i2p]\nsession.options = inbound.length\n",
                             ["'inbound.length' is not key=value"]),
     "orphan": ("nickname = a\n", ["a key before any [section]"]),
@@ -99,6 +98,26 @@ BAD = {
 def test_good_configs(name: str) -> None:
     _cfg, problems = load_config(GOOD[name])
     assert [str(p) for p in problems] == []
+
+
+@pytest.mark.parametrize("text, key, value", [
+    ("[node]\nnickname = a\nnickname = b\n", ("node", "nickname"), "b"),
+    ("[node]\nnickname = a\n[client]\n[node]\nnickname = b\n", ("node", "nickname"), "b"),
+    ("[node]\nnickname: colon\n", ("node", "nickname"), "colon"),
+    ("\ufeff[node]\nnickname = bom\n", ("node", "nickname"), "bom"),
+    ("[node]\nreveal-ip-address = false\n", ("node", "reveal-IP-address"), False),
+    ("[node]\nREVEAL-IP-ADDRESS = False\n", ("node", "reveal-IP-address"), False),
+    ("[node]\nNickName = Keeps Its Case\n", ("node", "nickname"), "Keeps Its Case"),
+    ("[node]\nweb.port: tcp:3456:interface=127.0.0.1\n", ("node", "web.port"),
+     "tcp:3456:interface=127.0.0.1"),
+])
+def test_tahoe_parser_syntax(text: str, key: tuple[str, str], value: object) -> None:
+    """What Tahoe-LAFS 1.20's configparser (strict=False, utf-8-sig) accepts: a repeated
+    key or section (the last value wins), `key: value`, a byte order mark, keys in any
+    case (values as written)."""
+    cfg, problems = load_config(text)
+    assert [str(p) for p in problems] == []
+    assert cfg.get(*key) == value
 
 
 @pytest.mark.parametrize("name", sorted(BAD))

@@ -106,6 +106,12 @@ VIOLATIONS = [
     (ANON + "tub.location = AUTO,onion:80:hiddenServiceDir=/x\n",
      ["[node] tub.location = 'AUTO': AUTO announces"]),
     (ANON + "tub.location = 1.2.3.4:80\n", ["'tcp:1.2.3.4:80'"]),  # legacy HOST:PORT
+    (ANON + "tub.location = tor:x.onion:3457,tcp:198.51.100.7:0\n",  # port 0 still names it
+     ["'tcp:198.51.100.7:0': a TCP hint announces an address"]),
+    (ANON + "tub.location = 198.51.100.7:0\n", ["'tcp:198.51.100.7:0'"]),
+    (ANON + "tub.port = 41999\ntub.location = tor:x.onion:80\n",  # a bare port: 0.0.0.0
+     ["[node] tub.port = '41999': listens on a public interface"]),
+    (ANON + "web.port = 3456\n", ["[node] web.port = '3456': listens on a public"]),
     (ANON + "tub.port = tcp:3457\ntub.location = tor:x.onion:80\n",
      ["[node] tub.port = 'tcp:3457': listens on a public interface"]),
     (ANON + "web.port = tcp:3456:interface=0.0.0.0\n",
@@ -146,7 +152,7 @@ def test_no_violations(text: str) -> None:
 @pytest.mark.parametrize("description, private", [
     ("tcp:3457:interface=127.0.0.1", True), ("tcp:interface=127.0.0.1:8098", True),
     ("tcp:3457", False), ("tcp:3457:interface=0.0.0.0", False),
-    ("tcp:3457:interface=192.168.1.2", False), ("unix:/tmp/x", True),
+    ("tcp:3457:interface=192.168.1.2", False), ("unix:/tmp/x", True), ("41999", False),
 ])
 def test_listens_privately(description: str, private: bool) -> None:
     assert listens_privately(description) is private

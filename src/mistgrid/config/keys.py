@@ -108,6 +108,10 @@ class Problem:
         return f"{where}{self.key} = {self.value!r}: {self.problem}; fix: {self.fix}"
 
 
+# Keys are matched in any case, as Tahoe-LAFS's configparser does: (section, lower) -> key.
+CANONICAL = {(section, key.lower()): key for (section, key) in KEYS}
+
+
 def _free(section: str) -> bool:
     return any(section == s or section.startswith(s) for s in FREE_SECTIONS)
 
@@ -133,7 +137,8 @@ def check_keys(raw: RawConfig) -> tuple[dict[tuple[str, str], Any], list[Problem
             close = difflib.get_close_matches(section, sorted(known_sections), n=1)
             fix = f"did you mean [{close[0]}]?" if close else "remove the section"
             problems.append(Problem(f"[{section}]", "", "unknown section", fix))
-    for (section, key), entry in sorted(raw.entries.items(), key=lambda kv: kv[1].line):
+    for (section, lower), entry in sorted(raw.entries.items(), key=lambda kv: kv[1].line):
+        key = CANONICAL.get((section, lower), entry.name or lower)
         name = f"[{section}] {key}"
         parser = KEYS.get((section, key))
         if parser is None:

@@ -1,10 +1,12 @@
 """Read tahoe.cfg text into raw (section, key) -> (value, line) entries, pure.
 
-How this works: an INI dialect like Tahoe-LAFS's (`key = value`, `#` and `;` comments,
-values may continue on indented lines, keys are case-sensitive and keep their dots and
-dashes). Problems that make a line meaningless (a key before any section, a line that is
-not `key = value`, a repeated key or section) are collected, not raised, so the caller can
-report every problem at once.
+How this works: the INI dialect Tahoe-LAFS 1.20 reads (Python's configparser with
+strict=False, from UTF-8 with an optional byte order mark): `key = value` or `key: value`,
+`#` and `;` comment lines, values that continue on indented lines, keys in any case
+(entries are keyed by the lower-cased key; `Entry.name` keeps it as written), a repeated
+key or section adds to the first (the last value wins). Problems that make a line
+meaningless (a key before any section, a line with no `=` or `:`) are collected, not
+raised, so the caller can report every problem at once.
 """
 
 from __future__ import annotations
@@ -14,15 +16,16 @@ import re
 import attrs
 
 _SECTION = re.compile(r"\[\s*([^\]]+?)\s*\]\s*(?:[#;].*)?")
-_ENTRY = re.compile(r"([^=:\s][^=]*?)\s*=\s?(.*)")
+_ENTRY = re.compile(r"([^=:\s][^=:]*?)\s*[=:]\s*(.*)")
 
 
 @attrs.frozen
 class Entry:
     section: str
-    key: str
+    key: str  # lower-cased, as Tahoe's configparser keys them
     value: str
     line: int
+    name: str = ""  # the key as written
 
 
 @attrs.frozen
@@ -39,7 +42,7 @@ class RawConfig:
     problems: tuple[ReadProblem, ...]
 
     def get(self, section: str, key: str) -> str | None:
-        entry = self.entries.get((section, key))
+        entry = self.entries.get((section, key.lower()))
         return entry.value if entry is not None else None
 
 
@@ -49,7 +52,7 @@ def read_config(text: str) -> RawConfig:
     problems: list[ReadProblem] = []
     section: str | None = None
     last: Entry | None = None
-    for number, raw in enumerate(text.splitlines(), 1):
+    for number, raw in enumerate(text.removeprefix("\ufeff").splitlines(), 1):
         line = raw.rstrip()
         stripped = line.strip()
         if not stripped or stripped[0] in "#;":
@@ -61,9 +64,7 @@ def read_config(text: str) -> RawConfig:
         match = _SECTION.fullmatch(stripped)
         if match is not None:
             section = match.group(1)
-            if section in sections:
-                problems.append(ReadProblem(number, stripped, f"section [{section}] repeated"))
-            else:
+            if section not in sections:
                 sections.append(section)
             last = None
             continue
@@ -75,11 +76,7 @@ def read_config(text: str) -> RawConfig:
         if section is None:
             problems.append(ReadProblem(number, stripped, "a key before any [section]"))
             continue
-        key, value = match.group(1), match.group(2).strip()
-        if (section, key) in entries:
-            problems.append(ReadProblem(number, stripped,
-                                        f"[{section}] {key} is set twice"))
-            continue
-        last = Entry(section, key, value, number)
-        entries[(section, key)] = last
+        name, value = match.group(1), match.group(2).strip()
+        last = Entry(section, name.lower(), value, number, name)  # a repeat: the last wins
+        entries[(section, last.key)] = last
     return RawConfig(entries, tuple(sections), tuple(problems))

@@ -129,9 +129,21 @@ def route(policy: Policy, host: str, port: int) -> Route:
 _LOOPBACK = re.compile(r"127\.[0-9.]+|::1|\[::1\]|localhost")
 
 
+FAKE_LOCATION = "client.fakelocation"  # the seed's "don't call us" hint, with port 0
+
+
+def is_fake_location(host: str, port: int | None) -> bool:
+    """The seed document's literal `client.fakelocation:0`, which names no address. Any
+    other TCP hint, port 0 included, announces one."""
+    return host.lower() == FAKE_LOCATION and port == 0
+
+
 def listens_privately(description: str) -> bool:
-    """True when a server endpoint description binds only to loopback (or is not TCP)."""
+    """True when a server endpoint description binds only to loopback (or is not TCP).
+    A bare port number is TCP on every interface, as Tahoe-LAFS reads it."""
     kind = description.split(":", 1)[0]
+    if kind.strip().isdigit():
+        return False
     if kind not in ("tcp", "tcp6", "ssl"):
         return kind != ""
     match = re.search(r"interface=([^:]+(?:::1)?)", description)
@@ -155,7 +167,7 @@ def violations(cfg: ConfigValues) -> list[Problem]:
                                  "node's IP addresses, and the node is anonymous",
                                  "list only onion:, tor: and i2p: hints (or leave it empty "
                                  "for a client)"))
-        elif hint.kind == "tcp" and hint.port != 0:  # port 0: the fake 'unreachable' hint
+        elif hint.kind == "tcp" and not is_fake_location(hint.host, hint.port):
             found.append(Problem("[node] tub.location", f"tcp:{hint.host}:{hint.port}",
                                  "a TCP hint announces an address, and the node is "
                                  "anonymous", "list only onion:, tor: and i2p: hints"))
