@@ -10,10 +10,11 @@ that need nothing else).
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable, Mapping
 from typing import Any, cast
 
-from twisted.internet.endpoints import HostnameEndpoint
+from twisted.internet.endpoints import HostnameEndpoint, TCP4ClientEndpoint, TCP6ClientEndpoint
 from twisted.internet.interfaces import IStreamClientEndpoint
 
 from ..errors import MistgridError
@@ -36,8 +37,38 @@ def _tcp_address(description: str) -> tuple[str, int]:
     kind, _, rest = description.partition(":")
     host, _, port = rest.rpartition(":")
     if kind != "tcp" or not host or not port.isdigit():
-        raise PolicyRefusedError(f"cannot use proxy {description!r}: write tcp:HOST:PORT")
+        raise PolicyRefusedError(f"cannot use proxy {description!r}: write tcp:HOST:PORT "
+                                 "or unix:PATH")
     return host.strip("[]"), int(port)
+
+
+def _ip_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def local_endpoint(reactor: Any, description: str, timeout: float = 30.0
+                   ) -> IStreamClientEndpoint:
+    """An endpoint for a local daemon (Tor's SOCKS or control port, the SAM API) that
+    resolves no name: `unix:PATH` (Tor's own default on Debian), or `tcp:ADDRESS:PORT`
+    with an IP address; `localhost` is taken to be 127.0.0.1, never looked up."""
+    kind = description.partition(":")[0]
+    if kind == "unix":
+        from twisted.internet.endpoints import clientFromString  # noqa: PLC0415
+
+        return cast(IStreamClientEndpoint, clientFromString(reactor, description))
+    host, port = _tcp_address(description)
+    if host.lower() == "localhost":
+        host = "127.0.0.1"
+    if not _ip_literal(host):
+        raise PolicyRefusedError(f"cannot use {description!r}: a local daemon is named by "
+                                 "its IP address (e.g. tcp:127.0.0.1:9050) or unix:PATH, "
+                                 "so that no name is ever looked up")
+    kind_class = TCP6ClientEndpoint if ":" in host else TCP4ClientEndpoint
+    return cast(IStreamClientEndpoint, kind_class(reactor, host, port, timeout=timeout))
 
 
 class Connector:
@@ -52,9 +83,7 @@ class Connector:
         """An endpoint for a daemon the node is configured to use (Tor's control port, an
         I2P SAM API): a Twisted client endpoint description from tahoe.cfg, such as
         tcp:127.0.0.1:9051 or unix:/run/tor/control."""
-        from twisted.internet.endpoints import clientFromString  # noqa: PLC0415
-
-        return cast(IStreamClientEndpoint, clientFromString(self._reactor, description))
+        return local_endpoint(self._reactor, description, self._timeout)
 
     def route(self, host: str, port: int) -> Route:
         """How host:port would be reached (for status pages)."""
@@ -68,9 +97,13 @@ class Connector:
         if isinstance(route, Socks):
             from txtorcon import TorClientEndpoint  # noqa: PLC0415 (only with a proxy)
 
-            proxy_host, proxy_port = _tcp_address(route.proxy)
-            proxy = HostnameEndpoint(self._reactor, proxy_host, proxy_port,
-                                     timeout=self._timeout)
+            if route.name == "socks" and not route.proxy.startswith("unix:") and not \
+                    _ip_literal(_tcp_address(route.proxy)[0]):  # a plain proxy by name
+                proxy_host, proxy_port = _tcp_address(route.proxy)
+                proxy = cast(IStreamClientEndpoint, HostnameEndpoint(
+                    self._reactor, proxy_host, proxy_port, timeout=self._timeout))
+            else:  # Tor's SOCKS port: never a name lookup
+                proxy = local_endpoint(self._reactor, route.proxy, self._timeout)
             # The proxy resolves `host` (SOCKS5 with a domain name): never resolved here.
             return cast(IStreamClientEndpoint, TorClientEndpoint(
                 host, port, socks_endpoint=proxy, reactor=self._reactor))
