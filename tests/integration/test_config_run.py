@@ -139,9 +139,17 @@ CASES: dict[str, tuple[str, str | list[str]]] = {
                        ["must be disabled together"]),
     "storage unreachable": ("[node]\ntub.port = disabled\ntub.location = disabled\n"
                             "[storage]\nenabled = true\n", ["a storage server must listen"]),
-    "anonymous contradiction": ("[node]\nanonymous = true\nreveal-IP-address = true\n",
-                                ["contradicts [node] anonymous"]),
-    "bad furl": ("[client]\nintroducer.furl = http://example\n", ["not a FURL"]),
+    "anonymous = true wins over reveal-IP-address = true": (
+        "[node]\nanonymous = true\nreveal-IP-address = true\n" + LISTEN +
+        "[storage]\nenabled = true\n",
+        ["a TCP hint announces an address, and the node is anonymous"]),
+    "seed client lines on a create-client directory": (
+        "[node]\nnickname =\n" + WEB + "tub.port = disabled\ntub.location = disabled\n"
+        "reveal-IP-address = true\nanonymous = True\ntub.location =\n"
+        "[client]\nshares.needed = 3\n[storage]\nenabled = false\n", STARTS),
+    "seed client lines, no tub.port": (
+        "[node]\nanonymous = True\ntub.location =\n" + WEB + "[storage]\nenabled = false\n",
+        STARTS),    "bad furl": ("[client]\nintroducer.furl = http://example\n", ["not a FURL"]),
     "set twice (the last wins, as in Tahoe)": (
         "[node]\nnickname = a\nweb.port = none\n" + WEB + "[node]\nnickname = b\n", STARTS),
     "keys in any case, key: value, a BOM": (

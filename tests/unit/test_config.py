@@ -77,8 +77,6 @@ BAD = {
                        ["must be disabled together"]),
     "storage unreachable": ("[node]\ntub.port = disabled\ntub.location = disabled\n"
                             "[storage]\nenabled = true\n", ["a storage server must listen"]),
-    "contradiction": ("[node]\nanonymous = true\nreveal-IP-address = true\n",
-                      ["contradicts [node] anonymous"]),
     "bad format": ("[client]\nmutable.format = xyz\n",
                    ["not a mutable file format; fix: write sdmf or mdmf"]),
     "bad expire mode": ("[storage]\nexpire.mode = never\n",

@@ -153,6 +153,7 @@ def test_no_violations(text: str) -> None:
     ("tcp:3457:interface=127.0.0.1", True), ("tcp:interface=127.0.0.1:8098", True),
     ("tcp:3457", False), ("tcp:3457:interface=0.0.0.0", False),
     ("tcp:3457:interface=192.168.1.2", False), ("unix:/tmp/x", True), ("41999", False),
+    ("tcp6:3457:interface=\\:\\:1", True), ("tcp6:3457:interface=\\:\\:", False),
 ])
 def test_listens_privately(description: str, private: bool) -> None:
     assert listens_privately(description) is private
@@ -206,3 +207,18 @@ def test_rank_nurls_properties(text: str, texts: list[str]) -> None:
 def _host_port(text: str) -> tuple[str, int]:
     nurl = parse_nurl(text)
     return nurl.host, nurl.port or 0
+
+
+def test_tcp_disabled_means_no_tcp_even_when_anonymous() -> None:
+    """[connections] tcp = disabled: a TCP hint is never used, anonymous or not (an
+    anonymous node used to dial it through Tor all the same)."""
+    for text in (ANON + "[connections]\ntcp = disabled\n", "[connections]\ntcp = disabled\n"):
+        assert isinstance(route(policy(text), "192.0.2.4", 80), Refused)
+        assert isinstance(route(policy(text), "a" * 56 + ".onion", 80), Socks)
+
+
+def test_hint_kinds_in_any_case() -> None:
+    cfg, problems = load_config("[node]\ntub.location = TCP:192.0.2.4:80,Tor:x.onion:1\n")
+    assert problems == []
+    assert [(h.kind, h.host) for h in cfg.get("node", "tub.location")] == \
+        [("tcp", "192.0.2.4"), ("tor", "x.onion")]

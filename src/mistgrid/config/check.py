@@ -65,7 +65,11 @@ def _cross_checks(cfg: ConfigValues) -> list[Problem]:
                                 f"more than shares.total ({n})",
                                 "make shares.happy <= shares.total"))
     port, location = cfg.get("node", "tub.port"), cfg.get("node", "tub.location", ())
-    if (port == "disabled") != (location is None) and cfg.is_set("node", "tub.location"):
+    # An empty tub.location is the seed's "do not listen, do not announce" (client
+    # use-case 3): it goes with a disabled or absent tub.port.
+    quiet = location == () and port in (None, "disabled")
+    if (port == "disabled") != (location is None) and cfg.is_set("node", "tub.location") \
+            and not quiet:
         problems.append(Problem("[node] tub.location", "disabled" if location is None else
                                 "(hints)", "tub.port and tub.location must be disabled together",
                                 "write disabled for both, or neither"))
@@ -73,13 +77,9 @@ def _cross_checks(cfg: ConfigValues) -> list[Problem]:
         problems.append(Problem("[storage] enabled", "true",
                                 "a storage server must listen, but tub.port is disabled",
                                 "give tub.port an endpoint, or set [storage] enabled = false"))
-    if cfg.is_set("node", "anonymous") and cfg.is_set("node", "reveal-IP-address") and \
-            cfg.get("node", "anonymous") == cfg.get("node", "reveal-IP-address"):
-        problems.append(Problem("[node] reveal-IP-address",
-                                str(cfg.get("node", "reveal-IP-address")).lower(),
-                                "contradicts [node] anonymous",
-                                "set only one of them (anonymous = true is "
-                                "reveal-IP-address = false)"))
+    # anonymous and reveal-IP-address that disagree are not refused: the node is anonymous
+    # if either says so (the safe reading), so the seed's client lines work on a directory
+    # that create-client wrote with reveal-IP-address = true.
     return problems
 
 

@@ -46,6 +46,7 @@ def parse_hint(hint: str) -> Hint:
     if hint == "AUTO":
         return Hint("auto")
     kind, _, rest = hint.partition(":")
+    kind = kind.lower() if kind.lower() in ("tcp", "tor", "onion", "i2p") else kind
     if kind == "tcp":
         host, _, port = rest.rpartition(":")
         if not host:

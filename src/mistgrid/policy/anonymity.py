@@ -112,13 +112,13 @@ def route(policy: Policy, host: str, port: int) -> Route:
             return Refused(f"{host} is an I2P address and no I2P router is configured; set "
                            "[connections] i2p.sam-api (or [i2p] sam.port)")
         return I2P(policy.i2p_sam, assumed=policy.i2p_assumed)
+    if policy.tcp == "disabled":  # never a TCP hint, anonymous or not
+        return Refused(f"TCP connections are disabled ([connections] tcp = disabled), and "
+                       f"{host} is neither a .onion nor a .i2p address")
     if policy.anonymous:
         if policy.tor_socks is None:  # from_config always sets it for anonymous nodes
             return Refused("this node is anonymous and has no Tor to reach TCP addresses")
         return Socks(policy.tor_socks, "tor", policy.tor_assumed)
-    if policy.tcp == "disabled":
-        return Refused(f"TCP connections are disabled ([connections] tcp = disabled), and "
-                       f"{host} is neither a .onion nor a .i2p address")
     if policy.tcp == "tor":
         return Socks(policy.tor_socks or DEFAULT_TOR_SOCKS, "tor", policy.tor_assumed)
     if policy.tcp_socks is not None:
@@ -141,13 +141,31 @@ def is_fake_location(host: str, port: int | None) -> bool:
 def listens_privately(description: str) -> bool:
     """True when a server endpoint description binds only to loopback (or is not TCP).
     A bare port number is TCP on every interface, as Tahoe-LAFS reads it."""
-    kind = description.split(":", 1)[0]
-    if kind.strip().isdigit():
+    fields = endpoint_fields(description)
+    kind = fields[0].strip().lower() if fields else ""
+    if kind.isdigit():
         return False
     if kind not in ("tcp", "tcp6", "ssl"):
         return kind != ""
-    match = re.search(r"interface=([^:]+(?:::1)?)", description)
-    return match is not None and _LOOPBACK.fullmatch(match.group(1)) is not None
+    interface = next((f.partition("=")[2] for f in fields[1:]
+                      if f.startswith("interface=")), None)
+    return interface is not None and _LOOPBACK.fullmatch(interface) is not None
+
+
+def endpoint_fields(description: str) -> list[str]:
+    """The colon-separated fields of a Twisted endpoint description, with Twisted's
+    backslash escapes undone (so `interface=\\:\\:1` is the interface ::1)."""
+    fields, current, chars = [], [], iter(description)
+    for char in chars:
+        if char == "\\":
+            current.append(next(chars, ""))
+        elif char == ":":
+            fields.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    fields.append("".join(current))
+    return fields
 
 
 def violations(cfg: ConfigValues) -> list[Problem]:
