@@ -92,7 +92,8 @@ class GbsClient:
                 resp = conn.getresponse()
                 result = Response(resp.status, {k.lower(): v for k, v in resp.getheaders()},
                                   resp.read())
-            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError,
+                    ssl.SSLEOFError):
                 conn.close()
                 if attempt == 2:
                     raise

@@ -35,7 +35,10 @@ MAX_READ_SIZE = 16 * 1024 * 1024
 STREAM_CHUNK = 1024 * 1024
 IN_MEMORY_BODY = 2 * 1024 * 1024  # larger bodies are spooled to a temporary file
 SMALL_UNAUTHORIZED_BODY = 64 * 1024  # larger ones are refused before they are read
-IDLE_TIMEOUT = 120  # seconds a connection may sit idle (or half-open) before it is closed
+# Seconds a connection may sit idle (or half-open) before the server closes it: longer than
+# the 240 s Twisted's client pools (Tahoe's and ours) keep idle connections, so a client
+# always closes first and never sends on a connection the server is closing.
+IDLE_TIMEOUT = 300
 _SI = re.compile(r"[a-z2-7]{26}", re.ASCII)
 _NUMBER = re.compile(r"0|[1-9][0-9]{0,2}", re.ASCII)
 log = Logger()
