@@ -116,6 +116,17 @@ CASES: dict[str, tuple[str, str | list[str]]] = {
     "anonymous, reveal-ip-address in lower case": (
         "[node]\nreveal-ip-address = false\n" + LISTEN + "[storage]\nenabled = true\n",
         ["a TCP hint announces an address, and the node is anonymous"]),
+    "web.port as a bare number (Twisted cannot listen on it)": (
+        "[node]\nweb.port = 55709\n", ["[node] web.port = '55709': not an endpoint "
+                                         "description (Unknown endpoint type"]),
+    "web.port with a port that is not a number": (
+        "[node]\nweb.port = tcp:notaport\n", ["[node] web.port = 'tcp:notaport': not an "
+                                              "endpoint description"]),
+    "anonymous, web API on IPv6 loopback": (
+        "[node]\nanonymous = true\nweb.port = tcp6:{web}:interface=\\:\\:1\n", STARTS),
+    "tor.socks-proxy that Twisted cannot parse": (
+        "[node]\n" + WEB + "[connections]\ntor.socks-proxy = tcp:127.0.0.1:nine\n",
+        ["[connections] tor.socks-proxy = 'tcp:127.0.0.1:nine': not an endpoint"]),
     "anonymous with a plain SOCKS proxy": (
         "[node]\nanonymous = true\n[connections]\ntcp.socks-proxy = tcp:127.0.0.1:1080\n",
         ["a plain SOCKS proxy is not known to hide this node"]),

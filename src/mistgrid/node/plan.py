@@ -2,8 +2,9 @@
 
 How this works: `check_node` reads and checks DIR/tahoe.cfg as a whole and adds what the
 node itself needs (`plan_storage`: a storage server needs a tcp: listener, and an
-anonymous one its onion: or i2p: hints); every problem is one line. No Twisted here:
-`mistgrid start` uses it to refuse in the foreground.
+anonymous one its onion: or i2p: hints); every problem is one line. Only Twisted's
+endpoint grammar is used here (`endpoint_check`), nothing that runs: `mistgrid start` uses
+it to refuse in the foreground.
 """
 
 from __future__ import annotations
@@ -218,7 +219,9 @@ def check_node(directory: Path) -> tuple[ConfigValues | None, list[str]]:
         return None, [f"{directory} is not a node directory (no tahoe.cfg); create one with "
                       "mistgrid create-node"]
     cfg, problems = load_config(config_file.read_text())
-    problems += violations(cfg)
+    from .endpoint_check import endpoint_problems  # noqa: PLC0415 (imports Twisted)
+
+    problems += endpoint_problems(cfg) + violations(cfg)
     _plan, more = plan_storage(directory, cfg)
     lines = [f"tahoe.cfg {p}" for p in problems + more]
     return (None if lines else cfg), lines

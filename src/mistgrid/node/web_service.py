@@ -48,8 +48,9 @@ def start_web(directory: Path, cfg: ConfigValues, executor: Executor,
 
     def listening(port: Any) -> None:
         address = port.getHost()
-        (directory / "node.url").write_text(f"http://{address.host}:{address.port}/\n")
-        print(f"web API on http://{address.host}:{address.port}/", flush=True)
+        host = f"[{address.host}]" if ":" in address.host else address.host  # IPv6
+        (directory / "node.url").write_text(f"http://{host}:{address.port}/\n")
+        print(f"web API on http://{host}:{address.port}/", flush=True)
 
     listened: defer.Deferred[Any] = endpoints.serverFromString(reactor, web_port).listen(site)
     return listened.addCallbacks(listening, cannot_listen("[node] web.port", web_port))
