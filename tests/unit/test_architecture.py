@@ -88,6 +88,53 @@ def test_only_the_connector_opens_connections() -> None:
     assert offenders == []
 
 
+# Every other way Python has to reach the network: sockets, asyncio's streams and
+# transports, urllib, http.client, and network tools run as child processes.
+NETWORK_USES = re.compile(
+    r"^\s*(import|from)\s+(socket|asyncio|urllib\.request|http\.client|ssl|selectors)\b|"
+    r"\b(socket\.socket|create_connection|open_connection|create_datagram_endpoint|"
+    r"urlopen|HTTPS?Connection)\b|"
+    r"\bsubprocess\.\w+\(.*\b(curl|wget|nc|ncat|socat|ssh|torsocks|dig|nslookup|host)\b")
+# Where src/ may use one of them, and why each stays on this machine (loopback, or no
+# connection at all). Anything else is a failure: route it through net/connector.py.
+LOOPBACK_ONLY = {
+    "net/connector.py": "the connector itself",
+    "node/addresses.py": "an unconnected UDP socket, only to ask the kernel (ioctl) for "
+                         "interface addresses: nothing sent, nothing resolved",
+    "node/directory.py": "binds a socket to 127.0.0.1 to find a free port; connects nowhere",
+    "cli/data.py": "the CLI reaches its own node's web API at the address in node.url",
+    "node/demo.py": "the demo reaches the web API of the grid it started on 127.0.0.1",
+}
+
+
+def network_uses(source: str) -> list[tuple[int, str]]:
+    return [(number, line.strip()) for number, line in enumerate(source.splitlines(), 1)
+            if NETWORK_USES.search(line)]
+
+
+def test_every_network_use_is_listed() -> None:
+    """No module outside net/connector.py and the listed loopback-only uses (and the test
+    harness in testing/, which drives the private networks on 127.0.0.1) touches the
+    network by any means: sockets, asyncio, urllib, http.client, or a network tool."""
+    offenders = []
+    for path in sorted(SRC.rglob("*.py")):
+        name = str(path.relative_to(SRC))
+        if name in LOOPBACK_ONLY or name.startswith("testing/"):
+            continue
+        offenders += [f"{name}:{n}: {line}" for n, line in network_uses(path.read_text())]
+    assert offenders == []
+
+
+@pytest.mark.parametrize("line", [
+    "import socket", "from asyncio import open_connection", "import urllib.request",
+    "import http.client as h", "x = urlopen(url)", "c = HTTPSConnection(host)",
+    "subprocess.run(['curl', url])", "await loop.create_connection(f, host, port)",
+    "s = socket.socket()", "import ssl",
+])
+def test_the_network_scan_can_fail(line: str) -> None:
+    assert network_uses(line) != []
+
+
 @pytest.mark.parametrize("argv", [["--version"], ["put", "--help"],
                                   ["status", "/nonexistent"], ["get", "--help"]])
 def test_light_commands_do_not_import_the_node(argv: list[str]) -> None:
