@@ -114,3 +114,23 @@ def test_start_refuses_a_bad_config_in_the_foreground(tmp_path: Path) -> None:
     assert started.returncode == 1
     assert started.stderr.decode().startswith("mistgrid: error: tahoe.cfg line 4: [node] bogus")
     assert not (tmp_path / pidfile.PIDFILE).exists()
+
+
+def test_status_of_an_anonymous_client_that_does_not_listen(tmp_path: Path) -> None:
+    """The seed's client lines on a create-client directory: the node starts, and status
+    says it is anonymous and does not listen for other nodes."""
+    node = tmp_path / "client"
+    (web,) = free_ports(1)
+    made = run_cli("create-client", "--webport", f"tcp:{web}:interface=127.0.0.1", str(node))
+    assert made.returncode == 0, made.stderr.decode()
+    config = node / "tahoe.cfg"
+    text = config.read_text()  # the seed's two lines, added at the end of [node]
+    assert "\n[client]" in text
+    config.write_text(text.replace("\n[client]", "anonymous = True\ntub.location =\n\n[client]", 1))
+    started = run_cli("start", str(node))
+    assert started.returncode == 0, started.stderr.decode()
+    try:
+        out = run_cli("status", str(node)).stdout.decode()
+        assert "anonymous: yes" in out and "does not listen for other nodes" in out, out
+    finally:
+        assert run_cli("stop", str(node)).returncode == 0

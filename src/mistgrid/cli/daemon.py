@@ -110,6 +110,23 @@ def restart(directory: Path) -> None:
     click.echo(f"node restarted in {directory} (pid {pid})")
 
 
+def _reachability(directory: Path) -> list[str]:
+    """Whether the node is anonymous and whether other nodes can reach it (from its
+    tahoe.cfg; nothing secret is shown)."""
+    from ..config.check import load_config  # noqa: PLC0415
+    from ..policy.anonymity import Policy  # noqa: PLC0415
+
+    cfg, _problems = load_config((directory / "tahoe.cfg").read_text())
+    anonymous = Policy.from_config(cfg).anonymous
+    lines = ["anonymous: yes (every connection goes through Tor or I2P)" if anonymous
+             else "anonymous: no"]
+    hints = cfg.get("node", "tub.location", ())
+    if not cfg.get("storage", "enabled") and not hints:
+        lines.append("does not listen for other nodes: tub.location is empty or disabled, "
+                     "so it announces nothing")
+    return lines
+
+
 @click.command()
 @_directory
 def status(directory: Path) -> None:
@@ -121,6 +138,8 @@ def status(directory: Path) -> None:
         click.echo(f"not running ({directory})")
         sys.exit(3)
     click.echo(f"running (pid {pid})")
+    for line in _reachability(directory):
+        click.echo(line)
     if not (directory / "node.url").exists():
         return
     click.echo(f"web API: {(directory / 'node.url').read_text().strip()}")
