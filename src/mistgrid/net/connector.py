@@ -10,12 +10,15 @@ that need nothing else).
 
 from __future__ import annotations
 
+import functools
 import ipaddress
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
+from twisted.internet import defer
 from twisted.internet.endpoints import HostnameEndpoint, TCP4ClientEndpoint, TCP6ClientEndpoint
 from twisted.internet.interfaces import IStreamClientEndpoint
+from twisted.internet.protocol import Factory, Protocol
 
 from ..errors import MistgridError
 from ..policy.anonymity import I2P, Direct, Refused, Route, Socks
@@ -118,3 +121,45 @@ class Connector:
         return cast(IStreamClientEndpoint, HostnameEndpoint(
             self._reactor, host.encode("idna") if not host.isascii() else host, port,
             timeout=self._timeout))
+
+
+class _Socks5Greeting(Protocol):
+    """Sends a SOCKS5 greeting (no authentication) and fires with whether the other end
+    answered as a SOCKS5 proxy accepting it."""
+
+    def __init__(self, answered: defer.Deferred[bool]) -> None:
+        self._answered = answered
+        self._buffer = b""
+
+    def connectionMade(self) -> None:  # noqa: N802 (Twisted names)
+        transport: Any = self.transport
+        transport.write(b"\x05\x01\x00")
+
+    def dataReceived(self, data: bytes) -> None:  # noqa: N802
+        self._buffer += data
+        if len(self._buffer) >= 2 and not self._answered.called:
+            self._answered.callback(self._buffer[:2] == b"\x05\x00")
+            transport: Any = self.transport
+            transport.loseConnection()
+
+    def connectionLost(self, reason: Any = None) -> None:  # noqa: N802
+        if not self._answered.called:
+            self._answered.callback(False)
+
+
+async def first_socks5(reactor: Any, candidates: Sequence[str],
+                       timeout: float = 3.0) -> str | None:
+    """The first of `candidates` (local proxy descriptions, tried in order) that completes
+    a SOCKS5 greeting, or None."""
+    for description in candidates:
+        answered: defer.Deferred[bool] = defer.Deferred()
+        factory = Factory.forProtocol(functools.partial(_Socks5Greeting, answered))
+        try:
+            endpoint: Any = local_endpoint(reactor, description, timeout)
+            await endpoint.connect(factory)
+        except Exception:  # refused, unreachable: try the next
+            continue
+        answered.addTimeout(timeout, reactor, onTimeoutCancel=lambda *_: False)
+        if await answered:
+            return description
+    return None

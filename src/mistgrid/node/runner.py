@@ -27,7 +27,7 @@ from ..config.check import ConfigValues
 from ..config.location import Hint
 from ..errors import MistgridError
 from ..net.connector import Connector
-from ..policy.anonymity import DEFAULT_TOR_CONTROL, Policy, route
+from ..policy.anonymity import DEFAULT_TOR_CONTROL, TOR_SOCKS_CANDIDATES, Policy, route
 from ..storage.tls import create_identity
 from . import pidfile
 from .listening import ListenError
@@ -78,6 +78,25 @@ def run_node(directory: Path) -> list[str]:
         pidfile.release(directory)
 
 
+async def _find_tor_socks(policy: Policy, i2p_options: Any,
+                          network: dict[str, str]) -> Connector:
+    """A blank [connections] tor.socks-proxy: Tor's SOCKS port is the first of the usual
+    ones that completes a SOCKS5 greeting (said in the log and on the welcome page)."""
+    from ..net.connector import first_socks5  # noqa: PLC0415
+
+    found = await first_socks5(reactor, TOR_SOCKS_CANDIDATES)
+    ports = ", ".join(c.rsplit(":", 1)[1] for c in TOR_SOCKS_CANDIDATES)
+    if found is not None:
+        network["tor_socks"] = f"{found} (the first of 127.0.0.1:{ports} that answered)"
+    else:
+        found = TOR_SOCKS_CANDIDATES[0]
+        network["tor_socks"] = (f"{found} (none of 127.0.0.1:{ports} answered at start; "
+                                "start Tor, or set [connections] tor.socks-proxy)")
+    print(f"Tor SOCKS proxy: {network['tor_socks']}", flush=True)
+    return Connector(reactor, functools.partial(route, attrs.evolve(policy, tor_socks=found)),
+                     i2p_options=i2p_options)
+
+
 def _serve(directory: Path, cfg: ConfigValues, plan: StoragePlan | None, web: bool,
            introducing: tuple[Listener | None, tuple[Hint, ...], TorOnion | None],
            furls: list[tuple[str, str]]) -> list[str]:
@@ -113,8 +132,13 @@ def _serve(directory: Path, cfg: ConfigValues, plan: StoragePlan | None, web: bo
                           f"{failure.getErrorMessage()}")
         reactor.stop()
 
+    network: dict[str, str] = {}
+
     async def start_async(executor: Executor) -> None:
         nonlocal connector
+        if cfg.is_set("connections", "tor.socks-proxy") and \
+                not cfg.get("connections", "tor.socks-proxy"):
+            connector = await _find_tor_socks(policy, i2p_options, network)
         control = cfg.get("tor", "control.port")
         if control and cfg.get("tor", "enabled") and not (
                 cfg.is_set("connections", "tor.socks-proxy") or cfg.get("tor", "socks.port")):
@@ -154,7 +178,7 @@ def _serve(directory: Path, cfg: ConfigValues, plan: StoragePlan | None, web: bo
                 lambda fields: publish_storage(private, clients, fields, nickname)))
         if web:
             from .web_service import start_web  # noqa: PLC0415
-            started.append(start_web(directory, cfg, executor, servers, clients))
+            started.append(start_web(directory, cfg, executor, servers, clients, network))
         gathered = defer.gatherResults(started, consumeErrors=True)
         gathered.addCallbacks(ready, lambda f: failed(f.value.subFailure))
 

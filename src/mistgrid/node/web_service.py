@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Mapping
 from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any, cast
@@ -35,15 +36,16 @@ def ensure_convergence(private: Path) -> Path:
 
 
 def start_web(directory: Path, cfg: ConfigValues, executor: Executor,
-              servers: list[KnownServer],
-              introducers: list[IntroducerClient]) -> defer.Deferred[None]:
+              servers: list[KnownServer], introducers: list[IntroducerClient],
+              network: Mapping[str, str] | None = None) -> defer.Deferred[None]:
     """The web API on web.port, for `servers` (which introducers may add to)."""
     params = EncodingParams(cfg.get("client", "shares.needed"),
                             cfg.get("client", "shares.total"))
     settings = ClientSettings(params, cfg.get("client", "shares.happy"),
                               read_convergence(ensure_convergence(directory / "private")))
     nickname = cfg.get("node", "nickname") or directory.name
-    site = make_web_site(WebAPI(servers, settings, executor, nickname, introducers))
+    site = make_web_site(WebAPI(servers, settings, executor, nickname, introducers,
+                                network or {}))
     web_port = cfg.get("node", "web.port")
 
     def listening(port: Any) -> None:

@@ -26,6 +26,9 @@ from ..config.keys import Problem
 DEFAULT_TOR_SOCKS = "tcp:127.0.0.1:9050"  # the system tor's SOCKS port
 DEFAULT_I2P_SAM = "tcp:127.0.0.1:7656"  # the SAM bridge's usual port
 DEFAULT_TOR_CONTROL = "tcp:127.0.0.1:9051"
+# A blank [connections] tor.socks-proxy: the first of these that answers as SOCKS5 (the
+# system tor, Tor Browser, then 9151).
+TOR_SOCKS_CANDIDATES = ("tcp:127.0.0.1:9050", "tcp:127.0.0.1:9150", "tcp:127.0.0.1:9151")
 
 
 @attrs.frozen

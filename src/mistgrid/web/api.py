@@ -17,7 +17,7 @@ import json
 import os
 import re
 import urllib.parse
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Executor
 from typing import IO, Any, cast
 
@@ -102,8 +102,12 @@ class WebAPI(resource.Resource):
 
     def __init__(self, servers: list[KnownServer], settings: ClientSettings,
                  executor: Executor | None, nickname: str,
-                 introducers: Sequence[IntroducerClient] = ()) -> None:
+                 introducers: Sequence[IntroducerClient] = (),
+                 network: Mapping[str, str] | None = None) -> None:
+        """`network`: how this node reaches its networks (e.g. which Tor SOCKS port it
+        found), shown on the welcome page."""
         super().__init__()
+        self.network = dict(network or {})
         self.servers = servers
         self.introducers = introducers
         self.settings = settings
@@ -176,7 +180,7 @@ class WebAPI(resource.Resource):
                    for s in self.servers]
         introducers = [attrs.asdict(i.status()) for i in self.introducers]
         if args.get("t") == ["json"]:
-            body = {"servers": servers, "introducers": introducers}
+            body = {"servers": servers, "introducers": introducers, "network": self.network}
             self._finish(request, 200, json.dumps(body, indent=1).encode(),
                          b"application/json")
             return
@@ -191,6 +195,9 @@ class WebAPI(resource.Resource):
                                       f"{'connected' if i['connected'] else 'not connected'} "
                                       f"{i['last_error']}").join(("<li>", "</li>"))
                           for i in introducers)
+                + "</ul><h2>network</h2><ul>"
+                + "".join(f"<li>{html.escape(k)}: {html.escape(v)}</li>"
+                          for k, v in self.network.items())
                 + "</ul></body></html>")
         self._finish(request, 200, page.encode(), b"text/html; charset=utf-8")
 
