@@ -1,5 +1,5 @@
-# Sourced by scripts/test: installs tor, i2pd and a C compiler (for the i2pd test shim)
-# with apt-get where missing, without ever letting their system services run: a tor or
+# Sourced by scripts/test: installs tor, i2pd, a C compiler (for the i2pd test shim),
+# strace and unshare (for the whole-life anonymity proof) with apt-get where missing, without ever letting their system services run: a tor or
 # i2pd started with its default settings would join the public network.
 install_network_tools() {
   local need=()
@@ -7,6 +7,8 @@ install_network_tools() {
   command -v tor-gencert >/dev/null 2>&1 || need+=(tor)
   command -v i2pd >/dev/null 2>&1 || need+=(i2pd)
   command -v cc >/dev/null 2>&1 || command -v gcc >/dev/null 2>&1 || need+=(gcc libc6-dev)
+  command -v strace >/dev/null 2>&1 || need+=(strace)
+  command -v unshare >/dev/null 2>&1 || need+=(util-linux)
   if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
       echo "note: ${need[*]} missing and cannot be installed here (needs root and apt-get);" \

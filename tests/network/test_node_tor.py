@@ -27,6 +27,7 @@ from mistgrid.testing.procs import Managed, free_ports, stop_all, wait_for
 from mistgrid.testing.tornet import TorNetwork
 
 from ..conftest import run_cli
+from .test_selftest import connect_onion
 
 MISTGRID = str(Path(sys.executable).with_name("mistgrid"))
 
@@ -352,3 +353,40 @@ def test_a_bad_onion_key_stops_the_node_with_one_line(tor_network: TorNetwork,
     assert "Tor refused the onion service of [tor] onion = true" in err, err
     assert "check onion.private_key_file" in err and "Traceback" not in err
     assert "Zm9vYmFy" not in err + result.stdout.decode()
+
+
+def test_onion_nodes_starting_together_on_one_tor(tor_network: TorNetwork,
+                                                  tmp_path: Path) -> None:
+    """Three onion storage nodes start at the same moment on the same Tor. With SETCONF
+    HiddenServiceDir one node's service could vanish from Tor's configuration and the node
+    hang; with ADD_ONION each node's service is its own: every node announces, and every
+    onion answers through Tor."""
+    nodes = []
+    for index, port in enumerate(free_ports(3)):
+        node = tmp_path / f"onion{index}"
+        made = run_cli("create-node", "--listen=tor", "--hide-ip", "--webport", "none",
+                       "--port", f"tcp:{port}:interface=127.0.0.1", "--tor-control-port",
+                       f"tcp:127.0.0.1:{tor_network.control_port}", str(node))
+        assert made.returncode == 0, made.stderr.decode()
+        nodes.append(node)
+    processes = [Managed(n.name, [MISTGRID, "run", str(n)], tmp_path / f"{n.name}.log")
+                 for n in nodes]
+    try:
+        names = set()
+        for node in nodes:
+            nurls = node / "private" / "storage.nurls"
+            wait_for(announced(nurls), 240, f"{node.name} to announce", interval=0.2,
+                     watch=processes)
+            match = re.search(r"@([a-z2-7]{56}\.onion):3457/", nurls.read_text())
+            assert match is not None, nurls.read_text()
+            names.add(match.group(1))
+            assert (node / "private" / "onion" / "hostname").read_text().strip() == \
+                match.group(1)
+            assert (node / "private" / "onion" / "mistgrid-onion.key").stat().st_mode \
+                & 0o077 == 0
+        assert len(names) == 3
+        for name in names:
+            sock, _early = connect_onion(tor_network.socks_port, name, port=3457)
+            sock.close()
+    finally:
+        stop_all(processes)

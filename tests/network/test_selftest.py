@@ -31,15 +31,15 @@ def report(what: str, seconds: float) -> None:
           f"({2 * PAYLOAD_SIZE / seconds / 1e6:.1f} MB/s both ways together)")
 
 
-def connect_onion(socks_port: int, hostname: str, within: float = 90.0,
+def connect_onion(socks_port: int, hostname: str, within: float = 90.0, port: int = 80,
                   ) -> tuple[socket.socket, bytes]:
-    """Connect to hostname:80 through Tor, retrying while Tor says the host is unreachable:
+    """Connect to hostname:port through Tor, retrying while Tor says the host is unreachable:
     on the private network a descriptor just uploaded can take a while to be fetchable
     from every hidden-service directory the client asks (seen once in the full suite)."""
     deadline = time.monotonic() + within
     while True:
         try:
-            return socks_connect(socks_port, hostname, 80)
+            return socks_connect(socks_port, hostname, port)
         except SocksError as err:
             if err.code != 0x04 or time.monotonic() > deadline:
                 raise

@@ -4,12 +4,20 @@
 the node keeps in a file.
 
 How this works: through Tor's control port (reached via the connector), each hint becomes
-a filesystem onion service whose keys Tor keeps in DIR (so the .onion name survives
-restarts), forwarding the hint's virtual PORT to the node's loopback listener.
+an onion service made with ADD_ONION on the node's own control connection, forwarding the
+hint's virtual PORT to the node's loopback listener. Its key is kept in DIR
+(`mistgrid-onion.key`, 0600, with `hostname` beside it), so the .onion name survives
+restarts; a DIR where Tor kept the service before (`hs_ed25519_secret_key`, from an earlier
+mistgrid or a torrc HiddenServiceDir) keeps its address too. ADD_ONION changes no Tor
+configuration, so nodes starting services on one Tor at the same time cannot undo each
+other's (with SETCONF HiddenServiceDir they could: one node's service vanished and it hung).
+The service lives as long as the control connection, that is, as long as the node; one that
+is not up within `ONION_TIMEOUT` seconds stops the node with one line.
 """
 
 from __future__ import annotations
 
+import base64
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -23,6 +31,10 @@ from .listening import ListenError
 from .plan import TorOnion
 
 reactor = cast(Any, _reactor)
+ONION_TIMEOUT = 300.0  # seconds for Tor to publish a service's first descriptor
+KEY_FILE = "mistgrid-onion.key"
+TOR_KEY_FILE = "hs_ed25519_secret_key"  # Tor's own, in a HiddenServiceDir
+_TOR_KEY_HEADER = b"== ed25519v1-secret: type0 =="
 
 
 async def _control(tor_control: str, connector: Connector, purpose: str) -> Any:
@@ -37,11 +49,44 @@ async def _control(tor_control: str, connector: Connector, purpose: str) -> Any:
                           "ControlPort, or set [tor] control.port") from err
 
 
+def saved_key(directory: Path) -> str | None:
+    """The ADD_ONION key blob of the service kept in `directory`, if there is one: ours,
+    else Tor's own (a 32-byte header, then the 64-byte expanded ed25519 key)."""
+    ours = directory / KEY_FILE
+    if ours.exists():
+        return ours.read_text().strip()
+    tors = directory / TOR_KEY_FILE
+    if tors.exists():
+        raw = tors.read_bytes()
+        if raw.startswith(_TOR_KEY_HEADER) and len(raw) == 96:
+            return "ED25519-V3:" + base64.b64encode(raw[32:]).decode("ascii")
+    return None
+
+
+async def _add_onion(tor: Any, ports: list[tuple[int, str]], key: str | None,
+                     what: str) -> Any:
+    """ADD_ONION on `tor`'s connection, waiting for the first descriptor upload, within
+    ONION_TIMEOUT; a ListenError (that never repeats the key) otherwise."""
+    from twisted.internet import defer  # noqa: PLC0415
+
+    try:
+        adding = defer.ensureDeferred(tor.create_onion_service(ports, private_key=key,
+                                                               version=3))
+        return await adding.addTimeout(ONION_TIMEOUT, reactor)
+    except defer.TimeoutError:
+        raise ListenError(f"Tor did not bring up the onion service of {what} within "
+                          f"{ONION_TIMEOUT:.0f} s; check that Tor is bootstrapped "
+                          "(GETINFO status/bootstrap-phase)") from None
+    except Exception as err:
+        said = str(err).replace(key, "(the key)") if key else str(err)  # never log a key
+        raise ListenError(f"Tor refused the onion service of {what}: {said}") from None
+
+
 async def start_onion_services(hints: Iterable[Hint], local_port: int, tor_control: str,
                                connector: Connector) -> dict[Hint, str]:
-    """Start (or resume) the onion service of every onion-service hint; its .onion name
-    for each. A service left configured in Tor by an earlier run of the node (same
-    directory) is replaced, so the node restarts with the same address and current ports."""
+    """Start the onion service of every onion-service hint; its .onion name for each.
+    A service an earlier run left configured in Tor for the same directory (SETCONF, as
+    mistgrid once did) is removed first: Tor would refuse the same key twice."""
     onions = [h for h in hints if h.kind == "onion-service"]
     if not onions:
         return {}
@@ -49,18 +94,32 @@ async def start_onion_services(hints: Iterable[Hint], local_port: int, tor_contr
     config = await tor.get_config()
     ours = {str(Path(h.path)) for h in onions}
     stale = [hs for hs in config.HiddenServices if str(Path(str(hs.dir))) in ours]
-    if stale:  # this node ran before on this Tor: Tor refuses the same directory twice
+    if stale:
         for service in stale:
             config.HiddenServices.remove(service)
         await config.save()
     names = {}
     for hint in onions:
-        Path(hint.path).parent.mkdir(parents=True, exist_ok=True)
-        service = await tor.create_filesystem_onion_service(
-            [(hint.port, f"127.0.0.1:{local_port}")], hint.path)
+        directory = Path(hint.path)
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        key = saved_key(directory)
+        assert hint.port is not None  # onion: hints always have a port (config.location)
+        service = await _add_onion(tor, [(hint.port, f"127.0.0.1:{local_port}")], key,
+                                   f"onion:{hint.port}:hiddenServiceDir={hint.path} in "
+                                   "[node] tub.location")
+        if key is None:
+            _write_private(directory / KEY_FILE, str(service.private_key))
+        (directory / "hostname").write_text(f"{service.hostname}\n")
         names[hint] = str(service.hostname)
         print(f"onion service {hint.path} is up", flush=True)
+    _KEPT.append(tor)
     return names
+
+
+def _write_private(path: Path, text: str) -> None:
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as out:
+        out.write(text + "\n")
 
 
 _KEPT: list[Any] = []  # control connections holding ephemeral onion services open
@@ -76,19 +135,14 @@ async def start_keyed_onion(onion: TorOnion, listening_port: int, tor_control: s
     local = onion.local_port or listening_port
     tor = await _control(tor_control, connector, "the onion service of [tor] onion = true")
     try:
-        service = await tor.create_onion_service([(onion.external_port, f"127.0.0.1:{local}")],
-                                                 private_key=key, version=3)
-    except Exception as err:
+        service = await _add_onion(tor, [(onion.external_port, f"127.0.0.1:{local}")], key,
+                                   f"[tor] onion = true (key {onion.key_file})")
+    except ListenError as err:
         await tor.quit()
-        said = str(err).replace(key, "(the key)") if key else str(err)  # never log a key
-        raise ListenError(f"Tor refused the onion service of [tor] onion = true (key "
-                          f"{onion.key_file}): {said}; check onion.private_key_file"
-                          ) from None
+        raise ListenError(f"{err}; check onion.private_key_file") from None
     if key is None:
         onion.key_file.parent.mkdir(parents=True, exist_ok=True)
-        descriptor = os.open(onion.key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "w") as out:
-            out.write(str(service.private_key) + "\n")
+        _write_private(onion.key_file, str(service.private_key))
     _KEPT.append(tor)
     print(f"onion service of [tor] onion is up (port {onion.external_port})", flush=True)
     return str(service.hostname)
