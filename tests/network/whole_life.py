@@ -1,0 +1,147 @@
+"""The whole life of an anonymous grid, every node under `strace -f`, meant to run inside a
+network namespace that has only a loopback interface (`unshare -n python -m
+tests.network.whole_life OUT`): see test_whole_life.py.
+
+A private Tor network (in the namespace too), then an onion-only introducer, an onion-only
+anonymous storage node and an anonymous client, each made by `mistgrid create-*` and traced
+from its first instruction: start, introduction, 5 MiB stored and read back, every node
+stopped and started again (the file read again, another stored), stop. Writes
+OUT/result.json with the Tor ports and the strace logs; exits non-zero on any failure.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import socket
+import struct
+import sys
+import urllib.request
+from pathlib import Path
+
+from mistgrid.testing.procs import Managed, free_ports, stop_all, wait_for
+from mistgrid.testing.straceproof import STRACE_ARGS
+from mistgrid.testing.tornet import TorNetwork
+
+from ..conftest import run_cli
+from .test_node_tor import MISTGRID, all_connected, announced
+
+SIZE = 5 * 1024 * 1024
+
+
+def loopback_up() -> None:
+    """Bring `lo` up (a new network namespace has it down), by ioctl: no tool needed."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        request = struct.pack("16sH14s", b"lo", 0, b"\0" * 14)
+        flags = struct.unpack("16sH", fcntl.ioctl(probe, 0x8913, request)[:18])[1]
+        fcntl.ioctl(probe, 0x8914, struct.pack("16sH14s", b"lo", flags | 1, b"\0" * 14))
+
+
+def interfaces() -> list[str]:
+    return [name for _index, name in socket.if_nameindex()]
+
+
+class Life:
+    def __init__(self, out: Path, tor: TorNetwork) -> None:
+        self.out, self.tor = out, tor
+        self.processes: list[Managed] = []
+        self.logs: dict[str, list[str]] = {}
+        self.tor_args = ["--tor-control-port", f"tcp:127.0.0.1:{tor.control_port}",
+                         "--tor-socks-port", f"tcp:127.0.0.1:{tor.socks_port}"]
+
+    def traced(self, node: Path, run: int) -> Managed:
+        log = self.out / f"{node.name}.{run}.strace"
+        self.logs.setdefault(node.name, []).append(str(log))
+        process = Managed(f"{node.name} (run {run})",
+                          ["strace", *STRACE_ARGS, "-o", str(log), MISTGRID, "run", str(node)],
+                          self.out / f"{node.name}.{run}.log")
+        self.processes.append(process)
+        return process
+
+    def create(self, *args: str) -> None:
+        made = run_cli(*args)
+        if made.returncode != 0:
+            raise RuntimeError(f"mistgrid {args[0]} failed: {made.stderr.decode()}")
+
+    def stop(self, node: Path) -> None:
+        run_cli("stop", str(node))
+
+    def round_trip(self, url: str, data: bytes) -> str:
+        request = urllib.request.Request(url + "uri", data=data, method="PUT")
+        with urllib.request.urlopen(request, timeout=600) as response:
+            cap: str = response.read().decode()
+        self.read_back(url, cap, data)
+        return cap
+
+    def read_back(self, url: str, cap: str, data: bytes) -> None:
+        with urllib.request.urlopen(url + "uri/" + cap, timeout=600) as response:
+            if response.read() != data:
+                raise RuntimeError("the file read back differs")
+
+    def live(self) -> None:
+        intro_port, storage_port, web_port = free_ports(3)
+        introducer, storage, client = (self.out / n for n in ("introducer", "storage",
+                                                             "client"))
+        self.create("create-introducer", "--listen=tor", "--hide-ip", "--webport", "none",
+                    "--port", f"tcp:{intro_port}:interface=127.0.0.1", *self.tor_args,
+                    str(introducer))
+        self.traced(introducer, 1)
+        furl_file = introducer / "private" / "introducer.furl"
+        wait_for(announced(furl_file), 300, "the introducer's onion", interval=0.5,
+                 watch=self.processes)
+        furl = furl_file.read_text().strip()
+        self.create("create-node", "--listen=tor", "--hide-ip", "--webport", "none",
+                    "--introducer", furl, "--port",
+                    f"tcp:{storage_port}:interface=127.0.0.1", *self.tor_args, str(storage))
+        self.create("create-client", "--hide-ip", "--introducer", furl, "--webport",
+                    f"tcp:{web_port}:interface=127.0.0.1", "--shares-needed", "1",
+                    "--shares-happy", "1", "--shares-total", "1", *self.tor_args,
+                    str(client))
+        for node in (storage, client):
+            self.traced(node, 1)
+        wait_for(announced(client / "node.url"), 120, "the client's web API",
+                 watch=self.processes)
+        url = (client / "node.url").read_text().strip()
+        wait_for(all_connected(url, 1), 400, "the client to reach the onion server",
+                 interval=1.0, watch=self.processes)
+        data = os.urandom(SIZE)
+        cap = self.round_trip(url, data)
+        print("first life: stored and read 5 MiB", flush=True)
+
+        for node in (client, storage, introducer):  # restart every node
+            self.stop(node)
+        stop_all(self.processes)
+        self.processes.clear()
+        for node in (introducer, storage, client):
+            self.traced(node, 2)
+            wait_for(announced(node / "running.process"), 120, f"{node.name} to run again",
+                     watch=self.processes)
+        wait_for(all_connected(url, 1), 400, "the client to reach the server again",
+                 interval=1.0, watch=self.processes)
+        self.read_back(url, cap, data)
+        self.round_trip(url, os.urandom(100_000))
+        print("second life: read the file again, stored another", flush=True)
+        for node in (client, storage, introducer):
+            self.stop(node)
+
+
+def main(out: Path) -> int:
+    loopback_up()
+    if interfaces() != ["lo"]:
+        print(f"not in a loopback-only network namespace: {interfaces()}", file=sys.stderr)
+        return 2
+    tor = TorNetwork.start(out / "tor")
+    life = Life(out, tor)
+    try:
+        life.live()
+    finally:
+        stop_all(life.processes)
+        tor.stop()
+    (out / "result.json").write_text(json.dumps({
+        "socks": tor.socks_port, "control": tor.control_port, "logs": life.logs}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(Path(sys.argv[1])))
