@@ -17,8 +17,13 @@ from pathlib import Path
 
 import pytest
 
+from mistgrid.config.check import load_config
 from mistgrid.node.pidfile import READY
+from mistgrid.policy.anonymity import Policy
 from mistgrid.testing.procs import free_ports
+
+from ..conftest import run_cli
+from ..network.test_node_tor import exposure
 
 STARTS = "starts"
 LISTEN = "tub.port = tcp:{tub}:interface=127.0.0.1\ntub.location = tcp:127.0.0.1:{tub}\n"
@@ -147,7 +152,8 @@ CASES: dict[str, tuple[str, str | list[str]]] = {
               ["more than shares.total (3)"]),
     "too many shares": ("[client]\nshares.total = 300\n", ["not a share count from 1 to 256"]),
     "disabled alone": ("[node]\ntub.port = disabled\ntub.location = tcp:a:1\n",
-                       ["must be disabled together"]),
+                       ["[node] tub.location = 'tcp:a:1': names addresses to announce, "
+                        "but tub.port = disabled"]),
     "storage unreachable": ("[node]\ntub.port = disabled\ntub.location = disabled\n"
                             "[storage]\nenabled = true\n", ["a storage server must listen"]),
     "anonymous = true wins over reveal-IP-address = true": (
@@ -160,7 +166,8 @@ CASES: dict[str, tuple[str, str | list[str]]] = {
         "[client]\nshares.needed = 3\n[storage]\nenabled = false\n", STARTS),
     "seed client lines, no tub.port": (
         "[node]\nanonymous = True\ntub.location =\n" + WEB + "[storage]\nenabled = false\n",
-        STARTS),    "bad furl": ("[client]\nintroducer.furl = http://example\n", ["not a FURL"]),
+        STARTS),
+    "bad furl": ("[client]\nintroducer.furl = http://example\n", ["not a FURL"]),
     "set twice (the last wins, as in Tahoe)": (
         "[node]\nnickname = a\nweb.port = none\n" + WEB + "[node]\nnickname = b\n", STARTS),
     "keys in any case, key: value, a BOM": (
@@ -177,6 +184,11 @@ CASES: dict[str, tuple[str, str | list[str]]] = {
 }
 
 
+def anonymous(node: Path) -> bool:
+    cfg, _problems = load_config((node / "tahoe.cfg").read_text())
+    return Policy.from_config(cfg).anonymous
+
+
 def _node(directory: Path, text: str) -> None:
     tub, web = free_ports(2)
     directory.mkdir()
@@ -188,6 +200,13 @@ def test_config_starts_or_is_refused(name: str, tmp_path: Path) -> None:
     text, expected = CASES[name]
     node = tmp_path / "node"
     _node(node, text)
+    run_and_check(node, expected)
+
+
+def run_and_check(node: Path, expected: str | list[str]) -> None:
+    """`mistgrid run NODE`: it says it runs (and, if anonymous, shows the world nothing but
+    loopback listeners and onion or I2P addresses), or stops with exactly the expected
+    one-line reasons, exit 1, no traceback."""
     mistgrid = str(Path(sys.executable).with_name("mistgrid"))
     process = subprocess.Popen([mistgrid, "run", str(node)], stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, start_new_session=True)
@@ -207,6 +226,8 @@ def test_config_starts_or_is_refused(name: str, tmp_path: Path) -> None:
                     said += chunk
             assert READY.encode() in said, (said, process.stderr.read() if process.stderr
                                             else b"")
+            if anonymous(node):
+                assert exposure(process.pid, node) == []
             os.killpg(process.pid, signal.SIGTERM)
             _out, err = process.communicate(timeout=30)
             assert process.returncode == 0, err
@@ -225,3 +246,99 @@ def test_config_starts_or_is_refused(name: str, tmp_path: Path) -> None:
         assert line.startswith("mistgrid: error: "), line
         assert fragment in line, (fragment, line)
 
+
+
+def test_exposure_sees_a_public_listener_and_a_tcp_announcement(tmp_path: Path) -> None:
+    """The check run on every started anonymous node can fail: a (non-anonymous) storage
+    node listening on every interface and announcing a TCP address is caught twice."""
+    node = tmp_path / "node"
+    _node(node, "[node]\ntub.port = tcp:{tub}\ntub.location = tcp:127.0.0.1:{tub}\n"
+                "[storage]\nenabled = true\n")
+    mistgrid = str(Path(sys.executable).with_name("mistgrid"))
+    process = subprocess.Popen([mistgrid, "run", str(node)], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        nurls = node / "private" / "storage.nurls"
+        deadline = time.monotonic() + 30
+        while not nurls.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        found = exposure(process.pid, node)
+        assert len(found) == 2 and found[0].startswith("listens on tcp 00000000:"), found
+        assert found[1].startswith("announces 127.0.0.1:"), found
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(30)
+
+
+# Every tahoe.cfg example block of the seed document, literally, run three ways: on its
+# own, added to a directory `mistgrid create-client` made, and to one `create-node` made
+# (a block's [node] keys go at the end of the directory's [node] section). With no Tor
+# here, blocks naming onion services stop where the node asks Tor for them (they run on
+# the private networks in tests/network/).
+NO_TOR = ["cannot reach Tor's control port ([tor] control.port = tcp:127.0.0.1:9051) for "
+          "the onion: hints in [node] tub.location"]
+NOWHERE = ["names addresses to announce, but tub.port = disabled: the node listens nowhere"]
+ORPHAN = "a key before any [section]; fix: put it under its section"
+SEED_BLOCKS: dict[str, tuple[str, dict[str, str | list[str]]]] = {
+    "client use-case 3": (
+        "[node]\nanonymous = True\ntub.location =\n",
+        {"alone": ["this node has nothing to run"], "client": STARTS,
+         "node": ["an anonymous storage node must say where it is reached"]}),
+    "onion service": (
+        "tub.location = onion:80:hiddenServiceDir=/var/lib/tor/my_service\n",
+        {"alone": [ORPHAN], "client": NOWHERE, "node": NO_TOR}),
+    "onion and I2P services": (
+        "tub.location = onion:80:hiddenServiceDir=/var/lib/tor/my_service,"
+        "i2p:/var/lib/i2p/my_service.keypair\n",
+        {"alone": [ORPHAN], "client": NOWHERE, "node": NO_TOR}),
+    "server use-case 3": (
+        "[node]\nanonymous = True\ntub.location = onion:80:hiddenServiceDir=/var/lib/tor/"
+        "my_service,i2p:/var/lib/i2p/my_service.keypair\n",
+        {"alone": ["this node has nothing to run"], "client": NOWHERE, "node": NO_TOR}),
+    "TCP and onion": (
+        "tub.location = tcp:123.456.789.0:80,onion:80:hiddenServiceDir=/var/lib/tor/"
+        "my_service\n",
+        {"alone": [ORPHAN], "client": NOWHERE, "node": NO_TOR}),
+    "quoted AUTO and onion": (
+        'tub.location = "AUTO,onion:80:hiddenServiceDir=/var/lib/tor/my_service"\n',
+        {"alone": [ORPHAN], "client": NOWHERE, "node": NO_TOR}),
+    "server use-case 2": (
+        "[node]\nanonymous = False\ntub.location = AUTO,onion:80:hiddenServiceDir=/var/lib/"
+        "tor/my_service,i2p:/var/lib/i2p/my_service.keypair\n",
+        {"alone": ["this node has nothing to run"], "client": NOWHERE, "node": NO_TOR}),
+    "torsocks client": (
+        "tub.port = tcp:interface=127.0.0.1:{tub}\ntub.location = client.fakelocation:0\n",
+        {"alone": [ORPHAN, ORPHAN], "client": STARTS, "node": STARTS}),
+    "torsocks storage server": (
+        "tub.port = tcp:interface=127.0.0.1:{tub}\n"
+        "tub.location = ualhejtq2p7ohfbb.onion:29212\n",
+        {"alone": [ORPHAN, ORPHAN], "client": STARTS, "node": STARTS}),
+}
+
+
+def _seed_node(kind: str, block: str, node: Path) -> None:
+    tub, web = free_ports(2)
+    block = block.format(tub=tub)
+    if kind == "alone":
+        node.mkdir()
+        (node / "tahoe.cfg").write_text(block)
+        return
+    listen = ["--port", f"tcp:{tub}:interface=127.0.0.1", "--location",
+              f"tcp:127.0.0.1:{tub}"] if kind == "node" else []
+    made = run_cli(f"create-{kind}", *listen, "--webport",
+                   f"tcp:{web}:interface=127.0.0.1", str(node))
+    assert made.returncode == 0, made.stderr.decode()
+    text = (node / "tahoe.cfg").read_text()
+    assert "\n[client]" in text
+    body = block.removeprefix("[node]\n")
+    (node / "tahoe.cfg").write_text(text.replace("\n[client]", f"\n{body}\n[client]", 1))
+
+
+@pytest.mark.parametrize("name, kind", [(n, k) for n in sorted(SEED_BLOCKS)
+                                        for k in ("alone", "client", "node")])
+def test_seed_examples_as_written(name: str, kind: str, tmp_path: Path) -> None:
+    block, outcomes = SEED_BLOCKS[name]
+    node = tmp_path / "node"
+    _seed_node(kind, block, node)
+    outcome = outcomes[kind]
+    run_and_check(node, outcome)

@@ -55,6 +55,35 @@ def _table(name: str) -> dict[int, tuple[int, int, str]]:
     return rows
 
 
+def _loopback(hex_address: str) -> bool:
+    """A /proc/net/tcp{,6} local address (little-endian hex words) on loopback."""
+    if len(hex_address) == 8:
+        return int(hex_address[6:8], 16) == 127
+    return hex_address == "00000000000000000000000001000000"  # ::1
+
+
+def exposure(pid: int, node: Path) -> list[str]:
+    """What a running anonymous node shows the world, read from the node itself: a
+    listening socket not on loopback, or an announced address that is not onion or I2P."""
+    found = []
+    mine = _sockets(pid)
+    for name in ("tcp", "tcp6"):
+        for line in Path(f"/proc/net/{name}").read_text().splitlines()[1:]:
+            fields = line.split()
+            local, state, inode = fields[1], fields[3], int(fields[9])
+            if inode in mine and state == "0A" and not _loopback(local.rsplit(":", 1)[0]):
+                found.append(f"listens on {name} {local}")
+    nurls = node / "private" / "storage.nurls"
+    if nurls.exists():
+        found += [f"announces {n.split('@')[1].split('/')[0]}"
+                  for n in nurls.read_text().split() if not n.startswith(("pb+tor:", "pb+i2p:"))]
+    furl = node / "private" / "introducer.furl"
+    if furl.exists():
+        hints = furl.read_text().strip().split("@", 1)[1].split("/", 1)[0].split(",")
+        found += [f"announces {h}" for h in hints if not h.startswith(("tor:", "i2p:"))]
+    return found
+
+
 def stray_connections(pid: int, socks_port: int, web_port: int) -> list[str]:
     """Connections of `pid` that are neither to Tor's SOCKS port nor web API ones."""
     mine = _sockets(pid)
@@ -247,6 +276,8 @@ def test_grid_entirely_over_onion_services(tor_network: TorNetwork, tmp_path: Pa
         wait_for(all_connected(url, 1), 240, "the client to learn of the onion server",
                  interval=1.0, watch=processes)
         page = welcome(url)
+        for node, process in zip((introducer, storage), processes[:2], strict=True):
+            assert exposure(process.pid, node) == []  # loopback listeners, onions only
         assert page["servers"][0]["route"] == "tor"
         assert page["introducers"][0]["connected"] is True
         assert ".onion" in page["introducers"][0]["hints"]
@@ -385,6 +416,8 @@ def test_onion_nodes_starting_together_on_one_tor(tor_network: TorNetwork,
             assert (node / "private" / "onion" / "mistgrid-onion.key").stat().st_mode \
                 & 0o077 == 0
         assert len(names) == 3
+        for node, process in zip(nodes, processes, strict=True):
+            assert exposure(process.pid, node) == []  # loopback listeners, onions only
         for name in names:
             sock, _early = connect_onion(tor_network.socks_port, name, port=3457)
             sock.close()

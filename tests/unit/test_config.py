@@ -74,7 +74,8 @@ BAD = {
                   ["shares.happy = '11': more than shares.total"]),
     "too many shares": ("[client]\nshares.total = 300\n", ["not a share count from 1 to 256"]),
     "disabled alone": ("[node]\ntub.port = disabled\ntub.location = tcp:a:1\n",
-                       ["must be disabled together"]),
+                       ["[node] tub.location = 'tcp:a:1': names addresses to announce, "
+                        "but tub.port = disabled"]),
     "storage unreachable": ("[node]\ntub.port = disabled\ntub.location = disabled\n"
                             "[storage]\nenabled = true\n", ["a storage server must listen"]),
     "bad format": ("[client]\nmutable.format = xyz\n",

@@ -53,6 +53,22 @@ class ConfigValues:
         return (section, key) in self.values
 
 
+def _hints_text(hints: Any) -> str:
+    """Hints as tahoe.cfg would say them (for messages)."""
+    out = []
+    for hint in hints:
+        if hint.kind == "auto":
+            out.append("AUTO")
+        elif hint.kind == "onion-service":
+            out.append(f"onion:{hint.port}:hiddenServiceDir={hint.path}")
+        elif hint.kind == "i2p-destination":
+            out.append(f"i2p:{hint.path}")
+        else:
+            out.append(f"{hint.kind}:{hint.host}" + (f":{hint.port}" if hint.port is not None
+                                                     else ""))
+    return ",".join(out)
+
+
 def _cross_checks(cfg: ConfigValues) -> list[Problem]:
     problems = []
     k, happy, n = (cfg.get("client", f"shares.{x}") for x in ("needed", "happy", "total"))
@@ -70,9 +86,17 @@ def _cross_checks(cfg: ConfigValues) -> list[Problem]:
     quiet = location == () and port in (None, "disabled")
     if (port == "disabled") != (location is None) and cfg.is_set("node", "tub.location") \
             and not quiet:
-        problems.append(Problem("[node] tub.location", "disabled" if location is None else
-                                "(hints)", "tub.port and tub.location must be disabled together",
-                                "write disabled for both, or neither"))
+        if location is None:
+            problems.append(Problem("[node] tub.location", "disabled",
+                                    "tub.port and tub.location must be disabled together",
+                                    "write disabled for both, or neither"))
+        else:
+            problems.append(Problem("[node] tub.location", _hints_text(location),
+                                    "names addresses to announce, but tub.port = disabled: "
+                                    "the node listens nowhere",
+                                    "give tub.port a listener (e.g. "
+                                    "tcp:3457:interface=127.0.0.1), or leave tub.location "
+                                    "empty or disabled"))
     if port == "disabled" and cfg.get("storage", "enabled"):
         problems.append(Problem("[storage] enabled", "true",
                                 "a storage server must listen, but tub.port is disabled",

@@ -102,10 +102,19 @@ class Problem:
     problem: str
     fix: str
     line: int = 0
+    whole_line: bool = False  # `key` is a line of the file that could not be read
 
     def __str__(self) -> str:
         where = f"line {self.line}: " if self.line else ""
+        if self.whole_line:
+            return f"{where}{self.key!r}: {self.problem}; fix: {self.fix}"
         return f"{where}{self.key} = {self.value!r}: {self.problem}; fix: {self.fix}"
+
+
+def _read_fix(problem: str) -> str:
+    if "before any [section]" in problem:
+        return "put it under its section, e.g. a [node] line above it"
+    return "write it as key = value, or remove it"
 
 
 # Keys are matched in any case, as Tahoe-LAFS's configparser does: (section, lower) -> key.
@@ -130,7 +139,8 @@ def _suggest(section: str, key: str) -> str:
 def check_keys(raw: RawConfig) -> tuple[dict[tuple[str, str], Any], list[Problem]]:
     """Parse every known key; every problem found, in file order."""
     parsed: dict[tuple[str, str], Any] = {}
-    problems = [Problem(p.text, "", p.problem, "fix the line", p.line) for p in raw.problems]
+    problems = [Problem(p.text, "", p.problem, _read_fix(p.problem), p.line, whole_line=True)
+                for p in raw.problems]
     known_sections = {s for (s, _k) in KEYS}
     for section in raw.sections:
         if section not in known_sections and not _free(section):
