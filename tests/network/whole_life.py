@@ -53,9 +53,18 @@ class Life:
     def __init__(self, out: Path) -> None:
         self.out = out
         self.processes: list[Managed] = []
+        self.nodes: list[Path] = []
         self.logs: dict[str, list[str]] = {}
 
+    def end(self) -> None:
+        """Stop every node, then reap strace: a SIGTERM to strace only detaches it, and
+        the node it traced would go on running."""
+        for node in reversed(dict.fromkeys(self.nodes)):
+            self.stop(node)
+        stop_all(self.processes)
+
     def traced(self, node: Path, run: int) -> Managed:
+        self.nodes.append(node)
         log = self.out / f"{node.name}.{run}.strace"
         self.logs.setdefault(node.name, []).append(str(log))
         process = Managed(f"{node.name} (run {run})",
@@ -214,7 +223,7 @@ def main(out: Path, network: str) -> int:
     try:
         life.live()
     finally:
-        stop_all(life.processes)
+        life.end()
         started.stop()
     (out / "result.json").write_text(json.dumps({
         "allowed": life.allowed, "logs": life.logs}))
