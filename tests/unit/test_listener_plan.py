@@ -7,13 +7,14 @@ from __future__ import annotations
 import ipaddress
 from pathlib import Path
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from mistgrid.config.check import ConfigValues, load_config
 from mistgrid.config.location import Hint
 from mistgrid.node.addresses import auto_addresses, detect_ipv4_addresses, expand_auto
-from mistgrid.node.listening import remember_port
+from mistgrid.node.listening import ListenError, refuse_exposure, remember_port
 from mistgrid.node.plan import (
     I2PDest,
     TorOnion,
@@ -201,3 +202,19 @@ def test_expand_auto_properties(hints: list[Hint], addresses: list[str], port: i
     assert set(expanded) == wanted | set(others)
     alone = [h for h in others if h not in wanted]
     assert [h for h in expanded if h in alone] == alone
+
+
+def test_exposure_is_refused_where_listeners_and_announcements_are_built() -> None:
+    """The backstop behind the config check: an anonymous node never opens a public
+    listener nor announces an address (port 0 included), whatever reached the builder."""
+    for interface in ("127.0.0.1", "::1", None):
+        refuse_exposure(True, interface)
+    refuse_exposure(True, None, [Hint("tor", "x.onion", 80), Hint("i2p", "y.i2p", None),
+                                 Hint("tcp", "client.fakelocation", 0)])
+    for interface in ("0.0.0.0", "192.0.2.4", "::"):
+        with pytest.raises(ListenError, match="refusing to listen"):
+            refuse_exposure(True, interface)
+    for hint in (Hint("tcp", "198.51.100.7", 0), Hint("auto")):
+        with pytest.raises(ListenError, match="refusing to announce"):
+            refuse_exposure(True, None, [hint])
+    refuse_exposure(False, "0.0.0.0", [Hint("auto")])  # not anonymous: anything goes

@@ -32,7 +32,7 @@ from ..introducer.client import IntroducerClient
 from ..introducer.server import IntroducerService
 from ..net.connector import Connector
 from .addresses import auto_addresses, detect_ipv4_addresses, expand_auto
-from .listening import ListenError, cannot_listen, remember_port
+from .listening import ListenError, cannot_listen, refuse_exposure, remember_port
 from .onion import start_keyed_onion, start_onion_services, with_hint
 from .plan import Listener, TorOnion
 
@@ -132,6 +132,7 @@ async def _start_introducer(directory: Path, tub: Any, listener: Listener,
     from twisted.internet import endpoints, reactor  # noqa: PLC0415
 
     assert listener.port is not None  # introducers always listen on TCP (plan_listener)
+    refuse_exposure(listener.anonymous, listener.interface)
     watched = _WatchedEndpoint(endpoints.TCP4ServerEndpoint(
         reactor, listener.port, interface=listener.interface))
     tub.listenOn(watched)
@@ -146,6 +147,7 @@ async def _start_introducer(directory: Path, tub: Any, listener: Listener,
     if tor_onion is not None:
         hints = with_hint(hints, Hint("tor", await start_keyed_onion(
             tor_onion, port, tor_control, connector), tor_onion.external_port))
+    refuse_exposure(listener.anonymous, None, hints)
     location = []
     for hint in hints:
         if hint.kind == "tcp":

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from ..config.location import Hint
 from ..errors import MistgridError
+from ..policy.anonymity import is_fake_location, listens_privately
 
 
 class ListenError(MistgridError):
@@ -18,6 +21,25 @@ def cannot_listen(key: str, value: str) -> Any:
         raise ListenError(f"cannot listen on {key} = {value}: {failure.getErrorMessage()}; "
                           "choose a free port or stop what uses it")
     return failed
+
+
+def refuse_exposure(anonymous: bool, interface: str | None, hints: Iterable[Hint] = ()
+                    ) -> None:
+    """The anonymity guarantee where listeners and announcements are built (the config
+    check refuses the same settings first; this holds if it ever missed one): an anonymous
+    node listens on loopback only and announces no address but onion and I2P ones."""
+    if not anonymous:
+        return
+    escaped = (interface or "").replace(":", "\\:")  # an IPv6 address, as Twisted writes it
+    if interface is not None and not listens_privately(f"tcp:0:interface={escaped}"):
+        raise ListenError(f"refusing to listen on {interface}: the node is anonymous; "
+                          "set tub.port = tcp:PORT:interface=127.0.0.1")
+    for hint in hints:
+        if hint.kind == "auto" or (hint.kind == "tcp" and
+                                   not is_fake_location(hint.host, hint.port)):
+            raise ListenError(f"refusing to announce {hint.kind}:{hint.host}:{hint.port}: "
+                              "the node is anonymous; list only onion:, tor: and i2p: hints "
+                              "in tub.location")
 
 
 def remember_port(port_file: Path | None, port: int, interface: str) -> None:

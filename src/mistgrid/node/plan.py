@@ -81,6 +81,7 @@ class StoragePlan:
     tor_onion: TorOnion | None = None
     i2p_dest: I2PDest | None = None
     upload_idle_timeout: float = UPLOAD_IDLE_TIMEOUT
+    anonymous: bool = False  # checked again where listeners and announcements are built
 
 
 _TCP = re.compile(r"tcp:(?:interface=([^:]+):)?([0-9]+)(?::interface=([^:]+))?")
@@ -95,6 +96,7 @@ class Listener:
     port: int | None  # None: no TCP listener
     interface: str
     port_file: Path | None = None
+    anonymous: bool = False  # checked again where the listener is opened
 
 
 def plan_listener(directory: Path, cfg: ConfigValues, port_file: str,
@@ -112,7 +114,7 @@ def plan_listener(directory: Path, cfg: ConfigValues, port_file: str,
     else:
         path = directory / port_file
         if not path.exists():
-            return Listener(0, "127.0.0.1" if anonymous else "0.0.0.0", path), []
+            return Listener(0, "127.0.0.1" if anonymous else "0.0.0.0", path, anonymous), []
         key, text = f"[node] tub.port (not set; remembered in {path})", path.read_text().strip()
     items = [item.strip() for item in text.split(",")]
     tcp = [item for item in items if item not in ("listen:tor", "listen:i2p")]
@@ -139,14 +141,15 @@ def plan_listener(directory: Path, cfg: ConfigValues, port_file: str,
     if problems:
         return None, problems
     if not tcp:
-        return Listener(None, "127.0.0.1"), []
+        return Listener(None, "127.0.0.1", None, anonymous), []
     if anonymous and not cfg.is_set("node", "tub.port") and not listens_privately(tcp[0]):
         return None, [Problem(key, text, "listens on a public interface, and the node is "
                               "anonymous", f"delete {port_file} (a new loopback port is "
                               "chosen) or set tub.port = tcp:PORT:interface=127.0.0.1")]
     match = matches[0]
     assert match is not None
-    return Listener(int(match.group(2)), match.group(1) or match.group(3) or "0.0.0.0"), []
+    return Listener(int(match.group(2)), match.group(1) or match.group(3) or "0.0.0.0", None,
+                    anonymous), []
 
 
 def plan_i2p_dest(directory: Path, cfg: ConfigValues) -> tuple[I2PDest | None,
@@ -209,7 +212,8 @@ def plan_storage(directory: Path, cfg: ConfigValues) -> tuple[StoragePlan | None
                        Policy.from_config(cfg).i2p_sam or DEFAULT_I2P_SAM,
                        tuple(sorted((cfg.get("i2p", "session.options") or {}).items())),
                        listener.port_file, onion, dest,
-                       cfg.get("storage", "upload.idle_timeout") or UPLOAD_IDLE_TIMEOUT), []
+                       cfg.get("storage", "upload.idle_timeout") or UPLOAD_IDLE_TIMEOUT,
+                       listener.anonymous), []
 
 
 def check_node(directory: Path) -> tuple[ConfigValues | None, list[str]]:

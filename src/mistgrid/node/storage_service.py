@@ -28,7 +28,7 @@ from ..storage.server import make_site
 from ..storage.standalone import load_or_create_swissnum
 from ..storage.tls import create_identity, load_certificate
 from .addresses import auto_addresses, detect_ipv4_addresses, expand_auto
-from .listening import ListenError, cannot_listen, remember_port
+from .listening import ListenError, cannot_listen, refuse_exposure, remember_port
 from .onion import start_keyed_onion, start_onion_services, with_hint
 from .plan import I2PDest, StoragePlan
 
@@ -114,6 +114,7 @@ async def _start_storage(directory: Path, plan: StoragePlan,
     site = make_site(backend, swissnum.encode("ascii"))
     port = 0
     if plan.port is not None:
+        refuse_exposure(plan.anonymous, plan.interface)
         endpoint = endpoints.SSL4ServerEndpoint(reactor, plan.port, options,
                                                 interface=plan.interface)
         listened: defer.Deferred[Any] = endpoint.listen(site)
@@ -136,6 +137,7 @@ async def _start_storage(directory: Path, plan: StoragePlan,
     if plan.i2p_dest is not None:
         hints = with_hint(hints, Hint("i2p", onions.pop(dest_hint(plan.i2p_dest)),
                                       plan.i2p_dest.port))
+    refuse_exposure(plan.anonymous, None, hints)
     nurls = _nurls(hints, spki_hash(cert), swissnum, onions)
     # Both hold the swissnum: owner-only, like the rest of private/.
     write_private(private / "storage.nurls", "".join(n.to_text() + "\n" for n in nurls))
