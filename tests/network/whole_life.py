@@ -93,6 +93,27 @@ class Life:
             if response.read() != data:
                 raise RuntimeError("the file read back differs")
 
+    def first_life(self, client: Path, interval: float) -> tuple[str, str, bytes]:
+        """Once the client reaches its server, store 5 MiB and read it back: the client's
+        URL, the cap and the data."""
+        wait_for(announced(client / "node.url"), 120, "the client's web API",
+                 watch=self.processes)
+        url = (client / "node.url").read_text().strip()
+        wait_for(all_connected(url, 1), 400, "the client to reach its server",
+                 interval=interval, watch=self.processes)
+        data = os.urandom(SIZE)
+        cap = self.round_trip(url, data)
+        print("first life: stored and read 5 MiB", flush=True)
+        return url, cap, data
+
+    def second_life(self, nodes: list[Path], url: str, cap: str, data: bytes,
+                    interval: float) -> None:
+        """Restart `nodes`, and read the file again once the client reaches its server."""
+        self.restart(nodes)
+        wait_for(all_connected(url, 1), 400, "the client to reach its server again",
+                 interval=interval, watch=self.processes)
+        self.read_back(url, cap, data)
+
     def restart(self, nodes: list[Path]) -> None:
         """Stop every node (clients first), then start each again, traced anew."""
         for node in reversed(nodes):
@@ -135,19 +156,8 @@ class TorLife(Life):
                     str(client))
         for node in (storage, client):
             self.traced(node, 1)
-        wait_for(announced(client / "node.url"), 120, "the client's web API",
-                 watch=self.processes)
-        url = (client / "node.url").read_text().strip()
-        wait_for(all_connected(url, 1), 400, "the client to reach the onion server",
-                 interval=1.0, watch=self.processes)
-        data = os.urandom(SIZE)
-        cap = self.round_trip(url, data)
-        print("first life: stored and read 5 MiB", flush=True)
-
-        self.restart([introducer, storage, client])
-        wait_for(all_connected(url, 1), 400, "the client to reach the server again",
-                 interval=1.0, watch=self.processes)
-        self.read_back(url, cap, data)
+        url, cap, data = self.first_life(client, 1.0)
+        self.second_life([introducer, storage, client], url, cap, data, 1.0)
         self.round_trip(url, os.urandom(100_000))
         print("second life: read the file again, stored another", flush=True)
         for node in (client, storage, introducer):
@@ -190,18 +200,8 @@ class I2PLife(Life):
             "[client]\nshares.needed = 1\nshares.happy = 1\nshares.total = 1\n"
             "[storage]\nenabled = false\n")
         self.traced(client, 1)
-        wait_for(announced(client / "node.url"), 120, "the client's web API",
-                 watch=self.processes)
-        url = (client / "node.url").read_text().strip()
-        wait_for(all_connected(url, 1), 400, "the client to reach the I2P server",
-                 interval=2.0, watch=self.processes)
-        data = os.urandom(SIZE)
-        cap = self.round_trip(url, data)
-        print("first life: stored and read 5 MiB over I2P", flush=True)
-        self.restart([client])
-        wait_for(all_connected(url, 1), 400, "the client to reach the server again",
-                 interval=2.0, watch=self.processes)
-        self.read_back(url, cap, data)
+        url, cap, data = self.first_life(client, 2.0)
+        self.second_life([client], url, cap, data, 2.0)
         print("second life: read the file again", flush=True)
         for node in (client, storage):
             self.stop(node)
