@@ -77,3 +77,33 @@ def chk_params() -> list[Any]:
 
 def vectors_file() -> None:
     require_reference(VECTORS)
+
+
+@attrs.frozen
+class SskVector:
+    index: int
+    format: str  # "sdmf" or "mdmf"
+    key_pem: str
+    expected: str
+
+    @property
+    def test_id(self) -> str:
+        return f"{self.index}-{self.format}"
+
+
+def ssk_vectors() -> list[SskVector]:
+    """Every SSK (SDMF and MDMF) vector, or [] when the reference file is absent."""
+    if not VECTORS.exists():
+        return []
+    return [SskVector(index, entry["format"]["params"]["format"],
+                      entry["format"]["params"]["key"], entry["expected"])
+            for index, entry in enumerate(_load()) if entry["format"]["kind"] == "ssk"]
+
+
+def ssk_params() -> list[Any]:
+    """pytest params for every SSK vector; a skip if absent."""
+    vectors = ssk_vectors()
+    if not vectors:
+        return [pytest.param(None, marks=pytest.mark.skip(
+            reason=f"Tahoe-LAFS test vectors not found at {VECTORS} (set MISTGRID_SHARED)"))]
+    return [pytest.param(v, id=v.test_id) for v in vectors]

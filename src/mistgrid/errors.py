@@ -62,3 +62,11 @@ class ProtocolError(MistgridError):
     def __init__(self, status: int, message: str) -> None:
         self.status = status
         super().__init__(message)
+
+
+class UncoordinatedWriteError(MistgridError):
+    """Another writer changed a mutable file while this one was writing it."""
+
+
+class NoSuchFileError(MistgridError):
+    """No share of a mutable file was found on any server."""

@@ -9,9 +9,12 @@ import click
 
 from .. import offline
 from ..caps import ChkCap, ChkVerifierCap, LiteralCap, base32, parse_cap
+from ..caps.mutable import MutableFormat
+from ..crypto import rsa
 from ..encoding.params import DEFAULT_MAX_SEGMENT_SIZE, EncodingParams
 from ..errors import MistgridError, ShareError
 from ..fileutil import atomic_output
+from ..mutable.version import SigningKey
 from .options import read_convergence, size_option
 from .progress import byte_progress
 
@@ -98,3 +101,17 @@ def dump_cap(cap: str) -> None:
     width = max(len(name) for name, _ in rows)
     for name, value in rows:
         click.echo(f"{name + ':':<{width + 1}} {value}")
+
+
+@debug.command("mutable-cap")
+@click.option("--format", "fmt", type=click.Choice(["sdmf", "mdmf"], case_sensitive=False),
+              default="sdmf", show_default=True, help="The mutable file format.")
+@click.option("--key-file", required=True, type=click.Path(exists=True, dir_okay=False,
+              path_type=Path), help="An RSA private key in PEM (PKCS#1 or PKCS#8).")
+def mutable_cap(fmt: str, key_file: Path) -> None:
+    """Print the write cap of the mutable file that an RSA key names (nothing is stored)."""
+    try:
+        key = SigningKey.of(rsa.load_private_pem(key_file.read_bytes()))
+    except MistgridError as err:
+        raise click.ClickException(f"{key_file}: {err}") from None
+    click.echo(key.cap(MutableFormat[fmt.upper()]).to_string())

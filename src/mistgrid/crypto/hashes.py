@@ -95,3 +95,68 @@ def convergence_hasher(
     params = netstring(b"%d,%d,%d" % (needed, total, segment_size))
     tag = TAG_CONVERGENCE_PREFIX + netstring(convergence) + params
     return TaggedHasher(tag, KEY_SIZE)
+
+
+# ---- mutable files (SDMF and MDMF): facts of the Tahoe-LAFS formats ----
+
+TAG_MUTABLE_WRITEKEY = b"allmydata_mutable_privkey_to_writekey_v1"
+TAG_MUTABLE_READKEY = b"allmydata_mutable_writekey_to_readkey_v1"
+TAG_MUTABLE_DATAKEY = b"allmydata_mutable_readkey_to_datakey_v1"
+TAG_MUTABLE_STORAGE_INDEX = b"allmydata_mutable_readkey_to_storage_index_v1"
+TAG_MUTABLE_FINGERPRINT = b"allmydata_mutable_pubkey_to_fingerprint_v1"
+TAG_MUTABLE_WE_MASTER = b"allmydata_mutable_writekey_to_write_enabler_master_v1"
+TAG_MUTABLE_WE = b"allmydata_mutable_write_enabler_master_and_nodeid_to_write_enabler_v1"
+
+
+def ssk_writekey(private_key_der: bytes) -> bytes:
+    """The 16-byte write key of a mutable file: from its signing key (PKCS#8 DER)."""
+    return tagged_hash(TAG_MUTABLE_WRITEKEY, private_key_der, KEY_SIZE)
+
+
+def ssk_readkey(writekey: bytes) -> bytes:
+    """The 16-byte read key: from the write key."""
+    return tagged_hash(TAG_MUTABLE_READKEY, writekey, KEY_SIZE)
+
+
+def ssk_storage_index(readkey: bytes) -> bytes:
+    """The 16-byte storage index: from the read key."""
+    return tagged_hash(TAG_MUTABLE_STORAGE_INDEX, readkey, STORAGE_INDEX_SIZE)
+
+
+def ssk_fingerprint(public_key_der: bytes) -> bytes:
+    """The 32-byte hash of the verification key (SubjectPublicKeyInfo DER) in every cap."""
+    return tagged_hash(TAG_MUTABLE_FINGERPRINT, public_key_der)
+
+
+def ssk_data_key(salt: bytes, readkey: bytes) -> bytes:
+    """The AES key of one version (SDMF) or one segment (MDMF): salt and read key."""
+    return tagged_pair_hash(TAG_MUTABLE_DATAKEY, salt, readkey, KEY_SIZE)
+
+
+def ssk_write_enabler(writekey: bytes, server_seed: bytes) -> bytes:
+    """The write enabler one server keeps for a slot: from the write key and that
+    server's 20-byte tub ID (Tahoe's "foolscap write enabler seed", also for GBS)."""
+    master = tagged_hash(TAG_MUTABLE_WE_MASTER, writekey)
+    return tagged_pair_hash(TAG_MUTABLE_WE, master, server_seed)
+
+
+# ---- lease secrets (as Tahoe-LAFS derives them from a client's private/secret) ----
+
+TAG_CLIENT_RENEWAL = b"allmydata_client_renewal_secret_v1"
+TAG_CLIENT_CANCEL = b"allmydata_client_cancel_secret_v1"
+TAG_FILE_RENEWAL = b"allmydata_file_renewal_secret_v1"
+TAG_FILE_CANCEL = b"allmydata_file_cancel_secret_v1"
+TAG_BUCKET_RENEWAL = b"allmydata_bucket_renewal_secret_v1"
+TAG_BUCKET_CANCEL = b"allmydata_bucket_cancel_secret_v1"
+
+
+def lease_secrets(client_secret: bytes, storage_index: bytes,
+                  server_seed: bytes) -> tuple[bytes, bytes]:
+    """(renew, cancel) secrets of one client's lease on one file's shares on one server.
+    The client secret is the tag here and the constant the value: Tahoe's order."""
+    renew = tagged_hash(client_secret, TAG_CLIENT_RENEWAL)
+    cancel = tagged_hash(client_secret, TAG_CLIENT_CANCEL)
+    file_renew = tagged_pair_hash(TAG_FILE_RENEWAL, renew, storage_index)
+    file_cancel = tagged_pair_hash(TAG_FILE_CANCEL, cancel, storage_index)
+    return (tagged_pair_hash(TAG_BUCKET_RENEWAL, file_renew, server_seed),
+            tagged_pair_hash(TAG_BUCKET_CANCEL, file_cancel, server_seed))

@@ -8,6 +8,7 @@ page renders.
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -100,9 +101,23 @@ def server_from_announcement(sid: str, ann: dict[str, Any], connector: Connector
                                                                first.swissnum)]
     seed_text = ann.get("permutation-seed-base32")
     seed = base32.a2b(seed_text) if isinstance(seed_text, str) and seed_text else None
-    client = StorageClient(first, connector, reactor, permutation_seed=seed, fallbacks=same)
+    client = StorageClient(first, connector, reactor, permutation_seed=seed, fallbacks=same,
+                           tub_id=furl_tub_id(ann.get("anonymous-storage-FURL")))
     return KnownServer(client, ServerStatus(sid, str(ann.get("nickname", "")),
                                             route=client.route))
+
+
+def furl_tub_id(furl: object) -> bytes | None:
+    """The 20-byte tub ID of `pb://TUBID@...` (None when absent or malformed)."""
+    if not isinstance(furl, str):
+        return None
+    match = re.match(r"pb://([a-z2-7]{32})@", furl.lower())
+    if match is None:
+        return None
+    try:
+        return base32.a2b(match.group(1))
+    except ValueError:
+        return None
 
 
 def choose_nurl(texts: list[str], connector: Connector) -> Nurl:

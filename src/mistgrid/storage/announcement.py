@@ -24,16 +24,21 @@ def server_id(certificate: x509.Certificate) -> str:
     return "v0-" + base32.b2a(spki_hash(certificate))
 
 
+def tub_id(certificate: x509.Certificate) -> bytes:
+    """Foolscap's tub ID of a certificate: SHA-1 of its DER form (20 bytes). Tahoe-LAFS
+    seeds mutable write enablers and lease secrets with it."""
+    return hashlib.sha1(certificate.public_bytes(serialization.Encoding.DER)).digest()
+
+
 def announcement(nurls: list[Nurl], certificate: x509.Certificate,
                  nickname: str) -> dict[str, Any]:
-    tub_id = base32.b2a(hashlib.sha1(certificate.public_bytes(
-        serialization.Encoding.DER)).digest())
+    tub = base32.b2a(tub_id(certificate))
     first = nurls[0]
     kind = "tcp" if first.scheme == "pb" else first.scheme[3:]
     hint = f"{kind}:{first.host}" + (f":{first.port}" if first.port is not None else "")
     return {
         "nickname": nickname,
-        "anonymous-storage-FURL": f"pb://{tub_id}@{hint}/{first.swissnum}",
+        "anonymous-storage-FURL": f"pb://{tub}@{hint}/{first.swissnum}",
         "anonymous-storage-NURLs": [n.to_text() for n in nurls],
         "permutation-seed-base32": base32.b2a(spki_hash(certificate)),
     }

@@ -189,9 +189,12 @@ class StorageClient:
     def __init__(self, nurl: Nurl, connector: Connector, reactor: Any,
                  pool: HTTPConnectionPool | None = None, timeout: float = 120.0,
                  permutation_seed: bytes | None = None,
-                 fallbacks: Sequence[Nurl] = ()) -> None:
+                 fallbacks: Sequence[Nurl] = (), tub_id: bytes | None = None) -> None:
         """`fallbacks`: more addresses of the same server (its other NURLs, same key and
-        swissnum), tried in order when `nurl` does not answer."""
+        swissnum), tried in order when `nurl` does not answer. `tub_id`: the 20-byte tub ID
+        of the announcement's `anonymous-storage-FURL`, the seed of this server's mutable
+        write enablers and lease secrets (as Tahoe-LAFS uses it; without one, the first 20
+        bytes of the SPKI hash, so at least every mistgrid client agrees)."""
         if any((f.spki_hash, f.swissnum) != (nurl.spki_hash, nurl.swissnum)
                for f in fallbacks):
             raise MistgridError("a fallback NURL names another server")
@@ -201,6 +204,7 @@ class StorageClient:
         # From the server's announcement; ours announce their SPKI hash (announcement.py).
         self.permutation_seed = permutation_seed if permutation_seed is not None \
             else nurl.spki_hash
+        self.tub_id = tub_id if tub_id is not None else nurl.spki_hash[:20]
         pool = pool or HTTPConnectionPool(reactor, persistent=True)
         pool.maxPersistentPerHost = 8
         self._endpoints = _EndpointFactory(connector, [nurl, *fallbacks], reactor)
@@ -303,6 +307,74 @@ class StorageClient:
         await self._call("POST",
                          f"{V1}/immutable/{base32.b2a(storage_index)}/{number}/corrupt",
                          "corruption advisory", (200, 404), cbor={"reason": reason})
+
+
+    # ---- mutable slots ----
+
+    async def list_mutable(self, storage_index: bytes) -> set[int]:
+        _, body = await self._call(
+            "GET", f"{V1}/mutable/{base32.b2a(storage_index)}/shares", "list", (200,))
+        return set(cbor2.loads(body))
+
+    async def read_mutable(self, storage_index: bytes, number: int, offset: int,
+                           length: int) -> bytes:
+        """Up to `length` bytes of a mutable share at `offset`."""
+        if length <= 0:
+            return b""
+        code, body = await self._call(
+            "GET", f"{V1}/mutable/{base32.b2a(storage_index)}/{number}", "read",
+            (200, 204, 206),
+            headers={b"range": b"bytes=%d-%d" % (offset, offset + length - 1)})
+        return body if code != 204 else b""
+
+    async def read_test_write(self, storage_index: bytes, secrets: MutableSecrets,
+                              vectors: Mapping[int, ShareVectors],
+                              reads: Sequence[tuple[int, int]] = ()
+                              ) -> tuple[bool, dict[int, list[bytes]]]:
+        """Tahoe's test-and-set: every test of every share must pass, then all writes
+        happen; the reads are of the data before the writes."""
+        body = {
+            "test-write-vectors": {
+                number: {"test": [{"offset": o, "size": len(s), "specimen": s}
+                                  for o, s in v.tests],
+                         "write": [{"offset": o, "data": d} for o, d in v.writes],
+                         "new-length": v.new_length}
+                for number, v in vectors.items()},
+            "read-vector": [{"offset": o, "size": n} for o, n in reads]}
+        _, answer = await self._call(
+            "POST", f"{V1}/mutable/{base32.b2a(storage_index)}/read-test-write",
+            "read-test-write", (200,), cbor=body,
+            secrets={"write-enabler": secrets.write_enabler,
+                     "lease-renew-secret": secrets.renew,
+                     "lease-cancel-secret": secrets.cancel})
+        result = cbor2.loads(answer)
+        data = {int(k): list(v) for k, v in (result.get("data") or {}).items()}
+        return bool(result["success"]), data
+
+    async def advise_corrupt_mutable(self, storage_index: bytes, number: int,
+                                     reason: str) -> None:
+        await self._call("POST",
+                         f"{V1}/mutable/{base32.b2a(storage_index)}/{number}/corrupt",
+                         "corruption advisory", (200, 404), cbor={"reason": reason})
+
+
+@attrs.frozen(repr=False)
+class MutableSecrets:
+    write_enabler: bytes
+    renew: bytes
+    cancel: bytes
+
+    def __repr__(self) -> str:
+        return "<MutableSecrets redacted>"
+
+
+@attrs.frozen
+class ShareVectors:
+    """For one share: (offset, specimen) tests, (offset, data) writes, new length."""
+
+    tests: tuple[tuple[int, bytes], ...]
+    writes: tuple[tuple[int, bytes], ...]
+    new_length: int | None = None
 
 
 def b64(data: bytes) -> str:

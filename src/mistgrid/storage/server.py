@@ -135,9 +135,10 @@ class StorageResource(resource.Resource):
         _set_header(request, b"content-type", kind.encode("ascii"))
         return body
 
-    def _body(self, request: server.Request) -> Any:
-        content = _content(request).read(messages.MAX_MESSAGE_SIZE + 1)
-        return messages.decode_body(_decoded(_header(request, b"content-type")), content)
+    def _body(self, request: server.Request, limit: int = messages.MAX_MESSAGE_SIZE) -> Any:
+        content = _content(request).read(limit + 1)
+        return messages.decode_body(_decoded(_header(request, b"content-type")), content,
+                                    limit)
 
     # ---- endpoints ----
 
@@ -208,7 +209,8 @@ class StorageResource(resource.Resource):
         storage_index = _storage_index(args[0])
         secrets = _secrets(request, "write-enabler", "lease-renew-secret",
                            "lease-cancel-secret")
-        body = messages.parse_read_test_write(self._body(request))
+        body = messages.parse_read_test_write(
+            self._body(request, messages.MAX_READ_TEST_WRITE_SIZE))
         success, reads = self.backend.read_test_write(
             storage_index, secrets["write-enabler"], secrets["lease-renew-secret"],
             secrets["lease-cancel-secret"], body)
@@ -352,6 +354,9 @@ class _Request(server.Request):
             return
         if getattr(self.channel, "_command", b"").upper() == b"PATCH":
             self._limit = MAX_PATCH_SIZE
+        elif getattr(self.channel, "_path", b"").split(b"?")[0].endswith(
+                b"/read-test-write"):
+            self._limit = messages.MAX_READ_TEST_WRITE_SIZE
         if length is not None and length > self._limit:
             self.content = _Discard()
             self._refuse_early(413, "request body too large for this endpoint")

@@ -1,0 +1,351 @@
+"""Mutable files on a grid: map, read, create, replace and modify, over GBS.
+
+How this works: `map_servers` asks every server which shares of the file it holds and reads
+each share's first bytes (header, verification key, signature); a share whose key is not
+the cap's or whose signature fails is recorded as bad, never used. `retrieve` reads k whole
+shares of the best version (distinct servers first), checks every hash, routes around a bad
+share (named in the result) and decodes on the executor. `publish` encodes the next
+version (the highest sequence number seen plus one) and writes every share with one
+test-and-set per server: each share found is replaced only if it is still what the map saw
+there, so a writer who raced us makes the write fail with `UncoordinatedWriteError`;
+`replace` and `modify` then map again and publish on top of the newer version (a few tries).
+Write enablers and lease secrets are derived per server from the write key, the client's
+lease secret and the server's tub ID, exactly as Tahoe-LAFS derives them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import Executor
+from typing import Any
+
+import attrs
+from twisted.internet import defer
+
+from ..caps.mutable import (
+    MutableCap,
+    MutableFormat,
+    MutableReadCap,
+    MutableVerifierCap,
+    MutableWriteCap,
+)
+from ..crypto import rsa
+from ..crypto.hashes import lease_secrets
+from ..errors import (
+    MistgridError,
+    NoSuchFileError,
+    NotEnoughSharesError,
+    ShareError,
+    UncoordinatedWriteError,
+)
+from ..mutable import version as core
+from ..mutable.servermap import Bad, Found, ServerMap, plan_publish
+from ..placement.happiness import permuted
+from ..shares.mutable import HEADER_READ_SIZE, Header, Prefix, Share, parse_header, parse_share
+from ..storage.client import MutableSecrets, ShareVectors, StorageClient
+from .threads import in_thread
+from .uploader import settle
+
+FIRST_READ = 4096  # a share's header, keys and signature, usually all of a small share
+RETRIES = 4
+WRITE_PIECE = 4 * 1024 * 1024  # share bytes per read-test-write request
+
+
+class NotEnoughServersError(MistgridError):
+    """Too few shares of a new version could be placed."""
+
+
+@attrs.frozen
+class Mapped:
+    """A servermap, and the first bytes read of each share (a small share's whole)."""
+
+    map: ServerMap
+    heads: dict[tuple[int, int], bytes]
+
+
+async def _in(executor: Executor | None, fn: Callable[..., Any], *args: Any) -> Any:
+    return fn(*args) if executor is None else await in_thread(executor, fn, *args)
+
+
+def _signed_part_end(header: Header) -> int:
+    o = header.offsets
+    return max(o.verification_key_end, o.share_hash_chain if header.prefix.format
+               is MutableFormat.SDMF else o.verification_key)
+
+
+async def _map_one(server: StorageClient, index: int, cap: MutableCap, servermap: ServerMap,
+                   heads: dict[tuple[int, int], bytes]) -> None:
+    numbers = await server.list_mutable(cap.storage_index)
+    servermap.responded.add(index)
+
+    async def one(number: int) -> None:
+        data = await server.read_mutable(cap.storage_index, number, 0, FIRST_READ)
+        try:
+            header = parse_header(data[:HEADER_READ_SIZE], number)
+            end = _signed_part_end(header)
+            if len(data) < end and len(data) == FIRST_READ:
+                data += await server.read_mutable(cap.storage_index, number, len(data),
+                                                  end - len(data))
+            if len(data) < end:
+                raise ShareError(number, "length", "truncated before its signature")
+            o, p = header.offsets, header.prefix
+            signature = data[o.signature:o.share_hash_chain if p.format
+                             is MutableFormat.SDMF else o.verification_key]
+            core.verify_signature(p, data[o.verification_key:o.verification_key_end],
+                                  signature, cap.fingerprint, number)
+        except ShareError as err:
+            servermap.bad.append(Bad(index, number, str(err), data[:57]))
+            return
+        heads[(index, number)] = data
+        servermap.found.append(Found(index, number, header.prefix))
+
+    await settle(one(n) for n in sorted(numbers))
+
+
+async def map_servers(servers: Sequence[StorageClient], cap: MutableCap) -> Mapped:
+    servermap = ServerMap()
+    heads: dict[tuple[int, int], bytes] = {}
+    await settle(_map_one(s, i, cap, servermap, heads) for i, s in enumerate(servers))
+    return Mapped(servermap, heads)
+
+
+@attrs.frozen
+class Retrieved:
+    data: bytes
+    prefix: Prefix
+    bad: list[Bad]  # shares that failed a check (named, not used)
+    encrypted_private_key: bytes
+
+
+async def retrieve(servers: Sequence[StorageClient], cap: MutableCap,
+                   executor: Executor | None = None, mapped: Mapped | None = None
+                   ) -> Retrieved:
+    """The best recoverable version's plaintext."""
+    if isinstance(cap, MutableVerifierCap):
+        raise MistgridError("a verify cap cannot read a file")
+    mapped = mapped or await map_servers(servers, cap)
+    servermap = mapped.map
+    best = servermap.best()
+    if best is None:
+        if not servermap.found and not servermap.bad:
+            raise NoSuchFileError("no share of this mutable file was found on any server "
+                                  f"({len(servermap.responded)} of {len(servers)} answered)")
+        needed = max((r.prefix.needed for r in servermap.found), default=1)
+        raise NotEnoughSharesError(len({r.number for r in servermap.found}), needed,
+                                   [ShareError(b.number, b.reason) for b in servermap.bad])
+    prefix = servermap.prefix_of(best)
+    holders = servermap.holders(best)
+    good: dict[int, Share] = {}
+    bad: list[Bad] = list(servermap.bad)
+    used: set[int] = set()
+
+    async def fetch(number: int, server: int) -> None:
+        head = mapped.heads[(server, number)]
+        header = parse_header(head[:HEADER_READ_SIZE], number)
+        data = head[:header.offsets.end]
+        if len(data) < header.offsets.end:
+            data += await servers[server].read_mutable(
+                cap.storage_index, number, len(data), header.offsets.end - len(data))
+        share = await _in(executor, _checked_share, data, number)
+        good[number] = share
+
+    numbers = sorted(holders, key=lambda n: (n >= prefix.needed, n))
+    queue = [(n, s) for n in numbers for s in holders[n]]
+    while len(good) < prefix.needed and queue:
+        batch: list[tuple[int, int]] = []
+        for number, server in list(queue):
+            if len(good) + len(batch) >= prefix.needed:
+                break
+            if number in good or any(b[0] == number for b in batch):
+                continue
+            if server in used and any(s not in used for n, s in queue if n == number):
+                continue
+            batch.append((number, server))
+        if not batch:
+            batch = [queue[0]]
+        for item in batch:
+            queue.remove(item)
+            used.add(item[1])
+        results = await settle(fetch(n, s) for n, s in batch)
+        for (number, server), result in zip(batch, results, strict=True):
+            if isinstance(result, BaseException):
+                reason = str(result) or result.__class__.__name__
+                bad.append(Bad(server, number, reason))
+                if isinstance(result, ShareError):
+                    defer.Deferred.fromCoroutine(_advise(servers[server], cap, number,
+                                                         reason))
+        queue = [(n, s) for n, s in queue if n not in good]
+    if len(good) < prefix.needed:
+        raise NotEnoughSharesError(len(good), prefix.needed,
+                                   [ShareError(b.number, b.reason) for b in bad])
+    data = await _in(executor, core.decode_version, good, _readkey(cap))
+    key = next(iter(good.values())).encrypted_private_key
+    return Retrieved(data, prefix, bad, key)
+
+
+async def _advise(server: StorageClient, cap: MutableCap, number: int, reason: str) -> None:
+    with contextlib.suppress(Exception):  # advisory only
+        await server.advise_corrupt_mutable(cap.storage_index, number, reason[:1000])
+
+
+def _readkey(cap: MutableCap) -> bytes:
+    if isinstance(cap, MutableWriteCap):
+        return cap.readkey
+    if isinstance(cap, MutableReadCap):
+        return cap.readkey
+    raise MistgridError("a verify cap cannot read a file")
+
+
+def _checked_share(data: bytes, number: int) -> Share:
+    share = parse_share(data, number)
+    core.verify_hashes(share)
+    return share
+
+
+@attrs.frozen
+class Published:
+    prefix: Prefix
+    placed: dict[int, list[int]]  # share number -> servers
+
+
+async def publish(servers: Sequence[StorageClient], cap: MutableWriteCap,
+                  key: core.SigningKey, plaintext: bytes, needed: int, total: int,
+                  lease_secret: bytes, mapped: Mapped, executor: Executor | None = None,
+                  segment_size: int | None = None) -> Published:
+    """Write the next version over what `mapped` saw. UncoordinatedWriteError when any
+    share has changed since; NotEnoughServersError when fewer than k shares landed."""
+    servermap = mapped.map
+    seqnum = servermap.highest_seqnum() + 1
+    shares: list[Share] = await _in(executor, core.encode_version, cap, key, plaintext,
+                                    seqnum, needed, total, _salt, segment_size)
+    packed = {s.number: s.pack() for s in shares}
+    order = permuted([s.permutation_seed for s in servers], cap.storage_index)
+    usable = servermap.responded if not servermap.is_empty() or servermap.responded else None
+    plan = plan_publish(servermap, order, total, usable)
+    checkstring = shares[0].prefix.checkstring()
+
+    async def write(index: int, number: int, test: tuple[int, bytes]) -> bool:
+        """One share, in pieces of at most WRITE_PIECE bytes: the first tests what the map
+        saw, the rest that the share is still ours."""
+        server = servers[index]
+        renew, cancel = lease_secrets(lease_secret, cap.storage_index, server.tub_id)
+        secrets = MutableSecrets(cap.write_enabler(server.tub_id), renew, cancel)
+        data = packed[number]
+        for start in range(0, len(data), WRITE_PIECE):
+            ok, _ = await server.read_test_write(cap.storage_index, secrets, {
+                number: ShareVectors((test,), ((start, data[start:start + WRITE_PIECE]),))})
+            if not ok:
+                return False
+            test = (0, checkstring)
+        return True
+
+    results = await settle(write(p.server, p.number, p.test) for p in plan)
+    placed: dict[int, list[int]] = {}
+    conflicts = []
+    for placement, result in zip(plan, results, strict=True):
+        if result is True:
+            placed.setdefault(placement.number, []).append(placement.server)
+        elif result is False:
+            conflicts.append(placement)
+    if conflicts:
+        raise UncoordinatedWriteError(
+            f"another writer changed this file during the write ({len(conflicts)} share(s) "
+            "were not what was read); read it again and retry")
+    if len(placed) < needed:
+        failures = [str(r) for r in results if isinstance(r, BaseException)]
+        raise NotEnoughServersError(
+            f"only {len(placed)} of {total} shares could be placed ({needed} needed)"
+            + (f": {failures[0]}" if failures else ""))
+    return Published(shares[0].prefix, placed)
+
+
+def _salt() -> bytes:
+    return os.urandom(16)
+
+
+async def create(servers: Sequence[StorageClient], fmt: MutableFormat, key: core.SigningKey,
+                 plaintext: bytes, needed: int, total: int, lease_secret: bytes,
+                 executor: Executor | None = None) -> MutableWriteCap:
+    """A new mutable file holding `plaintext`; its write cap."""
+    cap = key.cap(fmt)
+    mapped = await map_servers(servers, cap)
+    if not mapped.map.responded:
+        raise NotEnoughServersError("no storage server answered")
+    await publish(servers, cap, key, plaintext, needed, total, lease_secret, mapped, executor)
+    return cap
+
+
+async def modify(servers: Sequence[StorageClient], cap: MutableWriteCap,
+                 change: Callable[[bytes | None], bytes | Awaitable[bytes]],
+                 needed: int, total: int, lease_secret: bytes,
+                 executor: Executor | None = None,
+                 key: core.SigningKey | None = None) -> Published:
+    """Publish `change(current plaintext)` as the next version; on an uncoordinated write,
+    map again and apply `change` to the newer version (up to RETRIES times)."""
+    for attempt in range(RETRIES + 1):
+        mapped = await map_servers(servers, cap)
+        current: bytes | None = None
+        encrypted_key = b""
+        k, n = needed, total
+        if mapped.map.best() is not None:
+            got = await retrieve(servers, cap, executor, mapped)
+            current, encrypted_key = got.data, got.encrypted_private_key
+            k, n = got.prefix.needed, got.prefix.total
+        elif not mapped.map.is_empty():
+            await retrieve(servers, cap, executor, mapped)  # raises: nothing recoverable
+        if key is None:
+            if not encrypted_key:
+                raise NoSuchFileError("no share of this mutable file was found on any "
+                                      "server, so its signing key is unknown")
+            key = await _in(executor, core.recover_signing_key, cap, encrypted_key)
+        new = change(current)
+        new_data = await new if not isinstance(new, bytes) else new
+        try:
+            return await publish(servers, cap, key, new_data, k, n, lease_secret, mapped,
+                                 executor)
+        except UncoordinatedWriteError:
+            if attempt == RETRIES:
+                raise
+    raise AssertionError("unreachable")
+
+
+class KeyPool:
+    """RSA keys made ahead of time on a worker, so a new mutable file does not wait for
+    key generation. `size` 0: every key is made when asked for (still off the reactor)."""
+
+    def __init__(self, size: int, executor: Executor | None) -> None:
+        self.size = size
+        self._executor = executor
+        self._ready: list[core.SigningKey] = []
+        self._making = 0
+
+    def start(self) -> None:
+        self._fill()
+
+    def _fill(self) -> None:
+        while len(self._ready) + self._making < self.size:
+            self._making += 1
+            defer.Deferred.fromCoroutine(self._make_one())
+
+    async def _make_one(self) -> None:
+        try:
+            key = await self._generate()
+            self._ready.append(key)
+        finally:
+            self._making -= 1
+
+    async def _generate(self) -> core.SigningKey:
+        return await _in(self._executor, _new_key)  # type: ignore[no-any-return]
+
+    async def take(self) -> core.SigningKey:
+        if self._ready:
+            key = self._ready.pop(0)
+            self._fill()
+            return key
+        return await self._generate()
+
+
+def _new_key() -> core.SigningKey:
+    return core.SigningKey.of(rsa.generate())

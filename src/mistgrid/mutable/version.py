@@ -1,0 +1,162 @@
+"""One version of a mutable file: encode plaintext into N signed shares; check shares and
+decode them back.
+
+How this works: each segment (SDMF: the whole file) is encrypted with AES-CTR under a key
+made from the read key and a fresh 16-byte salt (SDMF's IV), padded to a multiple of k and
+erasure-coded into N blocks. Each share's blocks get a block hash tree; the roots of those
+trees are the leaves of the share hash tree, whose root is signed together with the
+version's fields. The signing key travels in every share, encrypted under the write key,
+so any write-cap holder can make the next version. Pure and thread-safe (zfec and RSA are
+CPU work: the shell runs these on a worker).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+
+import attrs
+import zfec
+
+from ..caps.mutable import MutableFormat, MutableWriteCap
+from ..crypto import merkle, rsa
+from ..crypto.aes import CtrStream
+from ..crypto.hashes import ssk_data_key, ssk_fingerprint, ssk_writekey
+from ..errors import MistgridError, ShareError
+from ..shares.mutable import SALT_SIZE, Geometry, Prefix, Share, block_leaf
+
+
+@attrs.frozen
+class SigningKey:
+    """A mutable file's RSA key with its two serializations."""
+
+    key: rsa.PrivateKey
+    private_der: bytes
+    public_der: bytes
+
+    @classmethod
+    def of(cls, key: rsa.PrivateKey) -> SigningKey:
+        return cls(key, rsa.private_der(key), rsa.public_der(key.public_key()))
+
+    def cap(self, fmt: MutableFormat) -> MutableWriteCap:
+        return MutableWriteCap.from_keys(fmt, self.private_der, self.public_der)
+
+    def __repr__(self) -> str:
+        return "<SigningKey redacted>"
+
+
+def encrypt_private_key(writekey: bytes, private_der: bytes) -> bytes:
+    return CtrStream(writekey).process(private_der)
+
+
+def recover_signing_key(cap: MutableWriteCap, encrypted: bytes) -> SigningKey:
+    """The signing key from a share's encrypted copy; MistgridError unless it is the key
+    this write cap names."""
+    der = CtrStream(cap.writekey).process(encrypted)
+    if ssk_writekey(der) != cap.writekey:
+        raise MistgridError("the share's encrypted private key is not this file's key")
+    key = SigningKey.of(rsa.load_private_der(der))
+    if ssk_fingerprint(key.public_der) != cap.fingerprint:
+        raise MistgridError("the share's private key does not match the cap's fingerprint")
+    return key
+
+
+def _erasure_code(crypttext: bytes, needed: int, total: int) -> list[bytes]:
+    padded_length = -(-len(crypttext) // needed) * needed
+    padded = crypttext + b"\x00" * (padded_length - len(crypttext))
+    size = padded_length // needed
+    pieces = [padded[i * size:(i + 1) * size] for i in range(needed)]
+    return [bytes(b) for b in zfec.Encoder(needed, total).encode(pieces)]
+
+
+def encode_version(cap: MutableWriteCap, key: SigningKey, plaintext: bytes, seqnum: int,
+                   needed: int, total: int,
+                   salt: Callable[[], bytes] = lambda: os.urandom(SALT_SIZE),
+                   segment_size: int | None = None) -> list[Share]:
+    """The N shares of a new version of `cap`'s file holding `plaintext`."""
+    fmt = cap.format
+    geometry = (Geometry.for_new(fmt, needed, total, len(plaintext)) if segment_size is None
+                else Geometry.for_new(fmt, needed, total, len(plaintext), segment_size))
+    readkey = cap.readkey
+    salts: list[bytes] = []
+    data: list[list[bytes]] = [[] for _ in range(total)]
+    leaves: list[list[bytes]] = [[] for _ in range(total)]
+    first_salt = salt()
+    for segment in range(geometry.num_segments):
+        this_salt = first_salt if fmt is MutableFormat.SDMF or segment == 0 else salt()
+        salts.append(this_salt)
+        start = segment * geometry.segment_size
+        chunk = plaintext[start:start + geometry.segment_length(segment)]
+        crypttext = CtrStream(ssk_data_key(this_salt, readkey)).process(chunk)
+        for number, block in enumerate(_erasure_code(crypttext, needed, total)):
+            data[number].append(block if fmt is MutableFormat.SDMF else this_salt + block)
+            leaves[number].append(block_leaf(fmt, this_salt, block))
+    trees = [merkle.build_tree(share_leaves) for share_leaves in leaves]
+    share_tree = merkle.build_tree([tree[0] for tree in trees])
+    prefix = Prefix(fmt, seqnum, share_tree[0], first_salt if fmt is MutableFormat.SDMF
+                    else b"", needed, total, geometry.segment_size, len(plaintext))
+    signature = rsa.sign(key.key, prefix.pack())
+    encrypted_key = encrypt_private_key(cap.writekey, key.private_der)
+    return [Share(number, prefix, key.public_der, signature,
+                  {i: share_tree[i] for i in merkle.needed_nodes(total, number)},
+                  trees[number], b"".join(data[number]), encrypted_key)
+            for number in range(total)]
+
+
+def verify_signature(prefix: Prefix, verification_key: bytes, signature: bytes,
+                     fingerprint: bytes, number: int = -1) -> None:
+    """ShareError unless the key is the cap's and it signed this prefix."""
+    if ssk_fingerprint(verification_key) != fingerprint:
+        raise ShareError(number, "verification key", "not this file's key")
+    try:
+        public = rsa.load_public_der(verification_key)
+    except MistgridError as err:
+        raise ShareError(number, "verification key", str(err)) from None
+    if not rsa.verify(public, signature, prefix.pack()):
+        raise ShareError(number, "signature", "bad signature")
+
+
+def verify_hashes(share: Share) -> None:
+    """ShareError unless the share's block hash tree, blocks and share hash chain agree
+    with its signed root hash."""
+    p, number = share.prefix, share.number
+    geometry = p.geometry
+    tree = share.block_hash_tree
+    if len(tree) != merkle.node_count(geometry.num_segments) or not \
+            merkle.verify_full_tree(tree):
+        raise ShareError(number, "block hash tree", "inconsistent")
+    first_leaf = merkle.leaf_node(geometry.num_segments, 0)
+    for segment in range(geometry.num_segments):
+        salt, block = share.block(segment)
+        if block_leaf(p.format, salt, block) != tree[first_leaf + segment]:
+            raise ShareError(number, "block hash", f"segment {segment}")
+    if not 0 <= number < p.total:
+        raise ShareError(number, "share number", "beyond N")
+    try:
+        root = merkle.root_from_proof(p.total, number, tree[0], share.share_hash_chain)
+    except KeyError:
+        raise ShareError(number, "share hash chain", "incomplete") from None
+    if root != p.root_hash:
+        raise ShareError(number, "share hash chain", "does not lead to the signed root")
+
+
+def decode_segment(shares: Sequence[Share], readkey: bytes, segment: int) -> bytes:
+    """One segment's plaintext from k checked shares of one version."""
+    p = shares[0].prefix
+    geometry = p.geometry
+    chosen = sorted(shares, key=lambda s: s.number)[:p.needed]
+    if len(chosen) < p.needed:
+        raise MistgridError(f"{len(chosen)} shares, {p.needed} needed")
+    blocks = [s.block(segment) for s in chosen]
+    salt = blocks[0][0]
+    pieces = zfec.Decoder(p.needed, p.total).decode([b for _, b in blocks],
+                                                    [s.number for s in chosen])
+    crypttext = b"".join(bytes(x) for x in pieces)[:geometry.segment_length(segment)]
+    return CtrStream(ssk_data_key(salt, readkey)).process(crypttext)
+
+
+def decode_version(shares: Mapping[int, Share] | Sequence[Share], readkey: bytes) -> bytes:
+    """The whole plaintext from k checked shares of one version."""
+    chosen = list(shares.values()) if isinstance(shares, Mapping) else list(shares)
+    geometry = chosen[0].prefix.geometry
+    return b"".join(decode_segment(chosen, readkey, s) for s in range(geometry.num_segments))
