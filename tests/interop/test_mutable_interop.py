@@ -147,8 +147,9 @@ async def test_tahoe_makes_mistgrid_changes(grid: Grid, tmp_path: Path,
         expected = data[:middle] + patch + data[middle + len(patch):]
         seen: list[bytes | None] = []
 
-        def change(current: bytes | None, new: bytes = expected) -> bytes:
-            seen.append(current)
+        def change(current: bytes | None, new: bytes = expected,
+                   log: list[bytes | None] = seen) -> bytes:
+            log.append(current)
             return new
 
         await mutable.modify(clients, cap, change, 2, 3, LEASE_SECRET)
