@@ -7,6 +7,7 @@ Only a web API on this machine (loopback) is used: the data and the cap never le
 
 from __future__ import annotations
 
+import base64
 import http.client
 import sys
 import tempfile
@@ -16,6 +17,7 @@ from typing import IO
 
 import click
 
+from ..crypto import rsa
 from ..errors import MistgridError
 from ..fileutil import atomic_output
 from .progress import byte_progress
@@ -53,9 +55,19 @@ def connect_local(node_dir: Path) -> tuple[http.client.HTTPConnection, str]:
 
 @click.command()
 @click.argument("source", default="-")
+@click.argument("target", required=False)
+@click.option("--mutable", "-m", is_flag=True,
+              help="Make a mutable file (format from [client] mutable.format).")
+@click.option("--format", "fmt", type=click.Choice(["chk", "sdmf", "mdmf"],
+              case_sensitive=False), help="CHK (immutable), SDMF or MDMF (mutable).")
+@click.option("--private-key-path", type=click.Path(exists=True, dir_okay=False,
+              path_type=Path), help="The RSA key (PEM) of a new mutable file.")
 @node_option
-def put(source: str, node_dir: Path) -> None:
-    """Store SOURCE (a file, or - for stdin) and print its cap."""
+def put(source: str, target: str | None, mutable: bool, fmt: str | None,
+        private_key_path: Path | None, node_dir: Path) -> None:
+    """Store SOURCE (a file, or - for stdin) and print its cap. With TARGET, a mutable
+    file's write cap: replace that file's contents."""
+    query = _put_query(target, mutable, fmt, private_key_path)
     conn, base = connect_local(node_dir)
     if source == "-":  # spool stdin (bounded memory) to learn its size
         stream: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 (closed below)
@@ -69,7 +81,8 @@ def put(source: str, node_dir: Path) -> None:
             raise MistgridError(f"{source}: no such file")
         size, stream = path.stat().st_size, path.open("rb")
     try:
-        conn.putrequest("PUT", base + "uri")
+        where = "uri" if target is None else "uri/" + urllib.parse.quote(target, safe=":")
+        conn.putrequest("PUT", base + where + query)
         conn.putheader("Content-Length", str(size))
         conn.endheaders()
         with stream, byte_progress("uploading", size) as advance:
@@ -85,6 +98,32 @@ def put(source: str, node_dir: Path) -> None:
     if response.status != 200:
         raise MistgridError(f"upload failed: {answer}")
     click.echo(answer)
+
+
+def _put_query(target: str | None, mutable: bool, fmt: str | None,
+               key_path: Path | None) -> str:
+    if target is not None:
+        if not target.startswith(("URI:SSK:", "URI:MDMF:")):
+            raise MistgridError("TARGET must be a mutable file's write cap (URI:SSK: or "
+                                "URI:MDMF:); aliases and paths come with directories")
+        if mutable or fmt or key_path:
+            raise MistgridError("--mutable, --format and --private-key-path make a new "
+                                "file: not with TARGET")
+        return ""
+    args = {}
+    if fmt:
+        args["format"] = fmt.upper()
+    elif mutable or key_path:
+        args["mutable"] = "true"
+    if key_path is not None:
+        if fmt and fmt.lower() == "chk":
+            raise MistgridError("--private-key-path is for mutable files, not --format=chk")
+        try:
+            key = rsa.load_private_pem(key_path.read_bytes())
+        except MistgridError as err:
+            raise MistgridError(f"{key_path}: {err}") from None
+        args["private-key"] = base64.urlsafe_b64encode(rsa.private_der(key)).decode()
+    return "?" + urllib.parse.urlencode(args) if args else ""
 
 
 @click.command()

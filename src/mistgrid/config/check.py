@@ -23,6 +23,7 @@ DEFAULTS: dict[tuple[str, str], Any] = {
     ("client", "shares.happy"): 7,
     ("client", "shares.total"): 10,
     ("client", "mutable.format"): "sdmf",
+    ("client", "mutable.key_pool"): 2,
     ("connections", "tcp"): "tcp",
     ("storage", "enabled"): False,
     ("storage", "reserved_space"): 0,

@@ -66,6 +66,8 @@ KEYS: dict[tuple[str, str], Parser] = {
     ("client", "shares.total"): values.share_count,
     ("client", "shares.happy"): values.share_count,
     ("client", "mutable.format"): values.mutable_format,
+    # mistgrid's own: RSA keys made ahead of time for new mutable files (0: none)
+    ("client", "mutable.key_pool"): values.whole_number,
     ("client", "peers.preferred"): values.text,
     ("client", "force_foolscap"): values.boolean,
     # [storage]

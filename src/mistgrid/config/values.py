@@ -39,6 +39,12 @@ def positive_int(value: str) -> int:
     return int(value)
 
 
+def whole_number(value: str) -> int:
+    if not re.fullmatch(r"[0-9]{1,9}", value.strip()):
+        raise InvalidValueError("not a whole number (0 or more)", "write a number such as 2")
+    return int(value)
+
+
 def share_count(value: str) -> int:
     if not re.fullmatch(r"[0-9]+", value.strip()) or not 1 <= int(value) <= MAX_SHARES:
         raise InvalidValueError(f"not a share count from 1 to {MAX_SHARES}",

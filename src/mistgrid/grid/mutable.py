@@ -349,3 +349,43 @@ class KeyPool:
 
 def _new_key() -> core.SigningKey:
     return core.SigningKey.of(rsa.generate())
+
+
+class MutableFiles:
+    """A client node's mutable files: what the web API calls. Holds the servers, the key
+    pool, the lease secret and the default encoding."""
+
+    def __init__(self, servers: Callable[[], Sequence[StorageClient]], needed: int,
+                 total: int, lease_secret: bytes, executor: Executor | None,
+                 key_pool: KeyPool) -> None:
+        self._servers = servers
+        self.needed = needed
+        self.total = total
+        self._lease_secret = lease_secret
+        self._executor = executor
+        self.keys = key_pool
+
+    async def create(self, fmt: MutableFormat, data: bytes,
+                     key: core.SigningKey | None = None) -> MutableWriteCap:
+        key = key or await self.keys.take()
+        return await create(self._servers(), fmt, key, data, self.needed, self.total,
+                            self._lease_secret, self._executor)
+
+    async def read(self, cap: MutableCap) -> Retrieved:
+        return await retrieve(self._servers(), cap, self._executor)
+
+    async def replace(self, cap: MutableWriteCap, data: bytes) -> Published:
+        return await modify(self._servers(), cap, lambda _old: data, self.needed,
+                            self.total, self._lease_secret, self._executor)
+
+    async def write_at(self, cap: MutableWriteCap, offset: int, data: bytes) -> Published:
+        """Write `data` at `offset` (past the end: the gap is zeros), on top of the newest
+        version."""
+        def change(old: bytes | None) -> bytes:
+            current = old or b""
+            if offset > len(current):
+                current += b"\x00" * (offset - len(current))
+            return current[:offset] + data + current[offset + len(data):]
+
+        return await modify(self._servers(), cap, change, self.needed, self.total,
+                            self._lease_secret, self._executor)

@@ -13,9 +13,12 @@ from twisted.internet import defer, endpoints
 from twisted.internet import reactor as _reactor
 
 from ..caps import base32
+from ..caps.mutable import MutableFormat
 from ..cli.options import read_convergence
 from ..config.check import ConfigValues
 from ..encoding.params import EncodingParams
+from ..errors import MistgridError
+from ..grid.mutable import KeyPool, MutableFiles
 from ..grid.servers import KnownServer
 from ..introducer.client import IntroducerClient
 from ..web.api import ClientSettings, WebAPI, make_web_site
@@ -35,17 +38,44 @@ def ensure_convergence(private: Path) -> Path:
     return path
 
 
+def ensure_lease_secret(private: Path) -> bytes:
+    """The client's lease secret, `private/secret` (base32 of 32 bytes, as Tahoe-LAFS
+    writes it), made on first use; every lease and renew secret is derived from it."""
+    path = private / "secret"
+    if not path.exists():
+        private.mkdir(mode=0o700, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass
+        else:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(base32.b2a(secrets.token_bytes(32)) + "\n")
+    text = path.read_text().strip()
+    try:
+        return base32.a2b(text)
+    except ValueError:
+        raise MistgridError(f"{path}: not a lease secret (base32 text, as Tahoe-LAFS "
+                            "writes it); move it away and a new one is made") from None
+
+
 def start_web(directory: Path, cfg: ConfigValues, executor: Executor,
               servers: list[KnownServer], introducers: list[IntroducerClient],
               network: Mapping[str, str] | None = None) -> defer.Deferred[None]:
     """The web API on web.port, for `servers` (which introducers may add to)."""
     params = EncodingParams(cfg.get("client", "shares.needed"),
                             cfg.get("client", "shares.total"))
+    mutable_format = MutableFormat[str(cfg.get("client", "mutable.format")).upper()]
     settings = ClientSettings(params, cfg.get("client", "shares.happy"),
-                              read_convergence(ensure_convergence(directory / "private")))
+                              read_convergence(ensure_convergence(directory / "private")),
+                              mutable_format)
     nickname = cfg.get("node", "nickname") or directory.name
+    pool = KeyPool(cfg.get("client", "mutable.key_pool"), executor)
+    pool.start()
+    mutable = MutableFiles(lambda: [s.client for s in servers], params.needed, params.total,
+                           ensure_lease_secret(directory / "private"), executor, pool)
     site = make_web_site(WebAPI(servers, settings, executor, nickname, introducers,
-                                network or {}))
+                                network or {}, mutable))
     web_port = cfg.get("node", "web.port")
 
     def listening(port: Any) -> None:

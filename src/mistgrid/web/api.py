@@ -1,9 +1,15 @@
 """The web API: Tahoe's paths for immutable files and the welcome page.
 
-    PUT /uri                 body = file; answers the cap (text/plain)
-    POST /uri?t=upload       multipart/form-data with a `file` field; answers the cap
-    GET /uri/$CAP            the file (streamed as it is verified; one Range honoured)
-    GET /uri/$CAP?t=json     ["filenode", {ro_uri, verify_uri, size, mutable}]
+    PUT /uri                 body = file; answers the cap (text/plain). format=CHK|SDMF|
+                             MDMF (any case) or mutable=true ([client] mutable.format);
+                             private-key= (urlsafe base64 DER) names a new mutable file
+    POST /uri?t=upload       multipart/form-data with a `file` field (format, mutable and
+                             private-key as query or form fields); answers the cap
+    PUT /uri/$WRITECAP       replaces a mutable file's contents; ?offset=N writes there
+    GET /uri/$CAP            the file (one Range honoured; immutable files are streamed as
+                             they are verified)
+    GET /uri/$CAP?t=json     ["filenode", {rw_uri, ro_uri, verify_uri, size, mutable,
+                             format}]
     GET /  and  /?t=json     every known server: connection state, route, last error
 
 How this works: a twisted.web leaf resource; each request runs as a coroutine on the
@@ -12,6 +18,7 @@ reactor. Errors become a status and a one-line text body; caps are never logged.
 
 from __future__ import annotations
 
+import base64
 import html
 import json
 import os
@@ -30,12 +37,29 @@ from twisted.web import resource, server
 from zope.interface import implementer
 
 from ..caps import ChkCap, LiteralCap, parse_cap
+from ..caps.mutable import (
+    MutableCap,
+    MutableFormat,
+    MutableReadCap,
+    MutableWriteCap,
+    is_mutable_text,
+    parse_mutable_cap,
+)
+from ..crypto import rsa
 from ..encoding.params import EncodingParams
-from ..errors import CapabilityError, MistgridError, NotEnoughSharesError
+from ..errors import (
+    CapabilityError,
+    MistgridError,
+    NoSuchFileError,
+    NotEnoughSharesError,
+    UncoordinatedWriteError,
+)
 from ..grid.downloader import download
+from ..grid.mutable import MutableFiles, NotEnoughServersError, map_servers
 from ..grid.servers import KnownServer
 from ..grid.uploader import UploadUnhappyError, upload
 from ..introducer.client import IntroducerClient
+from ..mutable.version import SigningKey
 from ..storage.server import QuietSite
 from .multipart import MultipartError, Window, boundary_of, locate_parts
 
@@ -49,6 +73,15 @@ class ClientSettings:
     params: EncodingParams
     happy: int
     convergence: bytes
+    mutable_format: MutableFormat = MutableFormat.SDMF
+
+
+class BadRequestError(MistgridError):
+    """A request the web API cannot act on (400, with this text)."""
+
+
+class ReadOnlyError(MistgridError):
+    """A write with a cap that cannot write."""
 
 
 class ClientGoneError(MistgridError):
@@ -103,10 +136,12 @@ class WebAPI(resource.Resource):
     def __init__(self, servers: list[KnownServer], settings: ClientSettings,
                  executor: Executor | None, nickname: str,
                  introducers: Sequence[IntroducerClient] = (),
-                 network: Mapping[str, str] | None = None) -> None:
+                 network: Mapping[str, str] | None = None,
+                 mutable: MutableFiles | None = None) -> None:
         """`network`: how this node reaches its networks (e.g. which Tor SOCKS port it
-        found), shown on the welcome page."""
+        found), shown on the welcome page. `mutable`: this node's mutable files."""
         super().__init__()
+        self.mutable = mutable
         self.network = dict(network or {})
         self.servers = servers
         self.introducers = introducers
@@ -136,18 +171,17 @@ class WebAPI(resource.Resource):
             if path in ([], [""]) and method == "GET":
                 await self._welcome(request, args)
             elif path == ["uri"] and method == "PUT":
-                await self._put(request)
+                await self._put(request, args)
             elif path == ["uri"] and method == "POST" and args.get("t") == ["upload"]:
-                await self._post_upload(request)
+                await self._post_upload(request, args)
             elif len(path) == 2 and path[0] == "uri" and method == "GET":
                 await self._get(request, path[1], args)
+            elif len(path) == 2 and path[0] == "uri" and method == "PUT":
+                await self._put_cap(request, path[1], args)
             else:
                 self._finish(request, 404, b"no such page\n")
-        except (CapabilityError, NotEnoughSharesError, UploadUnhappyError,
-                MistgridError) as err:
-            status = 400 if isinstance(err, (CapabilityError, MultipartError)) else 410 \
-                if isinstance(err, NotEnoughSharesError) else 503
-            self._finish(request, status, str(err).encode() + b"\n")
+        except MistgridError as err:
+            self._finish(request, _status_of(err), str(err).encode() + b"\n")
 
     def _finish(self, request: server.Request, status: int, body: bytes,
                 kind: bytes = b"text/plain; charset=utf-8") -> None:
@@ -201,7 +235,7 @@ class WebAPI(resource.Resource):
                 + "</ul></body></html>")
         self._finish(request, 200, page.encode(), b"text/html; charset=utf-8")
 
-    async def _put(self, request: server.Request) -> None:
+    async def _put(self, request: server.Request, args: dict[str, list[str]]) -> None:
         content: IO[bytes] | None = request.content
         if content is None:
             self._finish(request, 400, b"no body\n")
@@ -209,15 +243,111 @@ class WebAPI(resource.Resource):
         content.seek(0, os.SEEK_END)
         size = content.tell()
         content.seek(0)
-        await self._store(request, content, size)
+        await self._store(request, content, size, args)
 
-    async def _store(self, request: server.Request, content: IO[bytes], size: int) -> None:
+    def _format(self, args: Mapping[str, list[str]]) -> MutableFormat | None:
+        """The format asked for: None for an immutable file (CHK)."""
+        fmt = (args.get("format") or [""])[-1].strip().upper()
+        if fmt:
+            if fmt == "CHK":
+                return None
+            try:
+                return MutableFormat[fmt]
+            except KeyError:
+                raise BadRequestError(f"unknown format {fmt[:20]!r}: use CHK, SDMF or "
+                                      "MDMF") from None
+        mutable = (args.get("mutable") or [""])[-1].strip().lower()
+        return self.settings.mutable_format if mutable in ("true", "on", "1") else None
+
+    async def _store(self, request: server.Request, content: IO[bytes], size: int,
+                     args: Mapping[str, list[str]]) -> None:
+        fmt = self._format(args)
+        if fmt is not None:
+            mutable = self._mutable()
+            key = _private_key(args)
+            data = await threads.deferToThread(content.read)
+            new = await mutable.create(fmt, data, key)
+            self._finish(request, 200, new.to_string().encode())
+            return
         cap = await upload(content, size, [s.client for s in self.servers],
                            self.settings.params, self.settings.happy,
                            self.settings.convergence, executor=self.executor)
         self._finish(request, 200, cap.to_string().encode())
 
-    async def _post_upload(self, request: server.Request) -> None:
+    def _mutable(self) -> MutableFiles:
+        if self.mutable is None:
+            raise MistgridError("this node does not handle mutable files")
+        return self.mutable
+
+    async def _put_cap(self, request: server.Request, cap_text: str,
+                       args: dict[str, list[str]]) -> None:
+        """Replace a mutable file, or write into it at ?offset=N."""
+        cap = parse_mutable_cap(cap_text) if is_mutable_text(cap_text) else parse_cap(cap_text)
+        offsets = args.get("offset")
+        if not isinstance(cap, MutableWriteCap):
+            raise ReadOnlyError("this cap cannot change the file (a read-only, verify or "
+                                "immutable cap); use its write cap")
+        offset = None
+        if offsets:
+            offset_text = offsets[-1]
+            if not re.fullmatch(r"[0-9]{1,19}", offset_text):
+                raise BadRequestError("offset must be a whole number of bytes")
+            offset = int(offset_text)
+        content: IO[bytes] | None = request.content
+        data = await threads.deferToThread(content.read) if content is not None else b""
+        mutable = self._mutable()
+        if offset is None:
+            await mutable.replace(cap, data)
+        else:
+            await mutable.write_at(cap, offset, data)
+        self._finish(request, 200, cap_text.encode())
+
+    async def _get_mutable(self, request: server.Request, cap: MutableCap, cap_text: str,
+                           args: dict[str, list[str]]) -> None:
+        if not isinstance(cap, (MutableWriteCap, MutableReadCap)):
+            if args.get("t") == ["json"]:
+                info: dict[str, Any] = {"verify_uri": cap.to_string(), "mutable": True,
+                                        "format": cap.format.value}
+                self._finish(request, 200, json.dumps(["filenode", info]).encode(),
+                             b"application/json")
+                return
+            self._finish(request, 400, b"a verify cap cannot be read\n")
+            return
+        mutable = self._mutable()
+        if args.get("t") == ["json"]:
+            mapped = await map_servers([s.client for s in self.servers], cap)
+            best = mapped.map.best()
+            info = {"ro_uri": cap.read_only().to_string(),
+                    "verify_uri": cap.verifier().to_string(), "mutable": True,
+                    "format": cap.format.value,
+                    "size": mapped.map.prefix_of(best).data_length if best else None}
+            if isinstance(cap, MutableWriteCap):
+                info["rw_uri"] = cap.to_string()
+            self._finish(request, 200, json.dumps(["filenode", info]).encode(),
+                         b"application/json")
+            return
+        got = await mutable.read(cap)
+        data = got.data
+        wanted = byte_range(request.getHeader(b"range"), len(data))
+        request.setHeader(b"accept-ranges", b"bytes")
+        if wanted == UNSATISFIABLE:
+            request.setHeader(b"content-range", f"bytes */{len(data)}".encode())
+            self._finish(request, 416, b"the requested range is not in the file\n")
+            return
+        status = 200
+        if wanted is not None:
+            start, end = wanted
+            request.setHeader(b"content-range",
+                              f"bytes {start}-{end - 1}/{len(data)}".encode())
+            data, status = data[start:end], 206
+        request.setResponseCode(status)
+        request.setHeader(b"content-type", b"application/octet-stream")
+        request.setHeader(b"content-length", str(len(data)).encode())
+        request.write(data)
+        request.finish()
+
+    async def _post_upload(self, request: server.Request,
+                           args: dict[str, list[str]]) -> None:
         """Tahoe's form upload: the `file` field of a multipart/form-data body."""
         content: IO[bytes] | None = request.content
         kind = request.getHeader(b"content-type") or b""
@@ -230,18 +360,28 @@ class WebAPI(resource.Resource):
         files = [part for part in parts if part.name == "file"]
         if len(files) != 1:
             raise MultipartError("POST /uri?t=upload needs exactly one 'file' field")
+        fields = dict(args)
+        for field in parts:  # Tahoe's form fields may carry what the query string can
+            if field.name in ("format", "mutable", "private-key") and \
+                    field.end - field.start <= 4096:
+                value = Window(content, field.start, field.end).read()
+                fields[field.name] = [value.decode("utf-8", "replace").strip()]
         part = files[0]
         await self._store(request, cast(IO[bytes], Window(content, part.start, part.end)),
-                          part.end - part.start)
+                          part.end - part.start, fields)
 
     async def _get(self, request: server.Request, cap_text: str,
                    args: dict[str, list[str]]) -> None:
+        if is_mutable_text(cap_text):
+            await self._get_mutable(request, parse_mutable_cap(cap_text), cap_text, args)
+            return
         cap = parse_cap(cap_text)
         if not isinstance(cap, (ChkCap, LiteralCap)):
             self._finish(request, 400, b"a verify cap cannot be read\n")
             return
         if args.get("t") == ["json"]:
-            info: dict[str, Any] = {"ro_uri": cap_text, "size": cap.size, "mutable": False}
+            info: dict[str, Any] = {"ro_uri": cap_text, "size": cap.size, "mutable": False,
+                                    "format": "CHK" if isinstance(cap, ChkCap) else "LIT"}
             if isinstance(cap, ChkCap):
                 info["verify_uri"] = cap.verifier().to_string()
             self._finish(request, 200, json.dumps(["filenode", info]).encode(),
@@ -279,6 +419,34 @@ class WebAPI(resource.Resource):
 
 
 UNSATISFIABLE = (-1, -1)
+
+
+def _status_of(err: MistgridError) -> int:
+    """The HTTP status of a failed request (Tahoe's where Tahoe has one)."""
+    if isinstance(err, (CapabilityError, MultipartError, BadRequestError, ReadOnlyError)):
+        return 400
+    if isinstance(err, UncoordinatedWriteError):
+        return 409
+    if isinstance(err, (NotEnoughSharesError, NoSuchFileError)):
+        return 410
+    if isinstance(err, (UploadUnhappyError, NotEnoughServersError)):
+        return 503
+    return 503
+
+
+def _private_key(args: Mapping[str, list[str]]) -> SigningKey | None:
+    """`private-key=`: a DER RSA key in urlsafe base64 (webapi.rst), or None."""
+    text = (args.get("private-key") or [""])[-1].strip()
+    if not text:
+        return None
+    try:
+        der = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except ValueError:
+        raise BadRequestError("private-key is not urlsafe base64") from None
+    try:
+        return SigningKey.of(rsa.load_private_der(der))
+    except MistgridError as err:
+        raise BadRequestError(f"private-key: {err}") from None
 
 
 def byte_range(header: bytes | None, size: int) -> tuple[int, int] | None:
