@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Executor
 from typing import Any
 
 import attrs
-from twisted.internet import defer
+from twisted.internet import defer, task
+from twisted.internet import reactor as _reactor
 
 from ..caps.mutable import (
     MutableCap,
@@ -48,6 +50,7 @@ from ..storage.client import MutableSecrets, ShareVectors, StorageClient
 from .threads import in_thread
 from .uploader import settle
 
+reactor: Any = _reactor
 FIRST_READ = 4096  # a share's header, keys and signature, usually all of a small share
 RETRIES = 4
 WRITE_PIECE = 4 * 1024 * 1024  # share bytes per read-test-write request
@@ -96,7 +99,7 @@ async def _map_one(server: StorageClient, index: int, cap: MutableCap, servermap
             core.verify_signature(p, data[o.verification_key:o.verification_key_end],
                                   signature, cap.fingerprint, number)
         except ShareError as err:
-            servermap.bad.append(Bad(index, number, str(err), data[:57]))
+            servermap.bad.append(Bad(index, number, _reason(err), data[:57]))
             return
         heads[(index, number)] = data
         servermap.found.append(Found(index, number, header.prefix))
@@ -171,7 +174,7 @@ async def retrieve(servers: Sequence[StorageClient], cap: MutableCap,
         results = await settle(fetch(n, s) for n, s in batch)
         for (number, server), result in zip(batch, results, strict=True):
             if isinstance(result, BaseException):
-                reason = str(result) or result.__class__.__name__
+                reason = _reason(result)
                 bad.append(Bad(server, number, reason))
                 if isinstance(result, ShareError):
                     defer.Deferred.fromCoroutine(_advise(servers[server], cap, number,
@@ -183,6 +186,13 @@ async def retrieve(servers: Sequence[StorageClient], cap: MutableCap,
     data = await _in(executor, core.decode_version, good, _readkey(cap))
     key = next(iter(good.values())).encrypted_private_key
     return Retrieved(data, prefix, bad, key)
+
+
+def _reason(err: BaseException) -> str:
+    """What was wrong with a share, without its number (kept beside it)."""
+    if isinstance(err, ShareError):
+        return err.check + (f": {err.detail}" if err.detail else "")
+    return str(err) or err.__class__.__name__
 
 
 async def _advise(server: StorageClient, cap: MutableCap, number: int, reason: str) -> None:
@@ -281,25 +291,33 @@ async def modify(servers: Sequence[StorageClient], cap: MutableWriteCap,
                  change: Callable[[bytes | None], bytes | Awaitable[bytes]],
                  needed: int, total: int, lease_secret: bytes,
                  executor: Executor | None = None,
-                 key: core.SigningKey | None = None) -> Published:
+                 key: core.SigningKey | None = None, needs_current: bool = True
+                 ) -> Published:
     """Publish `change(current plaintext)` as the next version; on an uncoordinated write,
-    map again and apply `change` to the newer version (up to RETRIES times)."""
+    map again and apply `change` to the newer version (up to RETRIES times, after a short
+    random pause). As with Tahoe's modifiers, `change` must be idempotent: a racing write
+    that was reported as a conflict may still have landed, so the newer version it sees
+    may already hold its own change (replacing, and writing bytes at an offset, are). `needs_current=False` (a whole replacement): the current contents are
+    not read, and a file left with no recoverable version (writers who raced each other
+    on too few servers) is still replaced."""
     for attempt in range(RETRIES + 1):
         mapped = await map_servers(servers, cap)
+        servermap = mapped.map
         current: bytes | None = None
-        encrypted_key = b""
         k, n = needed, total
-        if mapped.map.best() is not None:
-            got = await retrieve(servers, cap, executor, mapped)
-            current, encrypted_key = got.data, got.encrypted_private_key
-            k, n = got.prefix.needed, got.prefix.total
-        elif not mapped.map.is_empty():
+        best = servermap.best()
+        if best is not None:
+            prefix = servermap.prefix_of(best)
+            k, n = prefix.needed, prefix.total
+            if needs_current:
+                current = (await retrieve(servers, cap, executor, mapped)).data
+        elif servermap.found and not needs_current:
+            newest = max(servermap.found, key=lambda r: r.prefix.version_id).prefix
+            k, n = newest.needed, newest.total
+        elif not servermap.is_empty():
             await retrieve(servers, cap, executor, mapped)  # raises: nothing recoverable
         if key is None:
-            if not encrypted_key:
-                raise NoSuchFileError("no share of this mutable file was found on any "
-                                      "server, so its signing key is unknown")
-            key = await _in(executor, core.recover_signing_key, cap, encrypted_key)
+            key = await _signing_key(servers, cap, mapped, executor)
         new = change(current)
         new_data = await new if not isinstance(new, bytes) else new
         try:
@@ -308,7 +326,38 @@ async def modify(servers: Sequence[StorageClient], cap: MutableWriteCap,
         except UncoordinatedWriteError:
             if attempt == RETRIES:
                 raise
+            await _pause(random.uniform(0.05, 0.5) * (attempt + 1))
     raise AssertionError("unreachable")
+
+
+async def _pause(seconds: float) -> None:
+    await task.deferLater(reactor, seconds, lambda: None)
+
+
+async def _signing_key(servers: Sequence[StorageClient], cap: MutableWriteCap,
+                       mapped: Mapped, executor: Executor | None) -> core.SigningKey:
+    """The file's signing key, from the first share (with a good signature) whose
+    encrypted copy decrypts to it."""
+    problems = []
+    for record in sorted(mapped.map.found, key=lambda r: r.prefix.version_id, reverse=True):
+        head = mapped.heads[(record.server, record.number)]
+        header = parse_header(head[:HEADER_READ_SIZE], record.number)
+        o = header.offsets
+        try:
+            encrypted = head[o.private_key:o.private_key_end]
+            if len(encrypted) < o.private_key_end - o.private_key:
+                encrypted = await servers[record.server].read_mutable(
+                    cap.storage_index, record.number, o.private_key,
+                    o.private_key_end - o.private_key)
+            result: core.SigningKey = await _in(executor, core.recover_signing_key, cap,
+                                                encrypted)
+            return result
+        except MistgridError as err:
+            problems.append(str(err))
+        except Exception as err:  # a server that stopped answering: try the next share
+            problems.append(err.__class__.__name__)
+    raise NoSuchFileError("no share of this mutable file with its signing key was found"
+                          + (f" ({problems[0]})" if problems else ""))
 
 
 class KeyPool:
@@ -376,7 +425,8 @@ class MutableFiles:
 
     async def replace(self, cap: MutableWriteCap, data: bytes) -> Published:
         return await modify(self._servers(), cap, lambda _old: data, self.needed,
-                            self.total, self._lease_secret, self._executor)
+                            self.total, self._lease_secret, self._executor,
+                            needs_current=False)
 
     async def write_at(self, cap: MutableWriteCap, offset: int, data: bytes) -> Published:
         """Write `data` at `offset` (past the end: the gap is zeros), on top of the newest
