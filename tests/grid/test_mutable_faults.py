@@ -7,11 +7,13 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import cast
 
 import attrs
 import pytest
 import pytest_twisted
 from twisted.internet import defer, reactor
+from twisted.python.failure import Failure
 
 from mistgrid.caps.mutable import MutableFormat, MutableWriteCap
 from mistgrid.crypto import rsa
@@ -148,6 +150,10 @@ async def test_newest_version_wins_and_bad_share_is_named(
     assert (await mutable.retrieve(clients(running), cap)).data == first
 
 
+def constant(data: bytes) -> Callable[[bytes | None], bytes]:
+    return lambda _old: data
+
+
 @pytest_twisted.ensureDeferred
 async def test_two_clients_write_at_once(running: list[Node]) -> None:
     """Two clients (each its own connections) replace the same file at once, ten times:
@@ -160,13 +166,13 @@ async def test_two_clients_write_at_once(running: list[Node]) -> None:
         a, b = os.urandom(200_000), os.urandom(150_000)
         results = await defer.DeferredList([
             defer.Deferred.fromCoroutine(mutable.modify(
-                one, cap, lambda _, d=a: d, K, N, SECRET, needs_current=False)),
+                one, cap, constant(a), K, N, SECRET, needs_current=False)),
             defer.Deferred.fromCoroutine(mutable.modify(
-                two, cap, lambda _, d=b: d, K, N, b"other client".ljust(32),
+                two, cap, constant(b), K, N, b"other client".ljust(32),
                 needs_current=False))], consumeErrors=True)
         for ok, result in results:
             if not ok:
-                result.trap(UncoordinatedWriteError)
+                cast(Failure, result).trap(UncoordinatedWriteError)  # type: ignore[no-untyped-call]
         got = await mutable.retrieve(clients(running), cap)
         assert got.data in (a, b), round_
 

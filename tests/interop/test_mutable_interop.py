@@ -7,6 +7,7 @@ middle of it, and the first reads the result back byte for byte.
 
 from __future__ import annotations
 
+import io
 import os
 import urllib.request
 from collections.abc import Iterator
@@ -17,10 +18,12 @@ import pytest
 import pytest_twisted
 from twisted.internet import reactor
 
-from mistgrid.caps.mutable import MutableFormat, MutableWriteCap, parse_mutable_cap
+from mistgrid.caps.mutable import MutableCap, MutableFormat, MutableWriteCap, parse_mutable_cap
 from mistgrid.crypto import rsa
 from mistgrid.gbs.nurl import Nurl
 from mistgrid.grid import mutable
+from mistgrid.grid.mutable import KeyPool
+from mistgrid.grid.mutable_files import MutableFiles
 from mistgrid.mutable.version import SigningKey
 from mistgrid.net.connector import Connector
 from mistgrid.storage.announcement import tub_id
@@ -51,12 +54,30 @@ class Grid:
                               tub_id=tub_id(load_certificate(pem)))
                 for pem, nurl in self.servers]
 
+    def files(self) -> MutableFiles:
+        """What a mistgrid node's web API uses (streamed MDMF above 4 MiB, ranged reads,
+        in-place writes)."""
+        servers = self.clients()
+        return MutableFiles(lambda: servers, 2, 3, LEASE_SECRET, None, KeyPool(0, None))
+
+
     def web(self, method: str, path: str, body: bytes | None = None) -> bytes:
         base = (self.client.directory / "node.url").read_text().strip().rstrip("/")
         request = urllib.request.Request(base + path, data=body, method=method)
         with urllib.request.urlopen(request, timeout=300) as response:
             result: bytes = response.read()
         return result
+
+
+async def read_all(files: MutableFiles, cap: MutableCap, start: int = 0,
+                   end: int | None = None) -> bytes:
+    out = bytearray()
+
+    def keep(chunk: bytes) -> None:
+        out.extend(chunk)
+
+    await files.read(cap, keep, lambda size: (start, size if end is None else end))
+    return bytes(out)
 
 
 @pytest.fixture(scope="module", params=["mistgrid", "mixed", "tahoe"])
@@ -107,10 +128,11 @@ async def test_mistgrid_makes_tahoe_changes(grid: Grid, fmt: MutableFormat) -> N
     """mistgrid creates; Tahoe reads, replaces and writes at an offset; mistgrid reads each
     of Tahoe's versions."""
     clients = grid.clients()
+    files = grid.files()
     for size in _sizes(grid):
         data = os.urandom(size)
         key = SigningKey.of(rsa.generate())
-        cap = await mutable.create(clients, fmt, key, data, 2, 3, LEASE_SECRET)
+        cap = await files.create(fmt, io.BytesIO(data), size, key)
         text = cap.to_string()
         assert grid.cli("get", text) == data, (fmt, size)
         replacement = os.urandom(size + 100)
@@ -124,6 +146,8 @@ async def test_mistgrid_makes_tahoe_changes(grid: Grid, fmt: MutableFormat) -> N
         got = await mutable.retrieve(clients, cap.read_only())
         assert got.data == expected, (fmt, size)
         assert got.prefix.format is fmt and not got.bad
+        assert await read_all(files, cap, offset - 5, offset + 100) == \
+            expected[offset - 5:offset + 100]
 
 
 @pytest.mark.parametrize("fmt", list(MutableFormat))
@@ -145,13 +169,10 @@ async def test_tahoe_makes_mistgrid_changes(grid: Grid, tmp_path: Path,
         middle = len(data) // 2
         patch = b"mistgrid wrote this"
         expected = data[:middle] + patch + data[middle + len(patch):]
-        seen: list[bytes | None] = []
-
-        def change(current: bytes | None, new: bytes = expected,
-                   log: list[bytes | None] = seen) -> bytes:
-            log.append(current)
-            return new
-
-        await mutable.modify(clients, cap, change, 2, 3, LEASE_SECRET)
-        assert seen == [data]
+        await grid.files().write_at(cap, middle, patch)  # MDMF: in place
         assert grid.cli("get", text) == expected, (fmt, size)
+        assert await read_all(grid.files(), cap, max(0, middle - 3)) == \
+            expected[max(0, middle - 3):]
+        bigger = os.urandom(6 * MIB)  # MDMF: streamed
+        await grid.files().replace(cap, io.BytesIO(bigger), len(bigger))
+        assert grid.cli("get", text) == bigger, (fmt, size)

@@ -124,7 +124,10 @@ def test_racing_writers(data: st.DataObject, fmt: MutableFormat,
         original = b"original " * 50
         cap: MutableWriteCap = run_to_end(gate, mutable.create(
             servers, fmt, KEY, original, needed, total, SECRET))
-        outcomes: dict[str, Any] = {}
+        outcomes: dict[bytes, Any] = {}
+
+        def keep(result: Any, name: bytes) -> None:
+            outcomes[name] = result
 
         def writer(name: bytes) -> Coroutine[Any, Any, mutable.Published]:
             if appending:  # idempotent, as a change must be (it may run again)
@@ -136,7 +139,7 @@ def test_racing_writers(data: st.DataObject, fmt: MutableFormat,
 
         for name in (b"A", b"B"):
             d = defer.Deferred.fromCoroutine(writer(name))
-            d.addBoth(lambda r, n=name: outcomes.__setitem__(n, r))
+            d.addBoth(keep, name)
         while gate.waiting:
             gate.release(data.draw(st.integers(0, len(gate.waiting) - 1)))
         assert set(outcomes) == {b"A", b"B"}

@@ -43,7 +43,7 @@ from ..errors import (
     UncoordinatedWriteError,
 )
 from ..mutable import version as core
-from ..mutable.servermap import Bad, Found, ServerMap, plan_publish
+from ..mutable.servermap import NEW_SHARE_TEST, Bad, Found, ServerMap, plan_publish
 from ..placement.happiness import permuted
 from ..shares.mutable import HEADER_READ_SIZE, Header, Prefix, Share, parse_header, parse_share
 from ..storage.client import MutableSecrets, ShareVectors, StorageClient
@@ -52,7 +52,7 @@ from .uploader import settle
 
 reactor: Any = _reactor
 FIRST_READ = 4096  # a share's header, keys and signature, usually all of a small share
-RETRIES = 4
+RETRIES = 8
 WRITE_PIECE = 4 * 1024 * 1024  # share bytes per read-test-write request
 
 
@@ -251,7 +251,20 @@ async def publish(servers: Sequence[StorageClient], cap: MutableWriteCap,
             test = (0, checkstring)
         return True
 
-    results = await settle(write(p.server, p.number, p.test) for p in plan)
+    # The first placement is written alone: two writers racing from the same map both
+    # test it, one loses there and has changed nothing (no split of the shares between
+    # two half-written versions from that race).
+    plan = sorted(plan, key=lambda p: (p.test == NEW_SHARE_TEST, p.number, p.server))
+    if plan:
+        first = await settle([write(plan[0].server, plan[0].number, plan[0].test)])
+        if first[0] is False:
+            raise UncoordinatedWriteError(
+                "another writer changed this file first (its first share was not what "
+                "was read); read it again and retry")
+        rest = await settle(write(p.server, p.number, p.test) for p in plan[1:])
+        results = first + rest
+    else:
+        results = []
     placed: dict[int, list[int]] = {}
     conflicts = []
     for placement, result in zip(plan, results, strict=True):
@@ -297,15 +310,30 @@ async def modify(servers: Sequence[StorageClient], cap: MutableWriteCap,
     map again and apply `change` to the newer version (up to RETRIES times, after a short
     random pause). As with Tahoe's modifiers, `change` must be idempotent: a racing write
     that was reported as a conflict may still have landed, so the newer version it sees
-    may already hold its own change (replacing, and writing bytes at an offset, are). `needs_current=False` (a whole replacement): the current contents are
-    not read, and a file left with no recoverable version (writers who raced each other
-    on too few servers) is still replaced."""
+    may already hold its own change (replacing, and writing bytes at an offset, are).
+    `needs_current=False` (a whole replacement): the current contents are not read, and a
+    file left with no recoverable version (writers who raced each other on too few
+    servers) is still replaced."""
+    last: bytes | None = None  # what the previous, conflicted, attempt published
     for attempt in range(RETRIES + 1):
         mapped = await map_servers(servers, cap)
         servermap = mapped.map
         current: bytes | None = None
         k, n = needed, total
         best = servermap.best()
+        if best is None and last is not None and servermap.found:
+            # Racing writers left no version whole: put ours back (one writer's whole
+            # data), and the other writer's next try works on top of it.
+            newest = max(servermap.found, key=lambda r: r.prefix.version_id).prefix
+            try:
+                return await publish(servers, cap, key or await _signing_key(
+                    servers, cap, mapped, executor), last, newest.needed, newest.total,
+                    lease_secret, mapped, executor)
+            except UncoordinatedWriteError:
+                if attempt == RETRIES:
+                    raise
+                await _pause(random.uniform(0.05, 0.5) * (attempt + 1))
+                continue
         if best is not None:
             prefix = servermap.prefix_of(best)
             k, n = prefix.needed, prefix.total
@@ -320,6 +348,7 @@ async def modify(servers: Sequence[StorageClient], cap: MutableWriteCap,
             key = await _signing_key(servers, cap, mapped, executor)
         new = change(current)
         new_data = await new if not isinstance(new, bytes) else new
+        last = new_data
         try:
             return await publish(servers, cap, key, new_data, k, n, lease_secret, mapped,
                                  executor)
@@ -398,44 +427,3 @@ class KeyPool:
 
 def _new_key() -> core.SigningKey:
     return core.SigningKey.of(rsa.generate())
-
-
-class MutableFiles:
-    """A client node's mutable files: what the web API calls. Holds the servers, the key
-    pool, the lease secret and the default encoding."""
-
-    def __init__(self, servers: Callable[[], Sequence[StorageClient]], needed: int,
-                 total: int, lease_secret: bytes, executor: Executor | None,
-                 key_pool: KeyPool) -> None:
-        self._servers = servers
-        self.needed = needed
-        self.total = total
-        self._lease_secret = lease_secret
-        self._executor = executor
-        self.keys = key_pool
-
-    async def create(self, fmt: MutableFormat, data: bytes,
-                     key: core.SigningKey | None = None) -> MutableWriteCap:
-        key = key or await self.keys.take()
-        return await create(self._servers(), fmt, key, data, self.needed, self.total,
-                            self._lease_secret, self._executor)
-
-    async def read(self, cap: MutableCap) -> Retrieved:
-        return await retrieve(self._servers(), cap, self._executor)
-
-    async def replace(self, cap: MutableWriteCap, data: bytes) -> Published:
-        return await modify(self._servers(), cap, lambda _old: data, self.needed,
-                            self.total, self._lease_secret, self._executor,
-                            needs_current=False)
-
-    async def write_at(self, cap: MutableWriteCap, offset: int, data: bytes) -> Published:
-        """Write `data` at `offset` (past the end: the gap is zeros), on top of the newest
-        version."""
-        def change(old: bytes | None) -> bytes:
-            current = old or b""
-            if offset > len(current):
-                current += b"\x00" * (offset - len(current))
-            return current[:offset] + data + current[offset + len(data):]
-
-        return await modify(self._servers(), cap, change, self.needed, self.total,
-                            self._lease_secret, self._executor)

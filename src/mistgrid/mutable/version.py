@@ -98,9 +98,15 @@ def encode_version(cap: MutableWriteCap, key: SigningKey, plaintext: bytes, seqn
     signature = rsa.sign(key.key, prefix.pack())
     encrypted_key = encrypt_private_key(cap.writekey, key.private_der)
     return [Share(number, prefix, key.public_der, signature,
-                  {i: share_tree[i] for i in merkle.needed_nodes(total, number)},
+                  _chain(share_tree, total, number),
                   trees[number], b"".join(data[number]), encrypted_key)
             for number in range(total)]
+
+
+def _chain(share_tree: Sequence[bytes], total: int, number: int) -> dict[int, bytes]:
+    """The hashes that prove share `number`'s leaf against the root: the siblings on its
+    path, not the leaf itself (as Tahoe-LAFS stores them)."""
+    return {i: share_tree[i] for i in merkle.needed_nodes(total, number, include_leaf=False)}
 
 
 def verify_signature(prefix: Prefix, verification_key: bytes, signature: bytes,
@@ -160,3 +166,84 @@ def decode_version(shares: Mapping[int, Share] | Sequence[Share], readkey: bytes
     chosen = list(shares.values()) if isinstance(shares, Mapping) else list(shares)
     geometry = chosen[0].prefix.geometry
     return b"".join(decode_segment(chosen, readkey, s) for s in range(geometry.num_segments))
+
+
+# ---- one MDMF segment at a time (bounded memory; partial reads and writes) ----
+
+
+def encode_mdmf_segment(readkey: bytes, geometry: Geometry, plaintext: bytes,
+                        salt: bytes) -> list[bytes]:
+    """The N stored pieces (salt + block) of one MDMF segment."""
+    crypttext = CtrStream(ssk_data_key(salt, readkey)).process(plaintext)
+    return [salt + block for block in
+            _erasure_code(crypttext, geometry.needed, geometry.total)]
+
+
+def decode_mdmf_segment(readkey: bytes, geometry: Geometry, segment: int,
+                        pieces: Mapping[int, bytes]) -> bytes:
+    """One segment's plaintext from k checked pieces (salt + block) of it."""
+    numbers = sorted(pieces)[:geometry.needed]
+    if len(numbers) < geometry.needed:
+        raise MistgridError(f"{len(numbers)} blocks of segment {segment}, "
+                            f"{geometry.needed} needed")
+    salt = pieces[numbers[0]][:SALT_SIZE]
+    decoded = zfec.Decoder(geometry.needed, geometry.total).decode(
+        [pieces[n][SALT_SIZE:] for n in numbers], numbers)
+    crypttext = b"".join(bytes(x) for x in decoded)[:geometry.segment_length(segment)]
+    return CtrStream(ssk_data_key(salt, readkey)).process(crypttext)
+
+
+def check_block_tree(number: int, prefix: Prefix, tree: Sequence[bytes],
+                     chain: Mapping[int, bytes]) -> None:
+    """ShareError unless a share's whole block hash tree is consistent and leads, through
+    its share hash chain, to the signed root."""
+    if len(tree) != merkle.node_count(prefix.geometry.num_segments) or not \
+            merkle.verify_full_tree(tree):
+        raise ShareError(number, "block hash tree", "inconsistent")
+    if not 0 <= number < prefix.total:
+        raise ShareError(number, "share number", "beyond N")
+    try:
+        root = merkle.root_from_proof(prefix.total, number, tree[0], chain)
+    except KeyError:
+        raise ShareError(number, "share hash chain", "incomplete") from None
+    if root != prefix.root_hash:
+        raise ShareError(number, "share hash chain", "does not lead to the signed root")
+
+
+def check_piece(number: int, prefix: Prefix, tree: Sequence[bytes], segment: int,
+                piece: bytes) -> None:
+    """ShareError unless a stored piece (salt + block) is the tree's leaf for `segment`."""
+    geometry = prefix.geometry
+    if len(piece) != SALT_SIZE + geometry.block_length(segment):
+        raise ShareError(number, "block", f"segment {segment} truncated")
+    leaf = merkle.leaf_node(geometry.num_segments, segment)
+    if block_leaf(MutableFormat.MDMF, piece[:SALT_SIZE], piece[SALT_SIZE:]) != tree[leaf]:
+        raise ShareError(number, "block hash", f"segment {segment}")
+
+
+@attrs.frozen
+class Finished:
+    """What completes a version written a segment at a time: its signed prefix, and for
+    each share its chain and block hash tree."""
+
+    prefix: Prefix
+    signature: bytes
+    chains: dict[int, dict[int, bytes]]
+    trees: dict[int, list[bytes]]
+
+
+def finish_version(key: SigningKey, geometry: Geometry, seqnum: int,
+                   leaves: Mapping[int, Sequence[bytes]]) -> Finished:
+    """Sign a version from every share's block leaves (or, for a partial rewrite, every
+    share's updated whole tree leaves)."""
+    trees = {n: merkle.build_tree(list(leaves[n])) for n in range(geometry.total)}
+    share_tree = merkle.build_tree([trees[n][0] for n in range(geometry.total)])
+    prefix = Prefix(MutableFormat.MDMF, seqnum, share_tree[0], b"", geometry.needed,
+                    geometry.total, geometry.segment_size, geometry.data_length)
+    chains = {n: _chain(share_tree, geometry.total, n) for n in range(geometry.total)}
+    return Finished(prefix, rsa.sign(key.key, prefix.pack()), chains, trees)
+
+
+def block_leaf_of(piece: bytes) -> bytes:
+    """The block hash tree leaf of a stored MDMF piece (salt + block)."""
+    return block_leaf(MutableFormat.MDMF, piece[:SALT_SIZE], piece[SALT_SIZE:])

@@ -18,7 +18,8 @@ from ..cli.options import read_convergence
 from ..config.check import ConfigValues
 from ..encoding.params import EncodingParams
 from ..errors import MistgridError
-from ..grid.mutable import KeyPool, MutableFiles
+from ..grid.mutable import KeyPool
+from ..grid.mutable_files import MutableFiles
 from ..grid.servers import KnownServer
 from ..introducer.client import IntroducerClient
 from ..web.api import ClientSettings, WebAPI, make_web_site

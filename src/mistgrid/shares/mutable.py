@@ -269,19 +269,36 @@ def pack_share(share: Share) -> bytes:
         return b"".join([p.pack(), SDMF_OFFSETS.pack(sig, chain_at, bht, data_at, key_at, end),
                          share.verification_key, share.signature, chain, tree,
                          share.share_data, share.encrypted_private_key])
+    offsets = mdmf_offsets(p.geometry, len(share.encrypted_private_key), len(chain),
+                           len(share.signature), len(share.verification_key))
+    head = mdmf_head(p, offsets, share.encrypted_private_key, chain, share.signature,
+                     share.verification_key)
+    return b"".join([head, share.share_data, tree])
+
+
+def mdmf_offsets(geometry: Geometry, key_size: int, chain_size: int, signature_size: int,
+                 verification_key_size: int) -> Offsets:
+    """Where each part of an MDMF share goes: known before any block is encoded (the
+    blocks start at a fixed place, so they can be written first and the rest after)."""
     key_at = MDMF_HEADER_SIZE
-    chain_at = key_at + len(share.encrypted_private_key)
-    sig = chain_at + len(chain)
-    vk = sig + len(share.signature)
-    vk_end = vk + len(share.verification_key)
+    chain_at = key_at + key_size
+    sig = chain_at + chain_size
+    vk = sig + signature_size
+    vk_end = vk + verification_key_size
     data_at = max(MDMF_SHARE_DATA_OFFSET, vk_end)
-    bht = data_at + len(share.share_data)
-    end = bht + len(tree)
-    head = b"".join([p.pack(), MDMF_OFFSETS.pack(key_at, chain_at, sig, vk, vk_end, data_at,
-                                                  bht, end),
-                     share.encrypted_private_key, chain, share.signature,
-                     share.verification_key])
-    return b"".join([head, b"\x00" * (data_at - len(head)), share.share_data, tree])
+    bht = data_at + geometry.share_data_size()
+    end = bht + HASH_SIZE * merkle.node_count(geometry.num_segments)
+    return Offsets(vk, vk_end, sig, chain_at, bht, data_at, key_at, chain_at, end)
+
+
+def mdmf_head(prefix: Prefix, o: Offsets, encrypted_key: bytes, chain: bytes,
+              signature: bytes, verification_key: bytes) -> bytes:
+    """Everything of an MDMF share before its blocks (padded up to them)."""
+    head = b"".join([prefix.pack(), MDMF_OFFSETS.pack(
+        o.private_key, o.share_hash_chain, o.signature, o.verification_key,
+        o.verification_key_end, o.share_data, o.block_hash_tree, o.end),
+        encrypted_key, chain, signature, verification_key])
+    return head + b"\x00" * (o.share_data - len(head))
 
 
 def parse_share(data: bytes, number: int) -> Share:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import html
+import io
 import json
 import os
 import re
@@ -55,7 +56,8 @@ from ..errors import (
     UncoordinatedWriteError,
 )
 from ..grid.downloader import download
-from ..grid.mutable import MutableFiles, NotEnoughServersError, map_servers
+from ..grid.mutable import NotEnoughServersError
+from ..grid.mutable_files import MutableFiles
 from ..grid.servers import KnownServer
 from ..grid.uploader import UploadUnhappyError, upload
 from ..introducer.client import IntroducerClient
@@ -263,10 +265,7 @@ class WebAPI(resource.Resource):
                      args: Mapping[str, list[str]]) -> None:
         fmt = self._format(args)
         if fmt is not None:
-            mutable = self._mutable()
-            key = _private_key(args)
-            data = await threads.deferToThread(content.read)
-            new = await mutable.create(fmt, data, key)
+            new = await self._mutable().create(fmt, content, size, _private_key(args))
             self._finish(request, 200, new.to_string().encode())
             return
         cap = await upload(content, size, [s.client for s in self.servers],
@@ -293,13 +292,14 @@ class WebAPI(resource.Resource):
             if not re.fullmatch(r"[0-9]{1,19}", offset_text):
                 raise BadRequestError("offset must be a whole number of bytes")
             offset = int(offset_text)
-        content: IO[bytes] | None = request.content
-        data = await threads.deferToThread(content.read) if content is not None else b""
+        content: IO[bytes] = request.content or io.BytesIO()
+        size = content.seek(0, os.SEEK_END)
+        content.seek(0)
         mutable = self._mutable()
         if offset is None:
-            await mutable.replace(cap, data)
+            await mutable.replace(cap, content, size)
         else:
-            await mutable.write_at(cap, offset, data)
+            await mutable.write_at(cap, offset, await threads.deferToThread(content.read))
         self._finish(request, 200, cap_text.encode())
 
     async def _get_mutable(self, request: server.Request, cap: MutableCap, cap_text: str,
@@ -315,36 +315,56 @@ class WebAPI(resource.Resource):
             return
         mutable = self._mutable()
         if args.get("t") == ["json"]:
-            mapped = await map_servers([s.client for s in self.servers], cap)
-            best = mapped.map.best()
+            prefix = await mutable.info(cap)
             info = {"ro_uri": cap.read_only().to_string(),
                     "verify_uri": cap.verifier().to_string(), "mutable": True,
                     "format": cap.format.value,
-                    "size": mapped.map.prefix_of(best).data_length if best else None}
+                    "size": prefix.data_length if prefix is not None else None}
             if isinstance(cap, MutableWriteCap):
                 info["rw_uri"] = cap.to_string()
             self._finish(request, 200, json.dumps(["filenode", info]).encode(),
                          b"application/json")
             return
-        got = await mutable.read(cap)
-        data = got.data
-        wanted = byte_range(request.getHeader(b"range"), len(data))
+        header = request.getHeader(b"range")
         request.setHeader(b"accept-ranges", b"bytes")
-        if wanted == UNSATISFIABLE:
-            request.setHeader(b"content-range", f"bytes */{len(data)}".encode())
+
+        def choose(size: int) -> tuple[int, int] | None:
+            wanted = byte_range(header, size)
+            if wanted == UNSATISFIABLE:
+                request.setHeader(b"content-range", f"bytes */{size}".encode())
+                return None
+            start, end = wanted if wanted is not None else (0, size)
+            if wanted is not None:
+                request.setResponseCode(206)
+                request.setHeader(b"content-range", f"bytes {start}-{end - 1}/{size}".encode())
+            request.setHeader(b"content-type", b"application/octet-stream")
+            request.setHeader(b"content-length", str(end - start).encode())
+            chosen.append((start, end))
+            return start, end
+
+        chosen: list[tuple[int, int]] = []
+        sink = _Sink(request)
+
+        async def send(data: bytes) -> None:
+            sink.write(data)
+            await sink.drain()
+
+        try:
+            await mutable.read(cap, send, choose)
+        except ClientGoneError:
+            return
+        except MistgridError:
+            sink.done()
+            if sink.started:  # too late for a status: cut the response short
+                request.loseConnection()
+                return
+            raise
+        sink.done()
+        if not chosen:
             self._finish(request, 416, b"the requested range is not in the file\n")
             return
-        status = 200
-        if wanted is not None:
-            start, end = wanted
-            request.setHeader(b"content-range",
-                              f"bytes {start}-{end - 1}/{len(data)}".encode())
-            data, status = data[start:end], 206
-        request.setResponseCode(status)
-        request.setHeader(b"content-type", b"application/octet-stream")
-        request.setHeader(b"content-length", str(len(data)).encode())
-        request.write(data)
-        request.finish()
+        if not request.finished and not request._disconnected:
+            request.finish()
 
     async def _post_upload(self, request: server.Request,
                            args: dict[str, list[str]]) -> None:

@@ -105,7 +105,7 @@ def locate_parts(stream: IO[bytes], boundary: str, chunk_size: int = CHUNK) -> l
 
 
 class Window:
-    """Bytes [start, end) of a seekable file, read as a file (read and seek only)."""
+    """Bytes [start, end) of a seekable file, read as a file (read, seek and tell)."""
 
     def __init__(self, stream: IO[bytes], start: int, end: int) -> None:
         self._stream, self._start, self._end = stream, start, end
@@ -124,4 +124,7 @@ class Window:
     def seek(self, offset: int, whence: int = 0) -> int:
         base = {0: 0, 1: self._position, 2: self._end - self._start}[whence]
         self._position = max(0, base + offset)
+        return self._position
+
+    def tell(self) -> int:
         return self._position

@@ -1,0 +1,366 @@
+"""MDMF files a segment at a time: ranged reads, streamed writes, in-place writes.
+
+How this works. A ranged read opens k shares of the best version (its block hash tree,
+checked through its share hash chain against the signed root), then reads only the blocks
+of the segments the range covers, a window of segments per request, each block checked
+against its tree before it is decoded; a share that fails is named and replaced by
+another. A streamed write (a new version from a file of any size) first marks every share
+with a checkstring only this writer knows (the "canary": version, new sequence number and
+a random nonce), then writes the blocks segment by segment with each request testing the
+canary, and last writes the header, signature, keys and block hash tree, which makes the
+version visible. An in-place write at an offset reads only the touched segments and every
+share's block hash tree, re-encodes those segments, and rewrites in each share, in one
+test-and-set request per share, just the touched blocks, the tree, the chain, the
+signature and the signed prefix. Memory stays bounded by a window of segments and the
+block hash trees (32 bytes per segment per share).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import Executor
+from typing import IO, Any
+
+import attrs
+
+from ..caps.mutable import MutableCap, MutableFormat, MutableWriteCap
+from ..crypto import merkle
+from ..crypto.hashes import lease_secrets
+from ..errors import MistgridError, NotEnoughSharesError, ShareError, UncoordinatedWriteError
+from ..mutable import version as core
+from ..mutable.servermap import NEW_SHARE_TEST, Bad, plan_publish
+from ..placement.happiness import permuted
+from ..shares.mutable import (
+    HEADER_READ_SIZE,
+    MDMF_CHECKSTRING,
+    SALT_SIZE,
+    Geometry,
+    Offsets,
+    Prefix,
+    mdmf_head,
+    mdmf_offsets,
+    pack_chain,
+    parse_chain,
+    parse_header,
+)
+from ..storage.client import MutableSecrets, ShareVectors, StorageClient
+from .mutable import (
+    Mapped,
+    NotEnoughServersError,
+    Published,
+    _in,
+    _readkey,
+    _reason,
+    map_servers,
+    retrieve,
+)
+from .uploader import settle
+
+WINDOW_BYTES = 4 * 1024 * 1024  # plaintext read or written per round of requests
+Sink = Callable[[bytes], Awaitable[None] | None]
+
+
+@attrs.define
+class _Share:
+    server: int
+    number: int
+    offsets: Offsets
+    tree: list[bytes]
+
+
+async def _open(servers: Sequence[StorageClient], cap: MutableCap, mapped: Mapped,
+                prefix: Prefix, server: int, number: int,
+                executor: Executor | None) -> _Share:
+    head = mapped.heads[(server, number)]
+    o = parse_header(head[:HEADER_READ_SIZE], number).offsets
+    client = servers[server]
+    if len(head) < o.signature:
+        head += await client.read_mutable(cap.storage_index, number, len(head),
+                                          o.signature - len(head))
+    chain = parse_chain(head[o.share_hash_chain:o.signature], number)
+    size = merkle.node_count(prefix.geometry.num_segments) * 32
+    raw = await client.read_mutable(cap.storage_index, number, o.block_hash_tree, size)
+    if len(raw) != size:
+        raise ShareError(number, "block hash tree", "truncated")
+    tree = merkle.split_hashes(raw)
+    await _in(executor, core.check_block_tree, number, prefix, tree, chain)
+    return _Share(server, number, o, tree)
+
+
+def _segments_per_window(geometry: Geometry) -> int:
+    return max(1, WINDOW_BYTES // max(1, geometry.segment_size))
+
+
+async def read_range(servers: Sequence[StorageClient], cap: MutableCap, start: int,
+                     end: int | None, sink: Sink, executor: Executor | None = None,
+                     mapped: Mapped | None = None) -> tuple[Prefix, list[Bad]]:
+    """Send plaintext bytes [start, end) of the best version (an MDMF one) to `sink`,
+    reading only the segments they lie in. Returns the version and the bad shares met."""
+    mapped = mapped or await map_servers(servers, cap)
+    servermap = mapped.map
+    best = servermap.best()
+    if best is None:
+        await retrieve(servers, cap, executor, mapped)  # raises the right error
+        raise AssertionError("unreachable")
+    prefix = servermap.prefix_of(best)
+    if prefix.format is not MutableFormat.MDMF:
+        raise MistgridError("read_range reads MDMF versions")
+    g = prefix.geometry
+    start = max(0, start)
+    end = g.data_length if end is None else min(end, g.data_length)
+    bad: list[Bad] = list(servermap.bad)
+    if start >= end:
+        return prefix, bad
+    holders = servermap.holders(best)
+    candidates = [(n, s) for n in sorted(holders, key=lambda n: (n >= prefix.needed, n))
+                  for s in holders[n]]
+    readkey = _readkey(cap)
+    open_shares: dict[int, _Share] = {}
+
+    async def fill() -> None:
+        while len(open_shares) < prefix.needed:
+            used = {s.server for s in open_shares.values()}
+            choices = [c for c in candidates if c[0] not in open_shares]
+            if not choices:
+                raise NotEnoughSharesError(len(open_shares), prefix.needed,
+                                           [ShareError(b.number, b.reason) for b in bad])
+            batch: list[tuple[int, int]] = []
+            for number, server in sorted(choices, key=lambda c: c[1] in used):
+                if len(open_shares) + len(batch) >= prefix.needed:
+                    break
+                if all(number != b[0] for b in batch):
+                    batch.append((number, server))
+            for item in batch:
+                candidates.remove(item)
+            results = await settle(_open(servers, cap, mapped, prefix, s, n, executor)
+                                   for n, s in batch)
+            for (number, server), result in zip(batch, results, strict=True):
+                if isinstance(result, _Share):
+                    open_shares[number] = result
+                else:
+                    bad.append(Bad(server, number, _reason(result)))
+
+    first, last = start // g.segment_size, (end - 1) // g.segment_size
+    step = _segments_per_window(g)
+    segment = first
+    while segment <= last:
+        upto = min(last, segment + step - 1)
+        await fill()
+        shares = list(open_shares.values())
+        begin = g.block_offset(segment)
+        length = g.block_offset(upto) + SALT_SIZE + g.block_length(upto) - begin
+        answers = await settle(servers[s.server].read_mutable(
+            cap.storage_index, s.number, s.offsets.share_data + begin, length)
+            for s in shares)
+        pieces: dict[int, dict[int, bytes]] = {seg: {} for seg in range(segment, upto + 1)}
+        failed = False
+        for share, answer in zip(shares, answers, strict=True):
+            try:
+                if isinstance(answer, BaseException):
+                    raise answer
+                for seg in range(segment, upto + 1):
+                    at = g.block_offset(seg) - begin
+                    piece = answer[at:at + SALT_SIZE + g.block_length(seg)]
+                    core.check_piece(share.number, prefix, share.tree, seg, piece)
+                    pieces[seg][share.number] = piece
+            except Exception as err:
+                bad.append(Bad(share.server, share.number, _reason(err)))
+                del open_shares[share.number]
+                failed = True
+        if failed:
+            continue  # the same window again, with a replacement share
+        for seg in range(segment, upto + 1):
+            plain = await _in(executor, core.decode_mdmf_segment, readkey, g, seg,
+                              pieces[seg])
+            seg_start = seg * g.segment_size
+            piece_of = plain[max(0, start - seg_start):end - seg_start]
+            done = sink(piece_of)
+            if done is not None:
+                await done
+        segment = upto + 1
+    return prefix, bad
+
+
+def _secrets(cap: MutableWriteCap, server: StorageClient, lease_secret: bytes
+             ) -> MutableSecrets:
+    renew, cancel = lease_secrets(lease_secret, cap.storage_index, server.tub_id)
+    return MutableSecrets(cap.write_enabler(server.tub_id), renew, cancel)
+
+
+async def publish_stream(servers: Sequence[StorageClient], cap: MutableWriteCap,
+                         key: core.SigningKey, source: IO[bytes], size: int, needed: int,
+                         total: int, lease_secret: bytes, mapped: Mapped,
+                         executor: Executor | None = None) -> Published:
+    """A new MDMF version read from `source` (`size` bytes from its current position), a
+    window of segments at a time. UncoordinatedWriteError when another writer changes a
+    share on the way; NotEnoughServersError when fewer than k shares land."""
+    servermap = mapped.map
+    seqnum = servermap.highest_seqnum() + 1
+    g = Geometry.for_new(MutableFormat.MDMF, needed, total, size)
+    order = permuted([s.permutation_seed for s in servers], cap.storage_index)
+    usable = servermap.responded or None
+    plan = sorted(plan_publish(servermap, order, total, usable),
+                  key=lambda p: (p.test == NEW_SHARE_TEST, p.number, p.server))
+    if not plan:
+        raise NotEnoughServersError("no storage server to write to")
+    canary = MDMF_CHECKSTRING.pack(1, seqnum, os.urandom(32))
+    encrypted_key = core.encrypt_private_key(cap.writekey, key.private_der)
+    chain_size = 34 * len(merkle.needed_nodes(total, 0, include_leaf=False))
+    signature_size = key.key.key_size // 8
+    offsets = mdmf_offsets(g, len(encrypted_key), chain_size, signature_size,
+                           len(key.public_der))
+    live = list(plan)  # placements still being written
+    failures: list[str] = []
+
+    async def rtw(p: Any, test: tuple[int, bytes], writes: tuple[tuple[int, bytes], ...]
+                  ) -> bool:
+        server = servers[p.server]
+        ok, _ = await server.read_test_write(
+            cap.storage_index, _secrets(cap, server, lease_secret),
+            {p.number: ShareVectors((test,), writes)})
+        return bool(ok)
+
+    async def round_(placements: list[Any], test: Callable[[Any], tuple[int, bytes]],
+                     writes: Callable[[Any], tuple[tuple[int, bytes], ...]]) -> None:
+        results = await settle(rtw(p, test(p), writes(p)) for p in placements)
+        for p, result in zip(placements, results, strict=True):
+            if result is False:
+                raise UncoordinatedWriteError(
+                    "another writer changed this file during the write; read it again "
+                    "and retry")
+            if isinstance(result, BaseException):
+                failures.append(_reason(result))
+                live.remove(p)
+
+    # mark: the first share alone (a racing writer loses there, having written nothing)
+    await round_(plan[:1], lambda p: p.test, lambda p: ((0, canary),))
+    if not live:
+        raise NotEnoughServersError(f"the first share could not be written: {failures[0]}")
+    await round_(plan[1:], lambda p: p.test, lambda p: ((0, canary),))
+    leaves: dict[int, list[bytes]] = {n: [] for n in range(total)}
+    readkey = cap.readkey
+    step = _segments_per_window(g)
+    for first in range(0, g.num_segments, step):
+        upto = min(g.num_segments - 1, first + step - 1)
+        stored: dict[int, list[bytes]] = {n: [] for n in range(total)}
+        for seg in range(first, upto + 1):
+            plain = await _in(executor, source.read, g.segment_length(seg))
+            if len(plain) != g.segment_length(seg):
+                raise MistgridError("the source ended early")
+            pieces = await _in(executor, core.encode_mdmf_segment, readkey, g, plain,
+                               os.urandom(SALT_SIZE))
+            for number, piece in enumerate(pieces):
+                stored[number].append(piece)
+                leaves[number].append(core.block_leaf_of(piece))
+        at = offsets.share_data + g.block_offset(first)
+
+        def blocks(p: Any, at: int = at, stored: dict[int, list[bytes]] = stored
+                   ) -> tuple[tuple[int, bytes], ...]:
+            return ((at, b"".join(stored[p.number])),)
+
+        await round_(list(live), lambda p: (0, canary), blocks)
+        if len({p.number for p in live}) < needed:
+            raise NotEnoughServersError(f"fewer than {needed} shares could be written: "
+                                        f"{failures[-1]}")
+    done = await _in(executor, core.finish_version, key, g, seqnum, leaves)
+
+    def final(p: Any) -> tuple[tuple[int, bytes], ...]:
+        chain = pack_chain(done.chains[p.number])
+        head = mdmf_head(done.prefix, offsets, encrypted_key, chain, done.signature,
+                         key.public_der)
+        return ((0, head), (offsets.block_hash_tree, b"".join(done.trees[p.number])))
+
+    await round_(list(live), lambda p: (0, canary), final)
+    placed: dict[int, list[int]] = {}
+    for p in live:
+        placed.setdefault(p.number, []).append(p.server)
+    if len(placed) < needed:
+        raise NotEnoughServersError(
+            f"only {len(placed)} of {total} shares could be placed ({needed} needed)"
+            + (f": {failures[0]}" if failures else ""))
+    return Published(done.prefix, placed)
+
+
+async def write_in_place(servers: Sequence[StorageClient], cap: MutableWriteCap,
+                         key: core.SigningKey, offset: int, data: bytes,
+                         lease_secret: bytes, mapped: Mapped,
+                         executor: Executor | None = None) -> Published | None:
+    """Write `data` at `offset` into the best MDMF version by rewriting only the touched
+    segments. None (nothing written) when that cannot be done in place: the version is
+    not MDMF, the write would change the file's length, or the map is not clean (a
+    missing, stale or bad share, which a whole new version puts right)."""
+    servermap = mapped.map
+    best = servermap.best()
+    if best is None or not data:
+        return None
+    prefix = servermap.prefix_of(best)
+    g = prefix.geometry
+    holders = servermap.holders(best)
+    if prefix.format is not MutableFormat.MDMF or offset + len(data) > g.data_length \
+            or servermap.bad or len(holders) != prefix.total \
+            or any(r.prefix.version_id != best for r in servermap.found):
+        return None
+    first, last = offset // g.segment_size, (offset + len(data) - 1) // g.segment_size
+    old = bytearray()
+    await read_range(servers, cap, first * g.segment_size,
+                     min(g.data_length, (last + 1) * g.segment_size), old.extend,
+                     executor, mapped)
+    at = offset - first * g.segment_size
+    old[at:at + len(data)] = data
+    # every share's tree (each holder's copy is checked against the signed root)
+    records = [(r.server, r.number) for r in servermap.found]
+    opened = await settle(_open(servers, cap, mapped, prefix, s, n, executor)
+                          for s, n in records)
+    trees: dict[int, list[bytes]] = {}
+    for (_, number), result in zip(records, opened, strict=True):
+        if not isinstance(result, _Share):
+            return None  # not clean after all: a whole new version instead
+        trees.setdefault(number, result.tree)
+    readkey = cap.readkey
+    pieces: dict[int, list[bytes]] = {n: [] for n in range(g.total)}
+    leaves = {n: trees[n][merkle.leaf_node(g.num_segments, 0):][:g.num_segments]
+              for n in range(g.total)}
+    for seg in range(first, last + 1):
+        begin = (seg - first) * g.segment_size
+        plain = bytes(old[begin:begin + g.segment_length(seg)])
+        encoded = await _in(executor, core.encode_mdmf_segment, readkey, g, plain,
+                            os.urandom(SALT_SIZE))
+        for number, piece in enumerate(encoded):
+            pieces[number].append(piece)
+            leaves[number][seg] = core.block_leaf_of(piece)
+    done = await _in(executor, core.finish_version, key, g, servermap.highest_seqnum() + 1,
+                     leaves)
+
+    for server_index, number in records:
+        o = parse_header(mapped.heads[(server_index, number)][:HEADER_READ_SIZE],
+                         number).offsets
+        if o.signature - o.share_hash_chain != len(pack_chain(done.chains[number])) or \
+                o.verification_key - o.signature != len(done.signature):
+            return None  # laid out unlike ours: a whole new version instead
+
+    async def rewrite(server_index: int, number: int) -> bool:
+        head = mapped.heads[(server_index, number)]
+        o = parse_header(head[:HEADER_READ_SIZE], number).offsets
+        writes = ((0, done.prefix.pack()),
+                  (o.share_hash_chain, pack_chain(done.chains[number])),
+                  (o.signature, done.signature),
+                  (o.share_data + g.block_offset(first), b"".join(pieces[number])),
+                  (o.block_hash_tree, b"".join(done.trees[number])))
+        server = servers[server_index]
+        ok, _ = await server.read_test_write(
+            cap.storage_index, _secrets(cap, server, lease_secret),
+            {number: ShareVectors(((0, prefix.checkstring()),), writes)})
+        return ok
+
+    written = await settle(rewrite(s, n) for s, n in records)
+    if any(r is False for r in written):
+        raise UncoordinatedWriteError("another writer changed this file during the write; "
+                                      "read it again and retry")
+    placed: dict[int, list[int]] = {}
+    for (server, number), outcome in zip(records, written, strict=True):
+        if outcome is True:
+            placed.setdefault(number, []).append(server)
+    if len(placed) < g.needed:
+        raise NotEnoughServersError(f"only {len(placed)} shares could be rewritten")
+    return Published(done.prefix, placed)

@@ -1,0 +1,195 @@
+"""A client node's mutable files: what the web API and the CLI ask for.
+
+How this works: small files (and every SDMF file, which is one segment) are published
+whole from memory, one test-and-set request per share. An MDMF file larger than
+`STREAM_ABOVE` is published a window of segments at a time from its source file
+(`grid.mdmf`), read a window at a time, and written at an offset in place (only the
+touched segments) when the write keeps its length; otherwise the current version is
+spooled to a temporary file, changed there, and published from it. Every write retries
+on an uncoordinated write (a few times, after a short random pause) on top of the newer
+version it then finds.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import tempfile
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
+from typing import IO
+
+from ..caps.mutable import MutableCap, MutableFormat, MutableWriteCap
+from ..errors import MistgridError, UncoordinatedWriteError
+from ..mutable.version import SigningKey
+from ..shares.mutable import Prefix
+from ..storage.client import StorageClient
+from . import mdmf
+from .mutable import (
+    RETRIES,
+    KeyPool,
+    Mapped,
+    Published,
+    _pause,
+    _signing_key,
+    map_servers,
+    modify,
+    publish,
+    retrieve,
+)
+from .threads import in_thread
+
+STREAM_ABOVE = 4 * 1024 * 1024
+
+
+class MutableFiles:
+    def __init__(self, servers: Callable[[], Sequence[StorageClient]], needed: int,
+                 total: int, lease_secret: bytes, executor: Executor | None,
+                 key_pool: KeyPool) -> None:
+        self._servers = servers
+        self.needed = needed
+        self.total = total
+        self._lease_secret = lease_secret
+        self._executor = executor
+        self.keys = key_pool
+
+    async def _read_all(self, source: IO[bytes], size: int) -> bytes:
+        if self._executor is None:
+            return source.read(size)
+        return await in_thread(self._executor, source.read, size)
+
+    async def create(self, fmt: MutableFormat, source: IO[bytes], size: int,
+                     key: SigningKey | None = None) -> MutableWriteCap:
+        """A new mutable file holding `size` bytes of `source`."""
+        key = key or await self.keys.take()
+        cap = key.cap(fmt)
+        await self._publish_from(cap, key, source, size)
+        return cap
+
+    async def _publish_from(self, cap: MutableWriteCap, key: SigningKey | None,
+                            source: IO[bytes], size: int) -> Published:
+        """Publish `size` bytes of `source` as the next version (retrying on conflicts;
+        the source is read again from where it started)."""
+        servers = self._servers()
+        origin = source.tell()
+        data = None if self._streams(cap, size) else await self._read_all(source, size)
+        for attempt in range(RETRIES + 1):
+            mapped = await map_servers(servers, cap)
+            if not mapped.map.responded:
+                raise MistgridError("no storage server answered")
+            signing = key or await _signing_key(servers, cap, mapped, self._executor)
+            needed, total = self._shape(mapped)
+            try:
+                if data is not None:
+                    return await publish(servers, cap, signing, data, needed, total,
+                                         self._lease_secret, mapped, self._executor)
+                source.seek(origin)
+                return await mdmf.publish_stream(servers, cap, signing, source, size,
+                                                 needed, total, self._lease_secret, mapped,
+                                                 self._executor)
+            except UncoordinatedWriteError:
+                if attempt == RETRIES:
+                    raise
+                await _pause(random.uniform(0.05, 0.5) * (attempt + 1))
+        raise AssertionError("unreachable")
+
+    def _streams(self, cap: MutableWriteCap, size: int) -> bool:
+        return cap.format is MutableFormat.MDMF and size > STREAM_ABOVE
+
+    def _shape(self, mapped: Mapped) -> tuple[int, int]:
+        """k and N: the file's own (its newest version's), else this node's."""
+        found = mapped.map.found
+        if not found:
+            return self.needed, self.total
+        newest = max(found, key=lambda r: r.prefix.version_id).prefix
+        return newest.needed, newest.total
+
+    async def replace(self, cap: MutableWriteCap, source: IO[bytes], size: int) -> Published:
+        return await self._publish_from(cap, None, source, size)
+
+    async def info(self, cap: MutableCap) -> Prefix | None:
+        """The best version's fields (its size among them), or None when none is found."""
+        mapped = await map_servers(self._servers(), cap)
+        best = mapped.map.best()
+        return mapped.map.prefix_of(best) if best is not None else None
+
+    async def read(self, cap: MutableCap, sink: mdmf.Sink,
+                   choose: Callable[[int], tuple[int, int] | None] | None = None) -> Prefix:
+        """Send the newest version to `sink`: all of it, or the bytes [start, end) that
+        `choose(size)` picks once the size is known (None: send nothing). MDMF reads only
+        the segments the bytes lie in; SDMF reads its one segment."""
+        servers = self._servers()
+        mapped = await map_servers(servers, cap)
+        best = mapped.map.best()
+        if best is not None and mapped.map.prefix_of(best).format is MutableFormat.MDMF:
+            prefix = mapped.map.prefix_of(best)
+            span = choose(prefix.data_length) if choose else (0, prefix.data_length)
+            if span is not None:
+                await mdmf.read_range(servers, cap, span[0], span[1], sink, self._executor,
+                                      mapped)
+            return prefix
+        got = await retrieve(servers, cap, self._executor, mapped)
+        span = choose(len(got.data)) if choose else (0, len(got.data))
+        if span is not None:
+            done = sink(got.data[span[0]:span[1]])
+            if done is not None:
+                await done
+        return got.prefix
+
+    async def write_at(self, cap: MutableWriteCap, offset: int, data: bytes) -> Published:
+        """Write `data` at `offset` (past the end: zeros fill the gap) on top of the
+        newest version."""
+        servers = self._servers()
+        for attempt in range(RETRIES + 1):
+            mapped = await map_servers(servers, cap)
+            best = mapped.map.best()
+            try:
+                if best is not None and mapped.map.prefix_of(best).format is \
+                        MutableFormat.MDMF:
+                    key = await _signing_key(servers, cap, mapped, self._executor)
+                    done = await mdmf.write_in_place(servers, cap, key, offset, data,
+                                                     self._lease_secret, mapped,
+                                                     self._executor)
+                    if done is not None:
+                        return done
+                    size = mapped.map.prefix_of(best).data_length
+                    if max(size, offset + len(data)) > STREAM_ABOVE:
+                        return await self._rewrite_spooled(cap, key, offset, data)
+                return await modify(servers, cap, _splice(offset, data), self.needed,
+                                    self.total, self._lease_secret, self._executor)
+            except UncoordinatedWriteError:
+                if attempt == RETRIES:
+                    raise
+                await _pause(random.uniform(0.05, 0.5) * (attempt + 1))
+        raise AssertionError("unreachable")
+
+    async def _rewrite_spooled(self, cap: MutableWriteCap, key: SigningKey, offset: int,
+                               data: bytes) -> Published:
+        """A large MDMF file whose length changes: spool the current version to a
+        temporary file, change it there, publish it (bounded memory)."""
+        with tempfile.TemporaryFile() as spool:
+
+            def keep(chunk: bytes) -> None:
+                spool.write(chunk)
+
+            await self.read(cap, keep)
+            size = spool.seek(0, os.SEEK_END)
+            if offset > size:
+                spool.write(b"\x00" * (offset - size))
+            spool.seek(offset)
+            spool.write(data)
+            total = spool.seek(0, os.SEEK_END)
+            spool.seek(0)
+            return await self._publish_from(cap, key, spool, total)
+
+
+def _splice(offset: int, data: bytes) -> Callable[[bytes | None], bytes]:
+    def change(old: bytes | None) -> bytes:
+        current = old or b""
+        if offset > len(current):
+            current += b"\x00" * (offset - len(current))
+        return current[:offset] + data + current[offset + len(data):]
+
+    return change
+
+
