@@ -119,7 +119,7 @@ SIZES = [0, 56, 1024, 10 * MIB]
 
 
 def _sizes(grid: Grid) -> list[int]:
-    return SIZES if grid.shape == "mistgrid" else [56, 1024]
+    return SIZES
 
 
 @pytest.mark.parametrize("fmt", list(MutableFormat))
