@@ -70,7 +70,7 @@ def segments_touched(servers: list[CountingServer], share_data: int, g: Geometry
                      kind: str) -> set[int]:
     """Segments whose stored pieces (salt + block) any recorded read or write covers,
     leaving out the map's first read of each share (its header, from offset 0)."""
-    touched = set()
+    touched: set[int] = set()
     piece = 16 + g.block_size
     data_end = g.share_data_size()
     for server in servers:
