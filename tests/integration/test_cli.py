@@ -8,6 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from mistgrid.caps.mutable import MutableFormat
+from mistgrid.crypto import rsa
+from mistgrid.mutable.version import SigningKey
+
 from ..conftest import run_cli
 
 
@@ -105,7 +109,9 @@ def test_dump_cap(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("args,words", [
     (["debug", "dump-cap", "URI:CHK:nope"], ["malformed URI:CHK cap"]),
-    (["debug", "dump-cap", "hello"], ["not a recognised immutable cap"]),
+    (["debug", "dump-cap", "hello"], ["not a recognised file cap"]),
+    (["debug", "dump-cap", "URI:MDMF:abc:def"], ["wrong length"]),
+    (["debug", "dump-cap", "URI:SSK-RO:x"], ["malformed mutable-file cap"]),
     (["debug", "decode", "URI:SSK:x:y", "-o", "-"], ["not a recognised"]),
 ])
 def test_errors_are_one_line(args: list[str], words: list[str]) -> None:
@@ -155,3 +161,18 @@ def test_usage_errors_are_one_line(tmp_path: Path) -> None:
     assert_one_line_error(run_cli("no-such-command"), "No such command")
     help_result = run_cli("--help")
     assert help_result.returncode == 0 and b"debug" in help_result.stdout
+
+
+def test_dump_mutable_cap() -> None:
+    """dump-cap of a mutable write cap: its keys, storage index and weaker caps."""
+    key = SigningKey.of(rsa.generate())
+    cap = key.cap(MutableFormat.MDMF)
+    result = run_cli("debug", "dump-cap", cap.to_string())
+    text = result.stdout.decode()
+    assert result.returncode == 0
+    for field in ("MDMF mutable file write cap", "write key:", "read key:",
+                  "storage index:", "fingerprint:", cap.read_only().to_string(),
+                  cap.verifier().to_string()):
+        assert field in text, field
+    verify = run_cli("debug", "dump-cap", cap.verifier().to_string()).stdout.decode()
+    assert "verify cap" in verify and "read key" not in verify

@@ -142,8 +142,8 @@ def parse_cap(text: str) -> Cap:
         kind = text.split(":", 2)[1] if text.startswith("URI:") and text.count(":") >= 1 else ""
         if kind in ("CHK", "CHK-Verifier"):
             raise CapabilityError(f"malformed URI:{kind} cap")
-        raise CapabilityError("not a recognised immutable cap (expected URI:LIT:, URI:CHK: "
-                              "or URI:CHK-Verifier:)")
+        raise CapabilityError("not a recognised file cap (expected URI:LIT:, URI:CHK:, "
+                              "URI:CHK-Verifier:, or a mutable URI:SSK: or URI:MDMF: cap)")
     kind, first, second = match.group(1), match.group(2), match.group(3)
     needed, total, size = (int(match.group(i)) for i in (4, 5, 6))
     ueb = _decode(second, HASH_SIZE, "UEB hash")

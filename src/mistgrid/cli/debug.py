@@ -9,7 +9,15 @@ import click
 
 from .. import offline
 from ..caps import ChkCap, ChkVerifierCap, LiteralCap, base32, parse_cap
-from ..caps.mutable import MutableFormat
+from ..caps.mutable import (
+    MutableCap,
+    MutableFormat,
+    MutableReadCap,
+    MutableVerifierCap,
+    MutableWriteCap,
+    is_mutable_text,
+    parse_mutable_cap,
+)
 from ..crypto import rsa
 from ..encoding.params import DEFAULT_MAX_SEGMENT_SIZE, EncodingParams
 from ..errors import MistgridError, ShareError
@@ -81,8 +89,14 @@ def decode(cap: str, share_files: tuple[Path, ...], output: str) -> None:
 @click.argument("cap")
 def dump_cap(cap: str) -> None:
     """Show the fields of CAP."""
-    parsed = parse_cap(cap)
     rows: list[tuple[str, str]]
+    if is_mutable_text(cap):
+        rows = _mutable_rows(parse_mutable_cap(cap))
+        width = max(len(name) for name, _ in rows)
+        for name, value in rows:
+            click.echo(f"{name + ':':<{width + 1}} {value}")
+        return
+    parsed = parse_cap(cap)
     if isinstance(parsed, LiteralCap):
         rows = [("kind", "LIT (data inside the cap)"), ("size", str(parsed.size))]
     else:
@@ -101,6 +115,23 @@ def dump_cap(cap: str) -> None:
     width = max(len(name) for name, _ in rows)
     for name, value in rows:
         click.echo(f"{name + ':':<{width + 1}} {value}")
+
+
+def _mutable_rows(cap: MutableCap) -> list[tuple[str, str]]:
+    kind = {MutableWriteCap: "write cap", MutableReadCap: "read cap",
+            MutableVerifierCap: "verify cap"}[type(cap)]
+    rows = [("kind", f"{cap.format.value} mutable file {kind}")]
+    if isinstance(cap, MutableWriteCap):
+        rows.append(("write key", base32.b2a(cap.writekey)))
+    if isinstance(cap, (MutableWriteCap, MutableReadCap)):
+        rows.append(("read key", base32.b2a(cap.readkey)))
+    rows += [("storage index", base32.b2a(cap.storage_index)),
+             ("fingerprint", base32.b2a(cap.fingerprint))]
+    if isinstance(cap, MutableWriteCap):
+        rows.append(("read cap", cap.read_only().to_string()))
+    if isinstance(cap, (MutableWriteCap, MutableReadCap)):
+        rows.append(("verify cap", cap.verifier().to_string()))
+    return rows
 
 
 @debug.command("mutable-cap")

@@ -94,9 +94,11 @@ def _segments_per_window(geometry: Geometry) -> int:
 
 async def read_range(servers: Sequence[StorageClient], cap: MutableCap, start: int,
                      end: int | None, sink: Sink, executor: Executor | None = None,
-                     mapped: Mapped | None = None) -> tuple[Prefix, list[Bad]]:
+                     mapped: Mapped | None = None, opened: Sequence[_Share] = ()
+                     ) -> tuple[Prefix, list[Bad]]:
     """Send plaintext bytes [start, end) of the best version (an MDMF one) to `sink`,
-    reading only the segments they lie in. Returns the version and the bad shares met."""
+    reading only the segments they lie in. Returns the version and the bad shares met.
+    `opened`: shares of that version already opened (their trees checked)."""
     mapped = mapped or await map_servers(servers, cap)
     servermap = mapped.map
     best = servermap.best()
@@ -117,6 +119,10 @@ async def read_range(servers: Sequence[StorageClient], cap: MutableCap, start: i
                   for s in holders[n]]
     readkey = _readkey(cap)
     open_shares: dict[int, _Share] = {}
+    for share in sorted(opened, key=lambda s: s.number):
+        if len(open_shares) < prefix.needed and share.number not in open_shares:
+            open_shares[share.number] = share
+            candidates.remove((share.number, share.server))
 
     async def fill() -> None:
         while len(open_shares) < prefix.needed:
@@ -302,21 +308,23 @@ async def write_in_place(servers: Sequence[StorageClient], cap: MutableWriteCap,
             or any(r.prefix.version_id != best for r in servermap.found):
         return None
     first, last = offset // g.segment_size, (offset + len(data) - 1) // g.segment_size
-    old = bytearray()
-    await read_range(servers, cap, first * g.segment_size,
-                     min(g.data_length, (last + 1) * g.segment_size), old.extend,
-                     executor, mapped)
-    at = offset - first * g.segment_size
-    old[at:at + len(data)] = data
     # every share's tree (each holder's copy is checked against the signed root)
     records = [(r.server, r.number) for r in servermap.found]
     opened = await settle(_open(servers, cap, mapped, prefix, s, n, executor)
                           for s, n in records)
     trees: dict[int, list[bytes]] = {}
+    shares: list[_Share] = []
     for (_, number), result in zip(records, opened, strict=True):
         if not isinstance(result, _Share):
             return None  # not clean after all: a whole new version instead
         trees.setdefault(number, result.tree)
+        shares.append(result)
+    old = bytearray()
+    await read_range(servers, cap, first * g.segment_size,
+                     min(g.data_length, (last + 1) * g.segment_size), old.extend,
+                     executor, mapped, shares)
+    at = offset - first * g.segment_size
+    old[at:at + len(data)] = data
     readkey = cap.readkey
     pieces: dict[int, list[bytes]] = {n: [] for n in range(g.total)}
     leaves = {n: trees[n][merkle.leaf_node(g.num_segments, 0):][:g.num_segments]

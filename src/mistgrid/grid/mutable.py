@@ -255,7 +255,9 @@ async def publish(servers: Sequence[StorageClient], cap: MutableWriteCap,
     # test it, one loses there and has changed nothing (no split of the shares between
     # two half-written versions from that race).
     plan = sorted(plan, key=lambda p: (p.test == NEW_SHARE_TEST, p.number, p.server))
-    if plan:
+    if servermap.is_empty():  # a new file: nothing to race over, everything at once
+        results = await settle(write(p.server, p.number, p.test) for p in plan)
+    elif plan:
         first = await settle([write(plan[0].server, plan[0].number, plan[0].test)])
         if first[0] is False:
             raise UncoordinatedWriteError(
