@@ -140,6 +140,7 @@ def test_demo_runs(tmp_path: Path) -> None:
     lines = result.stdout.decode().splitlines()
     assert lines[-1].startswith("URI:CHK:") and lines[-1].endswith(":2:4:307200")
     assert any("read back and verified all 307200 bytes" in line for line in lines)
+    assert any("version 2 of a mutable file" in line for line in lines)
     assert any(line.startswith("grid of an introducer, 4 storage nodes") for line in lines)
     # The client learnt the servers from the introducer, not from a static list.
     assert not (tmp_path / "demo" / "client" / "private" / "servers.yaml").exists()
