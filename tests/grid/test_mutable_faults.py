@@ -213,3 +213,20 @@ async def test_forged_and_truncated_shares_are_routed_around(running: list[Node]
     assert got.data == again and not got.bad
     mapped = await mutable.map_servers(clients(running), cap)
     assert len(mapped.map.found) == N and not mapped.map.bad
+
+
+@pytest.mark.parametrize("fmt", list(MutableFormat))
+@pytest_twisted.ensureDeferred
+async def test_a_server_lost_after_the_map_costs_no_share(running: list[Node],
+                                                          fmt: MutableFormat) -> None:
+    """A server that stops between the map and the write: its shares go to the others
+    and all N shares of the new version exist."""
+    key = SigningKey.of(rsa.generate())
+    cap = await mutable.create(clients(running), fmt, key, b"first", K, N, SECRET)
+    servers = clients(running)
+    mapped = await mutable.map_servers(servers, cap)
+    running[2].stop()
+    done = await mutable.publish(servers, cap, key, os.urandom(70_000), K, N, SECRET,
+                                 mapped)
+    assert sorted(done.placed) == list(range(N))
+    assert 2 not in {s for holders in done.placed.values() for s in holders}

@@ -278,6 +278,20 @@ async def publish(servers: Sequence[StorageClient], cap: MutableWriteCap,
         raise UncoordinatedWriteError(
             f"another writer changed this file during the write ({len(conflicts)} share(s) "
             "were not what was read); read it again and retry")
+    # Shares whose server failed go to the servers that took theirs (fewest first), as
+    # Tahoe does, so a server lost between the map and the write costs no share.
+    failed_servers = {p.server for p, r in zip(plan, results, strict=True)
+                      if isinstance(r, BaseException)}
+    working = [p.server for p in plan if p.server not in failed_servers]
+    for number in sorted({p.number for p in plan} - set(placed)):
+        load = {s: sum(s in holders for holders in placed.values()) for s in set(working)}
+        for server in sorted(load, key=lambda s: (load[s], s)):
+            if server in placed.get(number, []):
+                continue
+            again = await settle([write(server, number, NEW_SHARE_TEST)])
+            if again[0] is True:
+                placed.setdefault(number, []).append(server)
+                break
     if len(placed) < needed:
         failures = [str(r) for r in results if isinstance(r, BaseException)]
         raise NotEnoughServersError(
