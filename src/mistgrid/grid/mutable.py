@@ -53,7 +53,7 @@ from .uploader import settle
 reactor: Any = _reactor
 FIRST_READ = 4096  # a share's header, keys and signature, usually all of a small share
 RETRIES = 8
-WRITE_PIECE = 4 * 1024 * 1024  # share bytes per read-test-write request
+WRITE_PIECE = 2 * 1024 * 1024 - 4096  # share bytes per read-test-write request
 
 
 class NotEnoughServersError(MistgridError):
@@ -237,18 +237,29 @@ async def publish(servers: Sequence[StorageClient], cap: MutableWriteCap,
     checkstring = shares[0].prefix.checkstring()
 
     async def write(index: int, number: int, test: tuple[int, bytes]) -> bool:
-        """One share, in pieces of at most WRITE_PIECE bytes: the first tests what the map
-        saw, the rest that the share is still ours."""
+        """One share, in pieces of at most WRITE_PIECE bytes: the first (with the header)
+        tests what the map saw; then the rest at once, each testing that the share is
+        still ours."""
         server = servers[index]
         renew, cancel = lease_secrets(lease_secret, cap.storage_index, server.tub_id)
         secrets = MutableSecrets(cap.write_enabler(server.tub_id), renew, cancel)
-        data = packed[number]
-        for start in range(0, len(data), WRITE_PIECE):
+        data = memoryview(packed[number])
+
+        async def piece(start: int, test: tuple[int, bytes]) -> bool:
             ok, _ = await server.read_test_write(cap.storage_index, secrets, {
-                number: ShareVectors((test,), ((start, data[start:start + WRITE_PIECE]),))})
-            if not ok:
-                return False
-            test = (0, checkstring)
+                number: ShareVectors((test,), ((start, bytes(
+                    data[start:start + WRITE_PIECE])),))})
+            return ok
+
+        if not await piece(0, test):
+            return False
+        rest = await settle(piece(start, (0, checkstring))
+                            for start in range(WRITE_PIECE, len(data), WRITE_PIECE))
+        for result in rest:
+            if isinstance(result, BaseException):
+                raise result  # this server failed: its share may go elsewhere
+            if not result:
+                return False  # another writer took the share over half-way: a conflict
         return True
 
     # The first placement is written alone: two writers racing from the same map both
