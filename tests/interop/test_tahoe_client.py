@@ -17,6 +17,7 @@ from twisted.internet import reactor
 
 from mistgrid.caps import parse_cap
 from mistgrid.caps.immutable import ChkCap, LiteralCap
+from mistgrid.cli.options import read_convergence
 from mistgrid.encoding.params import EncodingParams
 from mistgrid.gbs.nurl import Nurl
 from mistgrid.grid.downloader import download
@@ -115,3 +116,19 @@ async def test_tahoe_writes_mistgrid_reads(grid: Grid, tmp_path: Path, size: int
     sink = io.BytesIO()
     await download(cap, _clients(grid), sink)
     assert sink.getvalue() == data
+
+
+@pytest_twisted.ensureDeferred
+async def test_same_convergence_secret_same_cap(grid: Grid, tmp_path: Path) -> None:
+    """With the Tahoe client's own private/convergence (32 bytes, as Tahoe writes it), a
+    mistgrid upload of the same bytes gives exactly the cap `tahoe put` gives."""
+    secret_file = grid.client.directory / "private" / "convergence"
+    secret = read_convergence(secret_file)
+    assert len(secret) == 32
+    data = os.urandom(100_000)
+    source = tmp_path / "in"
+    source.write_bytes(data)
+    tahoe_cap = grid.cli("put", str(source)).decode().strip()
+    cap = await upload(io.BytesIO(data), len(data), _clients(grid), EncodingParams(2, 3), 3,
+                       secret)
+    assert cap.to_string() == tahoe_cap

@@ -29,19 +29,24 @@ def size_option(ctx: click.Context, param: click.Parameter, value: object) -> in
 
 
 def read_convergence(path: Path) -> bytes:
-    """A convergence secret: Tahoe's `private/convergence` (base32 text) or 16 raw bytes."""
+    """A convergence secret: Tahoe's `private/convergence` (base32 text: 32 bytes as
+    Tahoe-LAFS writes it, 52 characters; 16 bytes in older mistgrid nodes) or 16 raw
+    bytes. Used as it is: the same secret gives the same caps as Tahoe's."""
     raw = path.read_bytes()
     text = raw.strip()
-    if len(text) == base32.encoded_length(16):
+    if 26 <= len(text) <= 104:
         try:
-            return base32.a2b(text.decode("ascii"))
+            secret = base32.a2b(text.decode("ascii"))
         except (UnicodeDecodeError, ValueError):
-            pass
+            secret = b""
+        if len(secret) >= 16:
+            return secret
     if len(raw) == 16:
         return raw
     raise MistgridError(
-        f"{path}: not a convergence secret; expected 26 base32 characters (as in a node's "
-        "private/convergence) or exactly 16 bytes")
+        f"{path}: not a convergence secret; expected base32 text (as in a node's "
+        "private/convergence: 52 characters from Tahoe-LAFS, 26 from older mistgrid) or "
+        "exactly 16 bytes")
 
 
 def _directory(ctx: click.Context, _param: click.Parameter, value: Path | None) -> Path:

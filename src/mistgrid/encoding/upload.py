@@ -49,8 +49,8 @@ class ConvergentKeyHasher:
     """Derives the convergent key: feed the whole plaintext, then call `key`."""
 
     def __init__(self, convergence: bytes, params: EncodingParams, size: int) -> None:
-        if len(convergence) != KEY_SIZE:
-            raise EncodingError(f"convergence secret must be {KEY_SIZE} bytes")
+        if len(convergence) < KEY_SIZE:  # Tahoe-LAFS writes 32 bytes; any length works
+            raise EncodingError(f"convergence secret must be at least {KEY_SIZE} bytes")
         layout = params.layout_for(size)
         self._hasher = convergence_hasher(layout.needed, layout.total, layout.segment_size,
                                           convergence)

@@ -159,7 +159,7 @@ def create_node_dir(directory: Path, spec: NodeSpec) -> None:
     node_type = "introducer" if spec.kind == "introducer" else "client"
     (directory / f"tahoe-{node_type}.tac").write_text(
         "# The node type marker (as Tahoe-LAFS writes it); run this node with mistgrid run.\n")
-    _write_secret(private / "convergence", base32.b2a(secrets.token_bytes(16)) + "\n")
+    _write_secret(private / "convergence", base32.b2a(secrets.token_bytes(32)) + "\n")
     if spec.introducer:
         _write_secret(private / "introducers.yaml",
                       f"introducers:\n  default:\n    furl: '{spec.introducer}'\n")

@@ -35,7 +35,7 @@ def ensure_convergence(private: Path) -> Path:
         private.mkdir(mode=0o700, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as handle:
-            handle.write(base32.b2a(secrets.token_bytes(16)) + "\n")
+            handle.write(base32.b2a(secrets.token_bytes(32)) + "\n")
     return path
 
 
