@@ -1,0 +1,1 @@
+"""Directories: the children table a directory's file holds (pure)."""
