@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "mistgrid"
-CORE_PACKAGES = ["caps", "config", "crypto", "encoding", "gbs", "placement", "policy", "shares",
-                 "wire"]
+CORE_PACKAGES = ["caps", "config", "crypto", "dirnode", "encoding", "gbs", "mutable", "placement",
+                 "policy", "shares", "wire"]
 CORE_MODULES = ["errors.py", "secret.py"]
 # What a pure core may not import: I/O, clocks, event loops, and the shells.
 FORBIDDEN = {"os", "socket", "time", "asyncio", "subprocess", "twisted", "treq", "txtorcon",

@@ -12,7 +12,7 @@ CPU work: the shell runs these on a worker).
 
 from __future__ import annotations
 
-import os
+import secrets
 from collections.abc import Callable, Mapping, Sequence
 
 import attrs
@@ -71,7 +71,7 @@ def _erasure_code(crypttext: bytes, needed: int, total: int) -> list[bytes]:
 
 def encode_version(cap: MutableWriteCap, key: SigningKey, plaintext: bytes, seqnum: int,
                    needed: int, total: int,
-                   salt: Callable[[], bytes] = lambda: os.urandom(SALT_SIZE),
+                   salt: Callable[[], bytes] = lambda: secrets.token_bytes(SALT_SIZE),
                    segment_size: int | None = None) -> list[Share]:
     """The N shares of a new version of `cap`'s file holding `plaintext`."""
     fmt = cap.format
