@@ -9,6 +9,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
+from .caps import base32
+from .errors import MistgridError
+
 
 @contextmanager
 def atomic_output(target: Path) -> Iterator[IO[bytes]]:
@@ -29,3 +32,24 @@ def write_private(target: Path, text: str) -> None:
     """Replace `target` with `text`, readable by the owner only (0600), atomically."""
     with atomic_output(target) as handle:  # mkstemp makes the file 0600
         handle.write(text.encode("utf-8"))
+
+
+def read_convergence(path: Path) -> bytes:
+    """A convergence secret: Tahoe's `private/convergence` (base32 text: 32 bytes as
+    Tahoe-LAFS writes it, 52 characters; 16 bytes in older mistgrid nodes) or 16 raw
+    bytes. Used as it is: the same secret gives the same caps as Tahoe's."""
+    raw = path.read_bytes()
+    text = raw.strip()
+    if 26 <= len(text) <= 104:
+        try:
+            secret = base32.a2b(text.decode("ascii"))
+        except (UnicodeDecodeError, ValueError):
+            secret = b""
+        if len(secret) >= 16:
+            return secret
+    if len(raw) == 16:
+        return raw
+    raise MistgridError(
+        f"{path}: not a convergence secret; expected base32 text (as in a node's "
+        "private/convergence: 52 characters from Tahoe-LAFS, 26 from older mistgrid) or "
+        "exactly 16 bytes")

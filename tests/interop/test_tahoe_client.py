@@ -17,8 +17,8 @@ from twisted.internet import reactor
 
 from mistgrid.caps import parse_cap
 from mistgrid.caps.immutable import ChkCap, LiteralCap
-from mistgrid.cli.options import read_convergence
 from mistgrid.encoding.params import EncodingParams
+from mistgrid.fileutil import read_convergence
 from mistgrid.gbs.nurl import Nurl
 from mistgrid.grid.downloader import download
 from mistgrid.grid.uploader import upload

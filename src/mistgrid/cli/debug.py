@@ -21,9 +21,9 @@ from ..caps.mutable import (
 from ..crypto import rsa
 from ..encoding.params import DEFAULT_MAX_SEGMENT_SIZE, EncodingParams
 from ..errors import MistgridError, ShareError
-from ..fileutil import atomic_output
+from ..fileutil import atomic_output, read_convergence
 from ..mutable.version import SigningKey
-from .options import read_convergence, size_option
+from .options import size_option
 from .progress import byte_progress
 
 

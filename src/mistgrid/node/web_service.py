@@ -14,10 +14,10 @@ from twisted.internet import reactor as _reactor
 
 from ..caps import base32
 from ..caps.mutable import MutableFormat
-from ..cli.options import read_convergence
 from ..config.check import ConfigValues
 from ..encoding.params import EncodingParams
 from ..errors import MistgridError
+from ..fileutil import read_convergence
 from ..grid.mutable import KeyPool
 from ..grid.mutable_files import MutableFiles
 from ..grid.servers import KnownServer
