@@ -147,3 +147,12 @@ def test_light_commands_do_not_import_the_node(argv: list[str]) -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60,
                             check=False)
     assert result.stderr.decode().splitlines()[-1] == "[]", result.stderr.decode()
+
+
+@pytest.mark.parametrize("package", ["node", "web", "grid", "storage", "introducer", "net"])
+def test_the_node_imports_nothing_from_the_cli(package: str) -> None:
+    """DESIGN.md: helpers shared by the node and the CLI live below both."""
+    for path in sorted((SRC / package).rglob("*.py")):
+        for name in imported_names(path):
+            assert not (name == "mistgrid.cli" or name.startswith("mistgrid.cli.")), \
+                f"{path.relative_to(SRC)} imports {name}"
