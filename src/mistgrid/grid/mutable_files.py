@@ -104,6 +104,22 @@ class MutableFiles:
         newest = max(found, key=lambda r: r.prefix.version_id).prefix
         return newest.needed, newest.total
 
+    async def modify(self, cap: MutableWriteCap,
+                     change: Callable[[bytes | None], bytes]) -> Published:
+        """Publish `change(current contents)` (idempotent: it may run again on a newer
+        version after a conflict). For small files, such as directories."""
+        return await modify(self._servers(), cap, change, self.needed, self.total,
+                            self._lease_secret, self._executor)
+
+    async def read_all(self, cap: MutableCap) -> bytes:
+        out = bytearray()
+
+        def keep(chunk: bytes) -> None:
+            out.extend(chunk)
+
+        await self.read(cap, keep)
+        return bytes(out)
+
     async def replace(self, cap: MutableWriteCap, source: IO[bytes], size: int) -> Published:
         return await self._publish_from(cap, None, source, size)
 

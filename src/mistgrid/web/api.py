@@ -18,7 +18,6 @@ reactor. Errors become a status and a one-line text body; caps are never logged.
 
 from __future__ import annotations
 
-import base64
 import html
 import io
 import json
@@ -38,6 +37,7 @@ from twisted.web import resource, server
 from zope.interface import implementer
 
 from ..caps import ChkCap, LiteralCap, parse_cap
+from ..caps.directory import is_directory_text
 from ..caps.mutable import (
     MutableCap,
     MutableFormat,
@@ -46,7 +46,7 @@ from ..caps.mutable import (
     is_mutable_text,
     parse_mutable_cap,
 )
-from ..crypto import rsa
+from ..dirnode.children import DirectoryFormatError
 from ..encoding.params import EncodingParams
 from ..errors import (
     CapabilityError,
@@ -55,14 +55,22 @@ from ..errors import (
     NotEnoughSharesError,
     UncoordinatedWriteError,
 )
+from ..grid.directories import (
+    Directories,
+    ExistingChildError,
+    NoSuchChildError,
+    NotDirectoryError,
+    ReadOnlyDirectoryError,
+)
 from ..grid.downloader import download
 from ..grid.mutable import NotEnoughServersError
 from ..grid.mutable_files import MutableFiles
 from ..grid.servers import KnownServer
 from ..grid.uploader import UploadUnhappyError, upload
 from ..introducer.client import IntroducerClient
-from ..mutable.version import SigningKey
 from ..storage.server import QuietSite
+from .directories import BadPathError, DirectoryPages
+from .keys import BadRequestError, private_key
 from .multipart import MultipartError, Window, boundary_of, locate_parts
 
 log = Logger()
@@ -76,10 +84,6 @@ class ClientSettings:
     happy: int
     convergence: bytes
     mutable_format: MutableFormat = MutableFormat.SDMF
-
-
-class BadRequestError(MistgridError):
-    """A request the web API cannot act on (400, with this text)."""
 
 
 class ReadOnlyError(MistgridError):
@@ -144,6 +148,7 @@ class WebAPI(resource.Resource):
         found), shown on the welcome page. `mutable`: this node's mutable files."""
         super().__init__()
         self.mutable = mutable
+        self.directories = DirectoryPages(self, Directories(mutable)) if mutable else None
         self.network = dict(network or {})
         self.servers = servers
         self.introducers = introducers
@@ -172,6 +177,10 @@ class WebAPI(resource.Resource):
         try:
             if path in ([], [""]) and method == "GET":
                 await self._welcome(request, args)
+            elif path == ["uri"] and method in ("PUT", "POST") and args.get("t") == ["mkdir"]:
+                await self._directory_pages().mkdir(request, args)
+            elif len(path) >= 2 and path[0] == "uri" and is_directory_text(path[1]):
+                await self._directory_pages().handle(request, method, path[1], path[2:], args)
             elif path == ["uri"] and method == "PUT":
                 await self._put(request, args)
             elif path == ["uri"] and method == "POST" and args.get("t") == ["upload"]:
@@ -263,15 +272,25 @@ class WebAPI(resource.Resource):
 
     async def _store(self, request: server.Request, content: IO[bytes], size: int,
                      args: Mapping[str, list[str]]) -> None:
+        cap = await self.make_file(content, size, args)
+        self._finish(request, 200, cap.encode())
+
+    async def make_file(self, content: IO[bytes], size: int,
+                        args: Mapping[str, list[str]]) -> str:
+        """A new file (immutable, or mutable as `format=`/`mutable=` ask); its cap."""
         fmt = self._format(args)
         if fmt is not None:
-            new = await self._mutable().create(fmt, content, size, _private_key(args))
-            self._finish(request, 200, new.to_string().encode())
-            return
+            new = await self._mutable().create(fmt, content, size, private_key(args))
+            return new.to_string()
         cap = await upload(content, size, [s.client for s in self.servers],
                            self.settings.params, self.settings.happy,
                            self.settings.convergence, executor=self.executor)
-        self._finish(request, 200, cap.to_string().encode())
+        return cap.to_string()
+
+    def _directory_pages(self) -> DirectoryPages:
+        if self.directories is None:
+            raise MistgridError("this node does not handle directories")
+        return self.directories
 
     def _mutable(self) -> MutableFiles:
         if self.mutable is None:
@@ -443,8 +462,15 @@ UNSATISFIABLE = (-1, -1)
 
 def _status_of(err: MistgridError) -> int:
     """The HTTP status of a failed request (Tahoe's where Tahoe has one)."""
-    if isinstance(err, (CapabilityError, MultipartError, BadRequestError, ReadOnlyError)):
+    if isinstance(err, (CapabilityError, MultipartError, BadRequestError, ReadOnlyError,
+                        BadPathError, NotDirectoryError, ReadOnlyDirectoryError)):
         return 400
+    if isinstance(err, NoSuchChildError):
+        return 404
+    if isinstance(err, ExistingChildError):
+        return 409
+    if isinstance(err, DirectoryFormatError):
+        return 410
     if isinstance(err, UncoordinatedWriteError):
         return 409
     if isinstance(err, (NotEnoughSharesError, NoSuchFileError)):
@@ -452,21 +478,6 @@ def _status_of(err: MistgridError) -> int:
     if isinstance(err, (UploadUnhappyError, NotEnoughServersError)):
         return 503
     return 503
-
-
-def _private_key(args: Mapping[str, list[str]]) -> SigningKey | None:
-    """`private-key=`: a DER RSA key in urlsafe base64 (webapi.rst), or None."""
-    text = (args.get("private-key") or [""])[-1].strip()
-    if not text:
-        return None
-    try:
-        der = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-    except ValueError:
-        raise BadRequestError("private-key is not urlsafe base64") from None
-    try:
-        return SigningKey.of(rsa.load_private_der(der))
-    except MistgridError as err:
-        raise BadRequestError(f"private-key: {err}") from None
 
 
 def byte_range(header: bytes | None, size: int) -> tuple[int, int] | None:

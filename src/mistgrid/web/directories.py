@@ -1,0 +1,249 @@
+"""The web API's directory paths (`frontends/webapi.rst`), on Tahoe's paths and shapes.
+
+    POST|PUT /uri?t=mkdir                 a new empty directory (format=, private-key=)
+    GET  /uri/$DIRCAP[/PATH]              a directory: t=json (Tahoe's shape) or a page;
+                                          a file: its bytes (Range), or t=json
+    PUT  /uri/$DIRCAP/PATH/NAME           upload the body and link it (201 new, 200
+                                          replaced; a mutable file there is overwritten);
+                                          missing directories on the way are made
+    PUT  /uri/$DIRCAP/PATH/NAME?t=uri     link the cap in the body
+    PUT  /uri/$DIRCAP/PATH/NAME?t=mkdir   make (and link) a directory there
+    POST /uri/$DIRCAP[/PATH]?t=mkdir&name=NAME   a new subdirectory
+    DELETE /uri/$DIRCAP/PATH/NAME         unlink
+Errors as Tahoe gives them: 404 for a missing child, 400 for a bad path or a read-only
+cap, 409 where a name exists and replace=false.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import json
+import os
+from typing import IO, TYPE_CHECKING, Any
+
+from twisted.internet import threads
+from twisted.web import server
+
+from ..caps import parse_cap
+from ..caps.directory import DirectoryCap, is_directory_text, parse_directory_cap
+from ..caps.immutable import ChkCap, ChkVerifierCap, LiteralCap
+from ..caps.mutable import (
+    MutableFormat,
+    MutableReadCap,
+    MutableVerifierCap,
+    MutableWriteCap,
+    is_mutable_text,
+    parse_mutable_cap,
+)
+from ..dirnode.children import Child
+from ..errors import CapabilityError, MistgridError
+from ..grid.directories import Directories, child_directory
+from .keys import BadRequestError, private_key
+
+if TYPE_CHECKING:
+    from .api import WebAPI
+
+
+def _format_name(cap: DirectoryCap) -> str:
+    file = cap.file
+    if isinstance(file, (MutableWriteCap, MutableReadCap, MutableVerifierCap)):
+        return file.format.value
+    return "LIT" if isinstance(file, LiteralCap) else "CHK"
+
+
+def caps_of(text: str) -> tuple[str | None, str | None]:
+    """(write cap or None, read-only cap) of a cap being linked; unknown kinds are kept
+    as they are, in the read-only slot."""
+    try:
+        if is_directory_text(text):
+            cap = parse_directory_cap(text)
+            return (text if cap.is_writable else None), cap.read_only().to_string()
+        if is_mutable_text(text):
+            mutable = parse_mutable_cap(text)
+            if isinstance(mutable, MutableWriteCap):
+                return text, mutable.read_only().to_string()
+            return None, text
+        parse_cap(text)
+    except CapabilityError:
+        return None, text  # a cap of a kind we do not know: passed through
+    return None, text
+
+
+def child_json(child: Child, with_metadata: bool = True) -> list[Any]:
+    text = child.rw_uri or child.ro_uri or ""
+    info: dict[str, Any] = {}
+    kind = "unknown"
+    try:
+        if is_directory_text(text):
+            cap = parse_directory_cap(text)
+            kind = "dirnode"
+            info.update(directory_fields(cap))
+        elif is_mutable_text(text):
+            mutable = parse_mutable_cap(text)
+            kind = "filenode"
+            info.update({"mutable": True, "format": mutable.format.value, "size": None})
+            if isinstance(mutable, (MutableWriteCap, MutableReadCap)):
+                info["ro_uri"] = mutable.read_only().to_string()
+                info["verify_uri"] = mutable.verifier().to_string()
+            if isinstance(mutable, MutableWriteCap):
+                info["rw_uri"] = text
+        else:
+            file_cap = parse_cap(text)
+            kind = "filenode"
+            info.update({"ro_uri": text, "mutable": False,
+                         "format": "LIT" if isinstance(file_cap, LiteralCap) else "CHK",
+                         "size": file_cap.size})
+            if isinstance(file_cap, ChkCap):
+                info["verify_uri"] = file_cap.verifier().to_string()
+            elif isinstance(file_cap, ChkVerifierCap):
+                info["verify_uri"] = text
+    except CapabilityError:
+        kind = "unknown"
+        if child.rw_uri:
+            info["rw_uri"] = child.rw_uri
+        if child.ro_uri:
+            info["ro_uri"] = child.ro_uri
+    if with_metadata:
+        info["metadata"] = dict(child.metadata)
+    return [kind, info]
+
+
+def directory_fields(cap: DirectoryCap) -> dict[str, Any]:
+    info: dict[str, Any] = {"ro_uri": cap.read_only().to_string(), "mutable": cap.is_mutable,
+                            "format": _format_name(cap)}
+    verifier = cap.verifier()
+    if verifier is not None:
+        info["verify_uri"] = verifier.to_string()
+    if cap.is_writable:
+        info["rw_uri"] = cap.to_string()
+    return info
+
+
+class DirectoryPages:
+    def __init__(self, api: WebAPI, directories: Directories) -> None:
+        self.api = api
+        self.dirs = directories
+
+    def _default_format(self) -> MutableFormat:
+        return self.api.settings.mutable_format
+
+    def _dir_format(self, args: dict[str, list[str]]) -> MutableFormat:
+        fmt = (args.get("format") or [""])[-1].strip().upper()
+        if not fmt:
+            return self._default_format()
+        if fmt not in ("SDMF", "MDMF"):
+            raise BadRequestError("a directory's format is SDMF or MDMF (immutable "
+                                  "directories are not made yet)")
+        return MutableFormat[fmt]
+
+    async def mkdir(self, request: server.Request, args: dict[str, list[str]]) -> None:
+        made = await self.dirs.mkdir(self._dir_format(args), key=private_key(args))
+        self.api._finish(request, 200, made.to_string().encode())
+
+    async def handle(self, request: server.Request, method: str, cap_text: str,
+                     names: list[str], args: dict[str, list[str]]) -> None:
+        root = parse_directory_cap(cap_text)
+        if names and names[-1] == "":
+            names = names[:-1]  # a trailing slash
+        if any(n == "" for n in names):
+            raise BadPathError("empty name in the path")
+        t = (args.get("t") or [""])[-1]
+        if method in ("GET", "HEAD"):
+            await self._get(request, root, names, t, args)
+        elif method == "PUT" and names:
+            await self._put(request, root, names, t, args)
+        elif method == "POST" and t == "mkdir":
+            parent = root if not names else child_directory(
+                await self.dirs.resolve(root, names), names[-1])
+            name = (args.get("name") or [""])[-1]
+            if not name:
+                made = await self.dirs.ensure_path(root, names, self._dir_format(args))
+                self.api._finish(request, 200, made.to_string().encode())
+                return
+            made = await self.dirs.mkdir(self._dir_format(args))
+            await self.dirs.link(parent, name, made.to_string(), made.read_only().to_string(),
+                                 replace=_replace(args))
+            self.api._finish(request, 200, made.to_string().encode())
+        elif method == "DELETE" and names:
+            parent = root if len(names) == 1 else child_directory(
+                await self.dirs.resolve(root, names[:-1]), names[-2])
+            await self.dirs.unlink(parent, names[-1])
+            self.api._finish(request, 200, b"")
+        else:
+            self.api._finish(request, 400, b"this directory operation is not supported\n")
+
+    async def _get(self, request: server.Request, root: DirectoryCap, names: list[str],
+                   t: str, args: dict[str, list[str]]) -> None:
+        child = await self.dirs.resolve(root, names) if names else None
+        text = (child.rw_uri or child.ro_uri or "") if child is not None else root.to_string()
+        if is_directory_text(text):
+            here = parse_directory_cap(text)
+            kids = await self.dirs.children(here)
+            if t == "json":
+                info = directory_fields(here)
+                info["children"] = {name: child_json(c) for name, c in sorted(kids.items())}
+                if child is not None:
+                    info["metadata"] = dict(child.metadata)
+                self.api._finish(request, 200, json.dumps(["dirnode", info]).encode(),
+                                 b"application/json")
+                return
+            rows = "".join(
+                f"<tr><td>{html.escape(name)}</td><td>{html.escape(child_json(c)[0])}</td>"
+                f"<td>{html.escape(str(child_json(c)[1].get('size', '')))}</td></tr>"
+                for name, c in sorted(kids.items()))
+            page = (f"<html><head><title>directory</title></head><body><table><tr>"
+                    f"<th>name</th><th>type</th><th>size</th></tr>{rows}</table>"
+                    f"</body></html>")
+            self.api._finish(request, 200, page.encode(), b"text/html; charset=utf-8")
+            return
+        assert child is not None
+        if t == "json":
+            self.api._finish(request, 200, json.dumps(child_json(child)).encode(),
+                             b"application/json")
+            return
+        await self.api._get(request, child.ro_uri or text, {k: v for k, v in args.items()
+                                                           if k != "t"})
+
+    async def _put(self, request: server.Request, root: DirectoryCap, names: list[str],
+                   t: str, args: dict[str, list[str]]) -> None:
+        parent = await self.dirs.ensure_path(root, names[:-1], self._default_format())
+        name = names[-1]
+        content: IO[bytes] = request.content or io.BytesIO()
+        if t == "uri":
+            text = (await threads.deferToThread(content.read)).decode("utf-8", "replace")
+            rw, ro = caps_of(text.strip())
+            new = await self.dirs.link(parent, name, rw, ro, replace=_replace(args))
+            self.api._finish(request, 201 if new else 200, text.strip().encode())
+            return
+        if t == "mkdir":
+            made = await self.dirs.ensure_path(parent, [name], self._dir_format(args))
+            self.api._finish(request, 200, made.to_string().encode())
+            return
+        if t:
+            raise BadPathError(f"t={t[:20]!r} is not supported here")
+        size = content.seek(0, os.SEEK_END)
+        content.seek(0)
+        kids = await self.dirs.children(parent)
+        existing = kids.get(name)
+        fmt_given = bool(args.get("format") or args.get("mutable"))
+        if existing is not None and existing.rw_uri and is_mutable_text(existing.rw_uri) \
+                and not fmt_given:
+            cap = parse_mutable_cap(existing.rw_uri)
+            assert isinstance(cap, MutableWriteCap)
+            await self.api._mutable().replace(cap, content, size)
+            self.api._finish(request, 200, existing.rw_uri.encode())
+            return
+        text = await self.api.make_file(content, size, args)
+        rw, ro = caps_of(text)
+        new = await self.dirs.link(parent, name, rw, ro, replace=_replace(args))
+        self.api._finish(request, 201 if new else 200, text.encode())
+
+
+class BadPathError(MistgridError):
+    """A path the directory API cannot act on (400)."""
+
+
+def _replace(args: dict[str, list[str]]) -> bool:
+    value = (args.get("replace") or ["true"])[-1].strip().lower()
+    return value not in ("false", "0", "off", "no")

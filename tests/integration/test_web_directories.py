@@ -1,0 +1,83 @@
+"""Directories through a client node's web API (Tahoe's paths), on the local grid of node
+processes of test_web_grid: mkdir, upload into a path (making directories on the way),
+t=json in Tahoe's shape, link a cap, replace, unlink, and Tahoe's error codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import urllib.parse
+
+from .test_web_grid import http, web_grid, web_url  # noqa: F401
+
+
+def q(name: str) -> str:
+    return urllib.parse.quote(name)
+
+
+def test_directory_life(web_url: str) -> None:  # noqa: F811
+    status, cap = http("POST", web_url + "uri?t=mkdir")
+    assert status == 200 and cap.startswith(b"URI:DIR2:"), cap
+    root = web_url + "uri/" + cap.decode()
+    data = os.urandom(3000)
+    status, file_cap = http("PUT", root + "/a/b/" + q("caf\u00e9.txt"), data)
+    assert status == 201 and file_cap.startswith(b"URI:CHK:"), file_cap
+    assert http("GET", root + "/a/b/" + q("caf\u00e9.txt")) == (200, data)
+    status, body = http("GET", root + "?t=json")
+    kind, info = json.loads(body)
+    assert kind == "dirnode" and info["rw_uri"] == cap.decode() and info["mutable"] is True
+    assert info["format"] == "SDMF" and info["ro_uri"].startswith("URI:DIR2-RO:")
+    assert list(info["children"]) == ["a"] and info["children"]["a"][0] == "dirnode"
+    assert "linkcrtime" in info["children"]["a"][1]["metadata"]["tahoe"]
+    kind, info = json.loads(http("GET", root + "/a/b?t=json")[1])
+    child = info["children"]["caf\u00e9.txt"]
+    assert child[0] == "filenode" and child[1]["size"] == 3000
+    assert child[1]["ro_uri"] == file_cap.decode() and child[1]["format"] == "CHK"
+    created = child[1]["metadata"]["tahoe"]["linkcrtime"]
+    # replacing keeps the link's creation time
+    assert http("PUT", root + "/a/b/" + q("caf\u00e9.txt"), b"new")[0] == 200
+    again = json.loads(http("GET", root + "/a/b?t=json")[1])[1]["children"]["caf\u00e9.txt"]
+    assert again[1]["metadata"]["tahoe"]["linkcrtime"] == created
+    assert http("GET", root + "/a/b/" + q("caf\u00e9.txt")) == (200, b"new")
+    # link an existing cap; replace=false refuses an existing name
+    assert http("PUT", root + "/linked?t=uri", file_cap)[0] == 201
+    assert http("GET", root + "/linked") == (200, data)
+    status, body = http("PUT", root + "/linked?t=uri&replace=false", file_cap + b"x")
+    assert status == 409 and body.count(b"\n") == 1
+    # a subdirectory by POST, listed as a dirnode
+    status, sub = http("POST", root + "?t=mkdir&name=sub")
+    assert status == 200 and sub.startswith(b"URI:DIR2:")
+    children = json.loads(http("GET", root + "?t=json")[1])[1]["children"]
+    assert sorted(children) == ["a", "linked", "sub"]
+    assert children["sub"][1]["rw_uri"] == sub.decode()
+    # unlink
+    assert http("DELETE", root + "/linked")[0] == 200
+    assert http("GET", root + "/linked")[0] == 404
+    assert http("DELETE", root + "/linked")[0] == 404
+
+
+def test_mutable_file_in_a_directory_is_overwritten_in_place(web_url: str) -> None:  # noqa: F811
+    cap = http("POST", web_url + "uri?t=mkdir&format=MDMF")[1].decode()
+    assert cap.startswith("URI:DIR2-MDMF:")
+    root = web_url + "uri/" + cap
+    status, writecap = http("PUT", root + "/notes?format=MDMF", b"first")
+    assert status == 201 and writecap.startswith(b"URI:MDMF:")
+    assert http("PUT", root + "/notes", b"second") == (200, writecap)
+    assert http("GET", root + "/notes") == (200, b"second")
+    assert http("GET", web_url + "uri/" + writecap.decode()) == (200, b"second")
+
+
+def test_directory_errors(web_url: str) -> None:  # noqa: F811
+    cap = http("POST", web_url + "uri?t=mkdir")[1].decode()
+    root = web_url + "uri/" + cap
+    assert http("PUT", root + "/file", b"x" * 100)[0] == 201
+    assert http("GET", root + "/missing")[0] == 404
+    assert http("GET", root + "/file/below")[0] == 400  # through a file
+    assert http("PUT", root + "/file/below", b"y")[0] == 400
+    read_only = json.loads(http("GET", root + "?t=json")[1])[1]["ro_uri"]
+    status, body = http("PUT", web_url + "uri/" + read_only + "/new", b"z")
+    assert status == 400 and b"read-only" in body
+    assert http("GET", web_url + "uri/" + read_only + "/file")[0] == 200
+    assert http("GET", web_url + "uri/URI:DIR2:nope")[0] == 400
+    status, body = http("POST", web_url + "uri?t=mkdir&format=CHK")
+    assert status == 400 and b"SDMF or MDMF" in body
