@@ -17,6 +17,7 @@ from mistgrid.caps.directory import DirectoryCap, parse_directory_cap
 from mistgrid.caps.mutable import MutableFormat, MutableWriteCap
 from mistgrid.crypto import rsa
 from mistgrid.dirnode.children import Child, pack_children, unpack_children
+from mistgrid.grid.directories import Directories
 from mistgrid.mutable.version import SigningKey
 
 from .test_mutable_interop import Grid, grid, read_all  # noqa: F401
@@ -83,3 +84,26 @@ async def test_tahoe_reads_a_mistgrid_directory(grid: Grid, tmp_path: Path) -> N
     assert "rw_uri" not in listing["ro sub"][1]
     grid.cli("mkdir", f"{directory}/sub/deeper")  # Tahoe writes through our write cap
     assert grid.cli("ls", f"{directory}/sub").decode().split() == ["deeper"]
+
+
+@ONLY_MISTGRID_SERVERS
+@pytest_twisted.ensureDeferred
+async def test_directory_changes_cross_both_ways(grid: Grid, tmp_path: Path) -> None:  # noqa: F811
+    """mistgrid makes, links and unlinks; Tahoe lists and reads each state and adds a
+    child of its own, which mistgrid then sees."""
+    dirs = Directories(grid.files())
+    made = await dirs.mkdir(MutableFormat.MDMF)
+    source = tmp_path / "in"
+    content = os.urandom(4000)
+    source.write_bytes(content)
+    file_cap = grid.cli("put", str(source)).decode().strip()
+    await dirs.link(made, "f", None, file_cap)
+    deep = await dirs.ensure_path(made, ["x", "y"], MutableFormat.SDMF)
+    text = made.to_string()
+    assert grid.cli("ls", text).decode().split() == ["f", "x"]
+    assert grid.cli("ls", f"{text}/x").decode().split() == ["y"]
+    assert grid.cli("get", f"{text}/f") == content
+    grid.cli("put", str(source), f"{text}/x/y/from-tahoe")
+    assert list(await dirs.children(deep)) == ["from-tahoe"]
+    await dirs.unlink(made, "f")
+    assert grid.cli("ls", text).decode().split() == ["x"]
