@@ -7,7 +7,9 @@ from __future__ import annotations
 import json
 import os
 import urllib.parse
+from pathlib import Path
 
+from ..conftest import run_cli
 from .test_web_grid import http, web_grid, web_url  # noqa: F401
 
 
@@ -81,3 +83,48 @@ def test_directory_errors(web_url: str) -> None:  # noqa: F811
     assert http("GET", web_url + "uri/URI:DIR2:nope")[0] == 400
     status, body = http("POST", web_url + "uri?t=mkdir&format=CHK")
     assert status == 400 and b"SDMF or MDMF" in body
+
+
+def test_file_manager_cli(web_grid: tuple[str, Path], tmp_path: Path) -> None:  # noqa: F811
+    """create-alias, put/get with ALIAS:path, mkdir, ls (-l, --uri, --json), ln, mv, rm,
+    list-aliases (--json), add-alias; the aliases file is Tahoe's."""
+    client = str(web_grid[1] / "client")
+    aliases = web_grid[1] / "client" / "private" / "aliases"
+    aliases.unlink(missing_ok=True)
+
+    def cli(*args: str) -> str:
+        result = run_cli(*args[:1], "-d", client, *args[1:])
+        assert result.returncode == 0, (args, result.stderr.decode())
+        return result.stdout.decode()
+
+    assert cli("create-alias", "tahoe").strip() == "Alias 'tahoe' created"
+    line = aliases.read_text().strip()
+    assert line.startswith("tahoe: URI:DIR2:") and oct(aliases.stat().st_mode)[-3:] == "600"
+    source = tmp_path / "notes.txt"
+    source.write_bytes(b"hello directories")
+    cap = cli("put", str(source), "tahoe:docs/notes.txt").strip()
+    assert cap.startswith("URI:CHK:") or cap.startswith("URI:LIT:")
+    assert cli("get", "tahoe:docs/notes.txt", "-") == "hello directories"
+    assert cli("get", "docs/notes.txt", "-") == "hello directories"  # default alias
+    cli("mkdir", "tahoe:photos")
+    assert cli("ls").split() == ["docs", "photos"]
+    assert cli("ls", "tahoe:docs", "--uri").split() == ["notes.txt", cap]
+    long_line = cli("ls", "-l", "tahoe:docs").strip()
+    assert long_line.endswith("notes.txt") and "17" in long_line
+    assert json.loads(cli("ls", "--json", "tahoe:"))[0] == "dirnode"
+    cli("ln", "tahoe:docs/notes.txt", "tahoe:photos/link.txt")
+    cli("mv", "tahoe:docs/notes.txt", "tahoe:moved.txt")
+    assert cli("ls").split() == ["docs", "moved.txt", "photos"]
+    assert cli("ls", "tahoe:docs").split() == []
+    cli("rm", "tahoe:photos/link.txt")
+    assert cli("ls", "tahoe:photos").split() == []
+    root = line.split(": ", 1)[1]
+    cli("add-alias", "second", root)
+    assert cli("ls", "second:").split() == ["docs", "moved.txt", "photos"]
+    listed = json.loads(cli("list-aliases", "--json"))
+    assert listed["second"]["readwrite"] == root
+    assert listed["second"]["readonly"].startswith("URI:DIR2-RO:")
+    missing = run_cli("ls", "-d", client, "nope:")
+    assert missing.returncode == 1 and b"unknown alias 'nope'" in missing.stderr
+    gone = run_cli("get", "-d", client, "tahoe:missing", "-")
+    assert gone.returncode == 1 and len(gone.stderr.decode().strip().splitlines()) == 1

@@ -20,6 +20,7 @@ import click
 from ..crypto import rsa
 from ..errors import MistgridError
 from ..fileutil import atomic_output
+from .aliases import load_aliases, web_path
 from .progress import byte_progress
 
 CHUNK = 1024 * 1024
@@ -65,9 +66,16 @@ def connect_local(node_dir: Path) -> tuple[http.client.HTTPConnection, str]:
 @node_option
 def put(source: str, target: str | None, mutable: bool, fmt: str | None,
         private_key_path: Path | None, node_dir: Path) -> None:
-    """Store SOURCE (a file, or - for stdin) and print its cap. With TARGET, a mutable
-    file's write cap: replace that file's contents."""
+    """Store SOURCE (a file, or - for stdin) and print its cap. TARGET: a name to link it
+    at (ALIAS:path, DIRCAP/path, or a path below tahoe:), or a mutable file's write cap
+    whose contents it replaces."""
     query = _put_query(target, mutable, fmt, private_key_path)
+    where = "uri"
+    if target is not None:
+        where, names = web_path(target, load_aliases(node_dir))
+        if not names and not target.startswith(("URI:SSK:", "URI:MDMF:")):
+            raise MistgridError("TARGET must be a mutable file's write cap or a name in a "
+                                "directory (ALIAS:path, or DIRCAP/path)")
     conn, base = connect_local(node_dir)
     if source == "-":  # spool stdin (bounded memory) to learn its size
         stream: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 (closed below)
@@ -81,7 +89,6 @@ def put(source: str, target: str | None, mutable: bool, fmt: str | None,
             raise MistgridError(f"{source}: no such file")
         size, stream = path.stat().st_size, path.open("rb")
     try:
-        where = "uri" if target is None else "uri/" + urllib.parse.quote(target, safe=":")
         conn.putrequest("PUT", base + where + query)
         conn.putheader("Content-Length", str(size))
         conn.endheaders()
@@ -95,20 +102,18 @@ def put(source: str, target: str | None, mutable: bool, fmt: str | None,
         raise MistgridError(f"cannot reach the node's web API: {err}") from err
     finally:
         conn.close()
-    if response.status != 200:
+    if response.status not in (200, 201):
         raise MistgridError(f"upload failed: {answer}")
     click.echo(answer)
 
 
 def _put_query(target: str | None, mutable: bool, fmt: str | None,
                key_path: Path | None) -> str:
-    if target is not None:
-        if not target.startswith(("URI:SSK:", "URI:MDMF:")):
-            raise MistgridError("TARGET must be a mutable file's write cap (URI:SSK: or "
-                                "URI:MDMF:); aliases and paths come with directories")
+    if target is not None and target.startswith(("URI:SSK:", "URI:MDMF:")) \
+            and "/" not in target:
         if mutable or fmt or key_path:
             raise MistgridError("--mutable, --format and --private-key-path make a new "
-                                "file: not with TARGET")
+                                "file: not with a mutable file's write cap")
         return ""
     args = {}
     if fmt:
@@ -131,10 +136,12 @@ def _put_query(target: str | None, mutable: bool, fmt: str | None,
 @click.argument("target", default="-")
 @node_option
 def get(cap: str, target: str, node_dir: Path) -> None:
-    """Read the file of CAP into TARGET (a file, or - for stdout)."""
+    """Read the file CAP names (a cap, ALIAS:path or DIRCAP/path) into TARGET (a file,
+    or - for stdout)."""
+    where, _ = web_path(cap, load_aliases(node_dir))
     conn, base = connect_local(node_dir)
     try:
-        conn.request("GET", base + "uri/" + urllib.parse.quote(cap, safe=":"))
+        conn.request("GET", base + where)
         response = conn.getresponse()
         if response.status != 200:
             raise MistgridError(f"download failed: "

@@ -14,6 +14,9 @@ from ..errors import MistgridError
 # Each command's module is imported only when that command runs (or help lists it), so a
 # call pays only for what it uses: `mistgrid put` never imports Twisted.
 COMMANDS = {
+    "add-alias": "files:add_alias_command", "create-alias": "files:create_alias",
+    "list-aliases": "files:list_aliases", "ln": "files:ln", "ls": "files:ls",
+    "mkdir": "files:mkdir", "mv": "files:mv", "rm": "files:rm", "unlink": "files:rm",
     "create-client": "create:create_client", "create-introducer": "create:create_introducer",
     "create-node": "create:create_node", "debug": "debug:debug", "demo": "demo:demo",
     "get": "data:get", "put": "data:put", "restart": "daemon:restart", "run": "run:run",

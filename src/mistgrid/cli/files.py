@@ -1,0 +1,188 @@
+"""The file-manager verbs, as Tahoe's CLI has them: create-alias, add-alias, list-aliases,
+mkdir, ls, rm/unlink, ln, mv. Each talks to the local node's web API."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..caps.directory import parse_directory_cap
+from ..errors import MistgridError
+from .aliases import add_alias, check_alias_name, load_aliases, split_where, uri_path
+from .data import connect_local, node_option
+
+
+def call(node_dir: Path, method: str, path: str, body: bytes | None = None
+         ) -> tuple[int, bytes]:
+    conn, base = connect_local(node_dir)
+    try:
+        conn.request(method, base + path, body=body)
+        response = conn.getresponse()
+        return response.status, response.read()
+    except OSError as err:
+        raise MistgridError(f"cannot reach the node's web API: {err}") from err
+    finally:
+        conn.close()
+
+
+def _checked(status: int, body: bytes, what: str) -> bytes:
+    if status >= 400:
+        raise MistgridError(f"{what} failed: {body.decode('utf-8', 'replace').strip()}")
+    return body
+
+
+@click.command("create-alias")
+@click.argument("alias")
+@node_option
+def create_alias(alias: str, node_dir: Path) -> None:
+    """Make a new directory and remember it as ALIAS."""
+    name = check_alias_name(alias)
+    if name in load_aliases(node_dir):
+        raise MistgridError(f"alias {name!r} already exists")
+    cap = _checked(*call(node_dir, "POST", "uri?t=mkdir"), "mkdir").decode().strip()
+    add_alias(node_dir, name, cap)
+    click.echo(f"Alias '{name}' created")
+
+
+@click.command("add-alias")
+@click.argument("alias")
+@click.argument("cap")
+@node_option
+def add_alias_command(alias: str, cap: str, node_dir: Path) -> None:
+    """Remember directory CAP as ALIAS."""
+    if not cap.startswith("URI:DIR2"):
+        raise MistgridError("CAP must be a directory cap (URI:DIR2...)")
+    add_alias(node_dir, alias, cap)
+    click.echo(f"Alias '{check_alias_name(alias)}' added")
+
+
+@click.command("list-aliases")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--readonly-uri", is_flag=True, help="Show read-only caps.")
+@node_option
+def list_aliases(as_json: bool, readonly_uri: bool, node_dir: Path) -> None:
+    """Show every alias and its directory cap."""
+    aliases = load_aliases(node_dir)
+    if readonly_uri:
+        aliases = {n: _read_only(c) for n, c in aliases.items()}
+    if as_json:
+        click.echo(json.dumps({n: {"readwrite": c, "readonly": _read_only(c)}
+                               for n, c in aliases.items()}, indent=1))
+        return
+    width = max((len(n) for n in aliases), default=0)
+    for name, cap in sorted(aliases.items()):
+        click.echo(f"{name + ':':>{width + 1}} {cap}")
+
+
+def _read_only(cap: str) -> str:
+    try:
+        return parse_directory_cap(cap).read_only().to_string()
+    except MistgridError:
+        return cap
+
+
+@click.command()
+@click.argument("where", required=False)
+@click.option("--format", "fmt", type=click.Choice(["sdmf", "mdmf"], case_sensitive=False))
+@node_option
+def mkdir(where: str | None, fmt: str | None, node_dir: Path) -> None:
+    """Make a directory: unlinked (its cap is printed), or at ALIAS:PATH."""
+    query = f"&format={fmt.upper()}" if fmt else ""
+    if where is None:
+        click.echo(_checked(*call(node_dir, "POST", "uri?t=mkdir" + query), "mkdir")
+                   .decode().strip())
+        return
+    cap, names = split_where(where, load_aliases(node_dir))
+    if not names:
+        raise MistgridError("give the new directory's name (e.g. tahoe:photos)")
+    click.echo(_checked(*call(node_dir, "PUT", uri_path(cap, names) + "?t=mkdir" + query),
+                        "mkdir").decode().strip())
+
+
+@click.command()
+@click.argument("where", required=False)
+@click.option("-l", "--long", "long_", is_flag=True, help="Type, size and caps too.")
+@click.option("--json", "as_json", is_flag=True, help="Print the node's JSON.")
+@click.option("--uri", "show_uri", is_flag=True, help="Show each child's cap.")
+@click.option("--readonly-uri", is_flag=True, help="Show each child's read-only cap.")
+@node_option
+def ls(where: str | None, long_: bool, as_json: bool, show_uri: bool, readonly_uri: bool,
+       node_dir: Path) -> None:
+    """List a directory (the tahoe: alias by default)."""
+    cap, names = split_where(where, load_aliases(node_dir))
+    body = _checked(*call(node_dir, "GET", uri_path(cap, names) + "?t=json"), "ls")
+    if as_json:
+        click.echo(body.decode())
+        return
+    kind, info = json.loads(body)
+    if kind != "dirnode":
+        entries: dict[str, Any] = {names[-1] if names else cap: [kind, info]}
+    else:
+        entries = info.get("children", {})
+    for name in sorted(entries):
+        child_kind, child = entries[name]
+        line = name
+        if show_uri or readonly_uri:
+            shown = child.get("ro_uri") if readonly_uri else \
+                child.get("rw_uri") or child.get("ro_uri")
+            line = f"{name} {shown}"
+        if long_:
+            mark = "d" if child_kind == "dirnode" else "-"
+            size = child.get("size")
+            line = f"{mark}{'rw' if child.get('rw_uri') else 'r-'} " \
+                   f"{'?' if size is None else size:>12} {line}"
+        click.echo(line)
+
+
+@click.command()
+@click.argument("where")
+@node_option
+def rm(where: str, node_dir: Path) -> None:
+    """Unlink ALIAS:PATH from its directory."""
+    cap, names = split_where(where, load_aliases(node_dir))
+    if not names:
+        raise MistgridError("give the name to unlink (e.g. tahoe:old.txt)")
+    _checked(*call(node_dir, "DELETE", uri_path(cap, names)), "rm")
+
+
+def _cap_of(node_dir: Path, where: str) -> str:
+    cap, names = split_where(where, load_aliases(node_dir))
+    if not names:
+        return cap
+    _kind, info = json.loads(_checked(*call(node_dir, "GET", uri_path(cap, names) + "?t=json"),
+                                      "lookup"))
+    found: str | None = info.get("rw_uri") or info.get("ro_uri")
+    if not found:
+        raise MistgridError(f"{where}: no cap found")
+    return found
+
+
+@click.command()
+@click.argument("source")
+@click.argument("target")
+@node_option
+def ln(source: str, target: str, node_dir: Path) -> None:
+    """Link what SOURCE names at TARGET too."""
+    cap = _cap_of(node_dir, source)
+    dircap, names = split_where(target, load_aliases(node_dir))
+    if not names:
+        raise MistgridError("give the target name (e.g. tahoe:copy.txt)")
+    _checked(*call(node_dir, "PUT", uri_path(dircap, names) + "?t=uri", cap.encode()), "ln")
+
+
+@click.command()
+@click.argument("source")
+@click.argument("target")
+@node_option
+def mv(source: str, target: str, node_dir: Path) -> None:
+    """Move SOURCE to TARGET (link there, then unlink here)."""
+    cap = _cap_of(node_dir, source)
+    dircap, names = split_where(target, load_aliases(node_dir))
+    if not names:
+        raise MistgridError("give the target name (e.g. tahoe:new.txt)")
+    _checked(*call(node_dir, "PUT", uri_path(dircap, names) + "?t=uri", cap.encode()), "mv")
+    source_cap, source_names = split_where(source, load_aliases(node_dir))
+    _checked(*call(node_dir, "DELETE", uri_path(source_cap, source_names)), "mv")
