@@ -122,10 +122,31 @@ class Retrieved:
     encrypted_private_key: bytes
 
 
+READ_ATTEMPTS = 4
+# Checks a share fails when it was replaced between the map and the read.
+_CHANGED_CHECKS = ("block hash", "share hash chain", "signature", "verification key",
+                   "length", "header", "offsets", "share number")
+
+
 async def retrieve(servers: Sequence[StorageClient], cap: MutableCap,
                    executor: Executor | None = None, mapped: Mapped | None = None
                    ) -> Retrieved:
-    """The best recoverable version's plaintext."""
+    """The best recoverable version's plaintext. When shares of the version the map chose
+    fail their checks (a writer replaced them between the map and the reads), the servers
+    are mapped again and the newer version is read (a few times)."""
+    for attempt in range(READ_ATTEMPTS):
+        try:
+            return await _retrieve_once(servers, cap, executor, mapped)
+        except NotEnoughSharesError as err:
+            changed = any(p.check.startswith(_CHANGED_CHECKS) for p in err.problems)
+            if not changed or attempt == READ_ATTEMPTS - 1:
+                raise
+            mapped = None
+    raise AssertionError("unreachable")
+
+
+async def _retrieve_once(servers: Sequence[StorageClient], cap: MutableCap,
+                         executor: Executor | None, mapped: Mapped | None) -> Retrieved:
     if isinstance(cap, MutableVerifierCap):
         raise MistgridError("a verify cap cannot read a file")
     mapped = mapped or await map_servers(servers, cap)

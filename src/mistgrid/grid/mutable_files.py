@@ -15,17 +15,19 @@ from __future__ import annotations
 import os
 import random
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Executor
 from typing import IO
 
 from ..caps.mutable import MutableCap, MutableFormat, MutableWriteCap
-from ..errors import MistgridError, UncoordinatedWriteError
+from ..errors import MistgridError, NotEnoughSharesError, UncoordinatedWriteError
 from ..mutable.version import SigningKey
 from ..shares.mutable import Prefix
 from ..storage.client import StorageClient
 from . import mdmf
 from .mutable import (
+    _CHANGED_CHECKS,
+    READ_ATTEMPTS,
     RETRIES,
     KeyPool,
     Mapped,
@@ -138,12 +140,30 @@ class MutableFiles:
         mapped = await map_servers(servers, cap)
         best = mapped.map.best()
         if best is not None and mapped.map.prefix_of(best).format is MutableFormat.MDMF:
-            prefix = mapped.map.prefix_of(best)
-            span = choose(prefix.data_length) if choose else (0, prefix.data_length)
-            if span is not None:
-                await mdmf.read_range(servers, cap, span[0], span[1], sink, self._executor,
-                                      mapped)
-            return prefix
+            sent = [0]
+
+            def counted(chunk: bytes) -> Awaitable[None] | None:
+                sent[0] += len(chunk)
+                return sink(chunk)
+
+            for attempt in range(READ_ATTEMPTS):
+                best = mapped.map.best()
+                if best is None:
+                    break  # retrieve below says why
+                prefix = mapped.map.prefix_of(best)
+                span = choose(prefix.data_length) if choose else (0, prefix.data_length)
+                try:
+                    if span is not None:
+                        await mdmf.read_range(servers, cap, span[0], span[1], counted,
+                                              self._executor, mapped)
+                    return prefix
+                except NotEnoughSharesError as err:
+                    # replaced between the map and the reads: read the newer version,
+                    # if nothing has been sent yet
+                    changed = any(p.check.startswith(_CHANGED_CHECKS) for p in err.problems)
+                    if sent[0] or not changed or attempt == READ_ATTEMPTS - 1:
+                        raise
+                    mapped = await map_servers(servers, cap)
         got = await retrieve(servers, cap, self._executor, mapped)
         span = choose(len(got.data)) if choose else (0, len(got.data))
         if span is not None:
