@@ -128,3 +128,39 @@ def test_file_manager_cli(web_grid: tuple[str, Path], tmp_path: Path) -> None:  
     assert missing.returncode == 1 and b"unknown alias 'nope'" in missing.stderr
     gone = run_cli("get", "-d", client, "tahoe:missing", "-")
     assert gone.returncode == 1 and len(gone.stderr.decode().strip().splitlines()) == 1
+
+
+def test_cp_trees_both_ways(web_grid: tuple[str, Path], tmp_path: Path) -> None:  # noqa: F811
+    """cp -r of a local tree (unicode names, a 0 B file, nested directories) up to an
+    alias and back down: byte for byte; cp of single files both ways; grid to grid."""
+    client = str(web_grid[1] / "client")
+
+    def cli(*args: str) -> str:
+        result = run_cli(*args[:1], "-d", client, *args[1:])
+        assert result.returncode == 0, (args, result.stderr.decode())
+        return result.stdout.decode()
+
+    (web_grid[1] / "client" / "private" / "aliases").unlink(missing_ok=True)
+    cli("create-alias", "tahoe")
+    tree = tmp_path / "tree"
+    files = {"a.txt": os.urandom(1000), "empty": b"", "sub/\u00e9t\u00e9.bin": os.urandom(70_000),
+             "sub/deeper/x": b"x", "other/y": os.urandom(10)}
+    for name, data in files.items():
+        path = tree / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    cli("cp", "-r", str(tree), "tahoe:")
+    assert cli("ls", "tahoe:tree").split() == ["a.txt", "empty", "other", "sub"]
+    out = tmp_path / "out"  # does not exist: it becomes the copy (as cp -r does)
+    cli("cp", "-r", "tahoe:tree", str(out))
+    for name, data in files.items():
+        assert (out / name).read_bytes() == data, name
+    cli("cp", "-r", "tahoe:tree", str(out))  # exists now: the copy goes inside
+    assert (out / "tree" / "sub" / "deeper" / "x").read_bytes() == b"x"
+    cli("cp", str(tree / "a.txt"), "tahoe:single.txt")
+    cli("cp", "tahoe:single.txt", str(tmp_path / "single.txt"))
+    assert (tmp_path / "single.txt").read_bytes() == files["a.txt"]
+    cli("cp", "tahoe:single.txt", "tahoe:tree/other/")
+    assert cli("ls", "tahoe:tree/other").split() == ["single.txt", "y"]
+    refused = run_cli("cp", "-d", client, "tahoe:tree", str(tmp_path / "no"))
+    assert refused.returncode == 1 and b"use -r" in refused.stderr

@@ -1,0 +1,224 @@
+"""`mistgrid cp`: files and trees between this machine and the grid, as Tahoe's `cp`.
+
+    cp LOCAL... ALIAS:path            upload (into the directory, when the target is one
+                                      or ends with ':' or '/')
+    cp ALIAS:path... LOCAL            download
+    cp ALIAS:a ALIAS:b                link a's cap at b (with --caps-only, or any
+                                      grid-to-grid copy of an immutable file)
+    cp -r LOCALDIR ALIAS:path         a whole tree up; directories made on the way
+    cp -r ALIAS:dir LOCALDIR          a whole tree down
+A bar (bytes) shows on a terminal; piped, only errors are printed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import urllib.parse
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..errors import MistgridError
+from ..fileutil import atomic_output
+from .aliases import load_aliases, split_where, uri_path
+from .data import CHUNK, connect_local, node_option
+from .progress import byte_progress
+
+
+def _is_grid(arg: str, aliases: dict[str, str]) -> bool:
+    if arg.startswith("URI:"):
+        return True
+    if arg.startswith(("./", "/", "~")):
+        return False
+    alias, colon, _ = arg.partition(":")
+    return bool(colon) and "/" not in alias and alias in aliases
+
+
+def _json(node_dir: Path, path: str) -> list[Any] | None:
+    conn, base = connect_local(node_dir)
+    try:
+        conn.request("GET", base + path + "?t=json")
+        response = conn.getresponse()
+        body = response.read()
+    except OSError as err:
+        raise MistgridError(f"cannot reach the node's web API: {err}") from err
+    finally:
+        conn.close()
+    if response.status == 404:
+        return None
+    if response.status != 200:
+        raise MistgridError(f"lookup failed: {body.decode('utf-8', 'replace').strip()}")
+    result: list[Any] = json.loads(body)
+    return result
+
+
+def _upload(node_dir: Path, source: Path, path: str, advance: Callable[[int], None]) -> str:
+    conn, base = connect_local(node_dir)
+    try:
+        size = source.stat().st_size
+        conn.putrequest("PUT", base + path)
+        conn.putheader("Content-Length", str(size))
+        conn.endheaders()
+        with source.open("rb") as handle:
+            while chunk := handle.read(CHUNK):
+                conn.send(chunk)
+                advance(len(chunk))
+        response = conn.getresponse()
+        answer = response.read().decode("utf-8", "replace").strip()
+    except OSError as err:
+        raise MistgridError(f"cannot reach the node's web API: {err}") from err
+    finally:
+        conn.close()
+    if response.status not in (200, 201):
+        raise MistgridError(f"{source}: upload failed: {answer}")
+    return answer
+
+
+def _download(node_dir: Path, path: str, target: Path, advance: Callable[[int], None]) -> None:
+    conn, base = connect_local(node_dir)
+    try:
+        conn.request("GET", base + path)
+        response = conn.getresponse()
+        if response.status != 200:
+            raise MistgridError(f"{target.name}: download failed: "
+                                f"{response.read().decode('utf-8', 'replace').strip()}")
+        with atomic_output(target) as out:
+            while chunk := response.read(CHUNK):
+                out.write(chunk)
+                advance(len(chunk))
+    except OSError as err:
+        raise MistgridError(f"cannot reach the node's web API: {err}") from err
+    finally:
+        conn.close()
+
+
+def _call(node_dir: Path, method: str, path: str, body: bytes | None = None) -> bytes:
+    conn, base = connect_local(node_dir)
+    try:
+        conn.request(method, base + path, body=body)
+        response = conn.getresponse()
+        answer = response.read()
+    except OSError as err:
+        raise MistgridError(f"cannot reach the node's web API: {err}") from err
+    finally:
+        conn.close()
+    if response.status >= 400:
+        raise MistgridError(f"{method.lower()} failed: "
+                            f"{answer.decode('utf-8', 'replace').strip()}")
+    return answer
+
+
+def _tree_size(paths: list[Path]) -> int:
+    total = 0
+    for path in paths:
+        if path.is_dir():
+            total += sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+        elif path.is_file():
+            total += path.stat().st_size
+    return total
+
+
+@click.command()
+@click.argument("args", nargs=-1, required=True)
+@click.option("-r", "--recursive", is_flag=True, help="Copy directories and what is in them.")
+@click.option("--caps-only", is_flag=True,
+              help="Grid to grid: link the caps, copy no contents.")
+@node_option
+def cp(args: tuple[str, ...], recursive: bool, caps_only: bool, node_dir: Path) -> None:
+    """Copy SOURCE... to TARGET: local files up, grid files down, grid to grid."""
+    if len(args) < 2:
+        raise MistgridError("give at least one source and a target")
+    *sources, target = args
+    aliases = load_aliases(node_dir)
+    if _is_grid(target, aliases):
+        cap, names = split_where(target, aliases)
+        into_dir = target.endswith((":", "/")) or not names
+        if not into_dir:
+            found = _json(node_dir, uri_path(cap, names))
+            into_dir = found is not None and found[0] == "dirnode"
+        if len(sources) > 1 and not into_dir:
+            raise MistgridError("several sources need a directory as the target")
+        local = [Path(s) for s in sources if not _is_grid(s, aliases)]
+        with byte_progress("copying", _tree_size(local)) as advance:
+            for source in sources:
+                if _is_grid(source, aliases):
+                    _grid_to_grid(node_dir, source, cap, names, into_dir, aliases)
+                else:
+                    _up(node_dir, Path(source), cap, names, into_dir, recursive, advance)
+        return
+    destination = Path(target)
+    for source in sources:
+        if not _is_grid(source, aliases):
+            raise MistgridError(f"{source}: local to local copies are not mistgrid's job")
+    with byte_progress("copying", 0) as advance:
+        for source in sources:
+            _down(node_dir, source, destination, len(sources) > 1 or destination.is_dir(),
+                  recursive, aliases, advance)
+
+
+def _up(node_dir: Path, source: Path, cap: str, names: list[str], into_dir: bool,
+        recursive: bool, advance: Callable[[int], None]) -> None:
+    if not source.exists():
+        raise MistgridError(f"{source}: no such file or directory")
+    here = [*names, source.name] if into_dir else names
+    if source.is_dir():
+        if not recursive:
+            raise MistgridError(f"{source} is a directory: use -r")
+        _call(node_dir, "PUT", uri_path(cap, here) + "?t=mkdir")
+        for entry in sorted(source.iterdir()):
+            _up(node_dir, entry, cap, here, True, recursive, advance)
+        return
+    if not here:
+        raise MistgridError("give the target name (e.g. tahoe:file.txt)")
+    _upload(node_dir, source, uri_path(cap, here), advance)
+
+
+def _down(node_dir: Path, source: str, destination: Path, into_dir: bool, recursive: bool,
+          aliases: dict[str, str], advance: Callable[[int], None]) -> None:
+    cap, names = split_where(source, aliases)
+    path = uri_path(cap, names)
+    found = _json(node_dir, path)
+    if found is None:
+        raise MistgridError(f"{source}: no such file or directory")
+    name = names[-1] if names else "download"
+    target = destination / name if into_dir else destination
+    if found[0] == "dirnode":
+        if not recursive:
+            raise MistgridError(f"{source} is a directory: use -r")
+        _down_tree(node_dir, path, target, advance)
+        return
+    _download(node_dir, path, target, advance)
+
+
+def _down_tree(node_dir: Path, path: str, target: Path, advance: Callable[[int], None]) -> None:
+    target.mkdir(parents=True, exist_ok=True)
+    listing = _json(node_dir, path)
+    if listing is None:
+        raise MistgridError(f"{target.name}: vanished while it was copied")
+    for name, (kind, _info) in sorted(listing[1].get("children", {}).items()):
+        if "/" in name or name in (".", "..") or "\x00" in name or os.sep in name:
+            raise MistgridError(f"refusing the unsafe name {name!r}")
+        child = path + "/" + urllib.parse.quote(name, safe="")
+        if kind == "dirnode":
+            _down_tree(node_dir, child, target / name, advance)
+        elif kind == "filenode":
+            _download(node_dir, child, target / name, advance)
+
+
+def _grid_to_grid(node_dir: Path, source: str, cap: str, names: list[str], into_dir: bool,
+                  aliases: dict[str, str]) -> None:
+    source_cap, source_names = split_where(source, aliases)
+    found = _json(node_dir, uri_path(source_cap, source_names))
+    if found is None:
+        raise MistgridError(f"{source}: no such file or directory")
+    _kind, info = found
+    link = info.get("rw_uri") or info.get("ro_uri")
+    if not link:
+        raise MistgridError(f"{source}: no cap to copy")
+    here = [*names, source_names[-1]] if into_dir and source_names else names
+    if not here:
+        raise MistgridError("give the target name")
+    _call(node_dir, "PUT", uri_path(cap, here) + "?t=uri", link.encode())
