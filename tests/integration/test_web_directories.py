@@ -6,8 +6,12 @@ from __future__ import annotations
 
 import json
 import os
+import unicodedata
 import urllib.parse
 from pathlib import Path
+
+from mistgrid.caps.directory import parse_directory_cap
+from mistgrid.dirnode.children import Child, pack_children
 
 from ..conftest import run_cli
 from .test_web_grid import http, web_grid, web_url  # noqa: F401
@@ -164,3 +168,66 @@ def test_cp_trees_both_ways(web_grid: tuple[str, Path], tmp_path: Path) -> None:
     assert cli("ls", "tahoe:tree/other").split() == ["single.txt", "y"]
     refused = run_cli("cp", "-d", client, "tahoe:tree", str(tmp_path / "no"))
     assert refused.returncode == 1 and b"use -r" in refused.stderr
+
+
+def test_rename_relink_and_caps_by_path(web_url: str) -> None:  # noqa: F811
+    root_cap = http("POST", web_url + "uri?t=mkdir")[1].decode()
+    root = web_url + "uri/" + root_cap
+    cap = http("PUT", root + "/old.txt", b"renamed")[1].decode()
+    meta = json.loads(http("GET", root + "/old.txt?t=json")[1])[1]["metadata"]
+    assert http("POST", root + "?t=rename&from_name=old.txt&to_name=new.txt")[0] == 200
+    assert http("GET", root + "/new.txt") == (200, b"renamed")
+    assert http("GET", root + "/old.txt")[0] == 404
+    moved = json.loads(http("GET", root + "/new.txt?t=json")[1])[1]["metadata"]
+    assert moved["tahoe"]["linkcrtime"] == meta["tahoe"]["linkcrtime"]
+    other = http("POST", web_url + "uri?t=mkdir")[1].decode()
+    assert http("POST", root + f"?t=relink&from_name=new.txt&to_dir={other}")[0] == 200
+    assert http("GET", web_url + "uri/" + other + "/new.txt") == (200, b"renamed")
+    assert json.loads(http("GET", root + "?t=json")[1])[1]["children"] == {}
+    assert http("GET", web_url + "uri/" + other + "/new.txt?t=uri") == (200, cap.encode())
+    sub = http("POST", root + "?t=mkdir&name=sub")[1]
+    assert http("GET", root + "/sub?t=uri") == (200, sub)
+    ro = http("GET", root + "/sub?t=readonly-uri")[1]
+    assert ro.startswith(b"URI:DIR2-RO:")
+    assert http("POST", root + "?t=rename&from_name=missing&to_name=x")[0] == 404
+
+
+def test_bad_names_change_nothing(web_url: str) -> None:  # noqa: F811
+    """Names a link cannot have, a read-only directory, and an unknown cap kind."""
+    root_cap = http("POST", web_url + "uri?t=mkdir")[1].decode()
+    root = web_url + "uri/" + root_cap
+    before = json.loads(http("GET", root + "?t=json")[1])[1]["children"]
+    for name in ("..", ".", "a%00b", "x" * 4096, "%2F"):
+        status, body = http("PUT", root + "/" + name + "?t=uri", b"URI:LIT:nbswy3dp")
+        assert status == 400 and body.count(b"\n") == 1, (name[:10], status, body)
+    status, body = http("POST", root + "?t=mkdir&name=" + "y" * 2000)
+    assert status == 400
+    assert json.loads(http("GET", root + "?t=json")[1])[1]["children"] == before
+    # a cap of a kind mistgrid does not know is kept and passed through
+    assert http("PUT", root + "/future?t=uri", b"x-tahoe-future:abc")[0] == 201
+    kind, info = json.loads(http("GET", root + "?t=json")[1])[1]["children"]["future"]
+    assert kind == "unknown" and info["ro_uri"] == "x-tahoe-future:abc"
+    # unnormalised unicode: stored and found as NFC
+    assert http("PUT", root + "/" + q("e\u0301t\u0301e") + "?t=uri", b"URI:LIT:nbswy3dp")[0] \
+        == 201
+    children = json.loads(http("GET", root + "?t=json")[1])[1]["children"]
+    assert unicodedata.normalize("NFC", "e\u0301t\u0301e") in children
+
+
+def test_ten_thousand_entries(web_grid: tuple[str, Path]) -> None:  # noqa: F811
+    """A 10,000-entry directory (its table written in one go) lists through the web API
+    and the CLI, and takes one more link."""
+    url = web_grid[0]
+    root_cap = http("POST", url + "uri?t=mkdir")[1].decode()
+    directory = parse_directory_cap(root_cap)
+    now = 1700000000.0
+    table = pack_children([Child(f"file-{i:05d}", "URI:LIT:nbswy3dp", None,
+                                 {"tahoe": {"linkcrtime": now, "linkmotime": now}})
+                           for i in range(10_000)], directory.writekey)
+    file_cap = directory.file.to_string()
+    assert http("PUT", url + "uri/" + file_cap, table)[0] == 200
+    children = json.loads(http("GET", url + "uri/" + root_cap + "?t=json")[1])[1]["children"]
+    assert len(children) == 10_000 and children["file-09999"][1]["size"] == 5
+    assert http("PUT", url + "uri/" + root_cap + "/one-more", b"z")[0] == 201
+    listed = run_cli("ls", "-d", str(web_grid[1] / "client"), root_cap)
+    assert listed.returncode == 0 and len(listed.stdout.split()) == 10_001

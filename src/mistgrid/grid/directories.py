@@ -85,9 +85,7 @@ class Directories:
     async def link(self, directory: DirectoryCap, name: str, rw_uri: str | None,
                    ro_uri: str | None, replace: bool = True) -> bool:
         """Set `name` to a cap; True when the name was new."""
-        name = normalize(name)
-        if not name or "/" in name:
-            raise MistgridError("a child name must be non-empty and hold no '/'")
+        name = check_name(name)
         existed: list[bool] = []
 
         def edit(children: dict[str, Child]) -> None:
@@ -116,6 +114,43 @@ class Directories:
         await self._change(directory, edit)
         if not found[0]:
             raise NoSuchChildError(f"no child named {name!r}")
+
+    async def rename(self, directory: DirectoryCap, old: str, new: str,
+                     replace: bool = True, to: DirectoryCap | None = None) -> None:
+        """Move child `old` to `new` (in `to`, another directory, if given), keeping its
+        metadata. In one directory this is one change; across two it links there first,
+        then unlinks here (the child is never in neither)."""
+        old, new = normalize(old), check_name(new)
+        if to is None or to.to_string() == directory.to_string():
+            state: list[Child | None] = []
+
+            def edit(children: dict[str, Child]) -> None:
+                child = children.get(old)
+                if not state:
+                    state.append(child)
+                if child is None:
+                    moved = children.get(new)
+                    if state[0] is not None and moved is not None and \
+                            (moved.rw_uri, moved.ro_uri) == (state[0].rw_uri, state[0].ro_uri):
+                        return  # this rename already landed (a retry after a conflict)
+                    raise NoSuchChildError(f"no child named {old!r}")
+                if old == new:
+                    return
+                there = children.get(new)
+                if there is not None and not replace and \
+                        (there.rw_uri, there.ro_uri) != (child.rw_uri, child.ro_uri):
+                    raise ExistingChildError(f"{new!r} already exists in this directory")
+                del children[old]
+                children[new] = Child(new, child.ro_uri, child.rw_uri,
+                                      link_metadata(dict(child.metadata)))
+
+            await self._change(directory, edit)
+            return
+        child = (await self.children(directory)).get(old)
+        if child is None:
+            raise NoSuchChildError(f"no child named {old!r}")
+        await self.link(to, new, child.rw_uri, child.ro_uri, replace=replace)
+        await self.unlink(directory, old)
 
     async def resolve(self, directory: DirectoryCap, path: Sequence[str]) -> Child:
         """The child at `path` (names below `directory`)."""
@@ -147,6 +182,25 @@ class Directories:
             else:
                 here = child_directory(child, name)
         return here
+
+
+MAX_NAME_BYTES = 1024
+
+
+def check_name(name: str) -> str:
+    """A name a new link may have (NFC): not empty, `.` or `..`, no `/` or NUL, at most
+    1,024 bytes of UTF-8 (names like these cannot be copied out to a local disk)."""
+    name = normalize(name)
+    if not name or name in (".", "..") or "/" in name or "\x00" in name:
+        raise BadNameError(f"{name[:40]!r} cannot be a child's name (empty, '.', '..', or "
+                           "holding '/' or NUL)")
+    if len(name.encode("utf-8")) > MAX_NAME_BYTES:
+        raise BadNameError(f"a child's name may have at most {MAX_NAME_BYTES} bytes")
+    return name
+
+
+class BadNameError(MistgridError):
+    """A child name a link cannot have (400)."""
 
 
 def child_directory(child: Child, name: str) -> DirectoryCap:

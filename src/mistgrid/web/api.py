@@ -56,6 +56,7 @@ from ..errors import (
     UncoordinatedWriteError,
 )
 from ..grid.directories import (
+    BadNameError,
     Directories,
     ExistingChildError,
     NoSuchChildError,
@@ -463,7 +464,8 @@ UNSATISFIABLE = (-1, -1)
 def _status_of(err: MistgridError) -> int:
     """The HTTP status of a failed request (Tahoe's where Tahoe has one)."""
     if isinstance(err, (CapabilityError, MultipartError, BadRequestError, ReadOnlyError,
-                        BadPathError, NotDirectoryError, ReadOnlyDirectoryError)):
+                        BadPathError, NotDirectoryError, ReadOnlyDirectoryError,
+                        BadNameError)):
         return 400
     if isinstance(err, NoSuchChildError):
         return 404

@@ -165,6 +165,24 @@ class DirectoryPages:
             await self.dirs.link(parent, name, made.to_string(), made.read_only().to_string(),
                                  replace=_replace(args))
             self.api._finish(request, 200, made.to_string().encode())
+        elif method == "POST" and t in ("rename", "relink"):
+            here = root if not names else child_directory(
+                await self.dirs.resolve(root, names), names[-1])
+            old = (args.get("from_name") or [""])[-1]
+            new = (args.get("to_name") or [old])[-1]
+            target = None
+            to_dir = (args.get("to_dir") or [""])[-1]
+            if t == "relink" and to_dir:
+                cap_text, _, rest = to_dir.partition("/")
+                target = parse_directory_cap(cap_text)
+                below = [n for n in rest.split("/") if n]
+                if below:
+                    target = child_directory(await self.dirs.resolve(target, below),
+                                             below[-1])
+            if not old:
+                raise BadPathError("from_name is required")
+            await self.dirs.rename(here, old, new, _replace(args), target)
+            self.api._finish(request, 200, b"")
         elif method == "DELETE" and names:
             parent = root if len(names) == 1 else child_directory(
                 await self.dirs.resolve(root, names[:-1]), names[-2])
@@ -177,6 +195,13 @@ class DirectoryPages:
                    t: str, args: dict[str, list[str]]) -> None:
         child = await self.dirs.resolve(root, names) if names else None
         text = (child.rw_uri or child.ro_uri or "") if child is not None else root.to_string()
+        if t in ("uri", "readonly-uri"):
+            if child is None:
+                shown = root.read_only().to_string() if t == "readonly-uri" else text
+            else:
+                shown = (child.ro_uri if t == "readonly-uri" else text) or ""
+            self.api._finish(request, 200, shown.encode(), b"text/plain")
+            return
         if is_directory_text(text):
             here = parse_directory_cap(text)
             kids = await self.dirs.children(here)
