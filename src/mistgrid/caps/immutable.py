@@ -117,7 +117,8 @@ ReadCap = LiteralCap | ChkCap
 Cap = LiteralCap | ChkCap | ChkVerifierCap
 
 
-def _decode(text: str, size: int, what: str) -> bytes:
+def decode_field(text: str, size: int, what: str) -> bytes:
+    """A fixed-size base32 field of a cap; CapabilityError unless canonical."""
     if len(text) != base32.encoded_length(size):
         raise CapabilityError(f"{what} has the wrong length")
     try:
@@ -146,8 +147,8 @@ def parse_cap(text: str) -> Cap:
                               "URI:CHK-Verifier:, or a mutable URI:SSK: or URI:MDMF: cap)")
     kind, first, second = match.group(1), match.group(2), match.group(3)
     needed, total, size = (int(match.group(i)) for i in (4, 5, 6))
-    ueb = _decode(second, HASH_SIZE, "UEB hash")
+    ueb = decode_field(second, HASH_SIZE, "UEB hash")
     if kind == "CHK":
-        return ChkCap(_decode(first, KEY_SIZE, "key"), ueb, needed, total, size)
-    return ChkVerifierCap(_decode(first, STORAGE_INDEX_SIZE, "storage index"), ueb, needed,
+        return ChkCap(decode_field(first, KEY_SIZE, "key"), ueb, needed, total, size)
+    return ChkVerifierCap(decode_field(first, STORAGE_INDEX_SIZE, "storage index"), ueb, needed,
                           total, size)

@@ -25,6 +25,7 @@ from ..crypto import hashes
 from ..crypto.hashes import HASH_SIZE, KEY_SIZE, STORAGE_INDEX_SIZE
 from ..errors import CapabilityError
 from . import base32
+from .immutable import decode_field as _decode
 
 
 class MutableFormat(enum.Enum):
@@ -141,15 +142,6 @@ MutableCap = MutableWriteCap | MutableReadCap | MutableVerifierCap
 
 _MUTABLE_RE = re.compile(
     r"URI:(SSK|MDMF)(|-RO|-Verifier):([a-z2-7]+):([a-z2-7]+)(:[0-9]+:[0-9]+)?", re.ASCII)
-
-
-def _decode(text: str, size: int, what: str) -> bytes:
-    if len(text) != base32.encoded_length(size):
-        raise CapabilityError(f"{what} has the wrong length")
-    try:
-        return base32.a2b(text)
-    except ValueError as err:
-        raise CapabilityError(f"{what} is not canonical base32") from err
 
 
 def is_mutable_text(text: str) -> bool:

@@ -25,6 +25,7 @@ from ..errors import MistgridError
 from ..fileutil import atomic_output
 from .aliases import load_aliases, split_where, uri_path
 from .data import CHUNK, connect_local, node_option
+from .files import call, checked
 from .progress import byte_progress
 
 
@@ -38,20 +39,10 @@ def _is_grid(arg: str, aliases: dict[str, str]) -> bool:
 
 
 def _json(node_dir: Path, path: str) -> list[Any] | None:
-    conn, base = connect_local(node_dir)
-    try:
-        conn.request("GET", base + path + "?t=json")
-        response = conn.getresponse()
-        body = response.read()
-    except OSError as err:
-        raise MistgridError(f"cannot reach the node's web API: {err}") from err
-    finally:
-        conn.close()
-    if response.status == 404:
+    status, body = call(node_dir, "GET", path + "?t=json")
+    if status == 404:
         return None
-    if response.status != 200:
-        raise MistgridError(f"lookup failed: {body.decode('utf-8', 'replace').strip()}")
-    result: list[Any] = json.loads(body)
+    result: list[Any] = json.loads(checked(status, body, "lookup"))
     return result
 
 
@@ -93,22 +84,6 @@ def _download(node_dir: Path, path: str, target: Path, advance: Callable[[int], 
         raise MistgridError(f"cannot reach the node's web API: {err}") from err
     finally:
         conn.close()
-
-
-def _call(node_dir: Path, method: str, path: str, body: bytes | None = None) -> bytes:
-    conn, base = connect_local(node_dir)
-    try:
-        conn.request(method, base + path, body=body)
-        response = conn.getresponse()
-        answer = response.read()
-    except OSError as err:
-        raise MistgridError(f"cannot reach the node's web API: {err}") from err
-    finally:
-        conn.close()
-    if response.status >= 400:
-        raise MistgridError(f"{method.lower()} failed: "
-                            f"{answer.decode('utf-8', 'replace').strip()}")
-    return answer
 
 
 def _tree_size(paths: list[Path]) -> int:
@@ -167,7 +142,7 @@ def _up(node_dir: Path, source: Path, cap: str, names: list[str], into_dir: bool
     if source.is_dir():
         if not recursive:
             raise MistgridError(f"{source} is a directory: use -r")
-        _call(node_dir, "PUT", uri_path(cap, here) + "?t=mkdir")
+        checked(*call(node_dir, "PUT", uri_path(cap, here) + "?t=mkdir"), "mkdir")
         for entry in sorted(source.iterdir()):
             _up(node_dir, entry, cap, here, True, recursive, advance)
         return
@@ -221,4 +196,4 @@ def _grid_to_grid(node_dir: Path, source: str, cap: str, names: list[str], into_
     here = [*names, source_names[-1]] if into_dir and source_names else names
     if not here:
         raise MistgridError("give the target name")
-    _call(node_dir, "PUT", uri_path(cap, here) + "?t=uri", link.encode())
+    checked(*call(node_dir, "PUT", uri_path(cap, here) + "?t=uri", link.encode()), "link")

@@ -28,7 +28,7 @@ def call(node_dir: Path, method: str, path: str, body: bytes | None = None
         conn.close()
 
 
-def _checked(status: int, body: bytes, what: str) -> bytes:
+def checked(status: int, body: bytes, what: str) -> bytes:
     if status >= 400:
         raise MistgridError(f"{what} failed: {body.decode('utf-8', 'replace').strip()}")
     return body
@@ -42,7 +42,7 @@ def create_alias(alias: str, node_dir: Path) -> None:
     name = check_alias_name(alias)
     if name in load_aliases(node_dir):
         raise MistgridError(f"alias {name!r} already exists")
-    cap = _checked(*call(node_dir, "POST", "uri?t=mkdir"), "mkdir").decode().strip()
+    cap = checked(*call(node_dir, "POST", "uri?t=mkdir"), "mkdir").decode().strip()
     add_alias(node_dir, name, cap)
     click.echo(f"Alias '{name}' created")
 
@@ -92,13 +92,13 @@ def mkdir(where: str | None, fmt: str | None, node_dir: Path) -> None:
     """Make a directory: unlinked (its cap is printed), or at ALIAS:PATH."""
     query = f"&format={fmt.upper()}" if fmt else ""
     if where is None:
-        click.echo(_checked(*call(node_dir, "POST", "uri?t=mkdir" + query), "mkdir")
+        click.echo(checked(*call(node_dir, "POST", "uri?t=mkdir" + query), "mkdir")
                    .decode().strip())
         return
     cap, names = split_where(where, load_aliases(node_dir))
     if not names:
         raise MistgridError("give the new directory's name (e.g. tahoe:photos)")
-    click.echo(_checked(*call(node_dir, "PUT", uri_path(cap, names) + "?t=mkdir" + query),
+    click.echo(checked(*call(node_dir, "PUT", uri_path(cap, names) + "?t=mkdir" + query),
                         "mkdir").decode().strip())
 
 
@@ -113,7 +113,7 @@ def ls(where: str | None, long_: bool, as_json: bool, show_uri: bool, readonly_u
        node_dir: Path) -> None:
     """List a directory (the tahoe: alias by default)."""
     cap, names = split_where(where, load_aliases(node_dir))
-    body = _checked(*call(node_dir, "GET", uri_path(cap, names) + "?t=json"), "ls")
+    body = checked(*call(node_dir, "GET", uri_path(cap, names) + "?t=json"), "ls")
     if as_json:
         click.echo(body.decode())
         return
@@ -145,14 +145,14 @@ def rm(where: str, node_dir: Path) -> None:
     cap, names = split_where(where, load_aliases(node_dir))
     if not names:
         raise MistgridError("give the name to unlink (e.g. tahoe:old.txt)")
-    _checked(*call(node_dir, "DELETE", uri_path(cap, names)), "rm")
+    checked(*call(node_dir, "DELETE", uri_path(cap, names)), "rm")
 
 
 def _cap_of(node_dir: Path, where: str) -> str:
     cap, names = split_where(where, load_aliases(node_dir))
     if not names:
         return cap
-    _kind, info = json.loads(_checked(*call(node_dir, "GET", uri_path(cap, names) + "?t=json"),
+    _kind, info = json.loads(checked(*call(node_dir, "GET", uri_path(cap, names) + "?t=json"),
                                       "lookup"))
     found: str | None = info.get("rw_uri") or info.get("ro_uri")
     if not found:
@@ -170,7 +170,7 @@ def ln(source: str, target: str, node_dir: Path) -> None:
     dircap, names = split_where(target, load_aliases(node_dir))
     if not names:
         raise MistgridError("give the target name (e.g. tahoe:copy.txt)")
-    _checked(*call(node_dir, "PUT", uri_path(dircap, names) + "?t=uri", cap.encode()), "ln")
+    checked(*call(node_dir, "PUT", uri_path(dircap, names) + "?t=uri", cap.encode()), "ln")
 
 
 @click.command()
@@ -183,6 +183,6 @@ def mv(source: str, target: str, node_dir: Path) -> None:
     dircap, names = split_where(target, load_aliases(node_dir))
     if not names:
         raise MistgridError("give the target name (e.g. tahoe:new.txt)")
-    _checked(*call(node_dir, "PUT", uri_path(dircap, names) + "?t=uri", cap.encode()), "mv")
+    checked(*call(node_dir, "PUT", uri_path(dircap, names) + "?t=uri", cap.encode()), "mv")
     source_cap, source_names = split_where(source, load_aliases(node_dir))
-    _checked(*call(node_dir, "DELETE", uri_path(source_cap, source_names)), "mv")
+    checked(*call(node_dir, "DELETE", uri_path(source_cap, source_names)), "mv")

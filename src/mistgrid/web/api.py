@@ -24,7 +24,7 @@ import json
 import os
 import re
 import urllib.parse
-from collections.abc import Mapping, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from concurrent.futures import Executor
 from typing import IO, Any, cast
 
@@ -288,6 +288,23 @@ class WebAPI(resource.Resource):
                            self.settings.convergence, executor=self.executor)
         return cap.to_string()
 
+    async def _stream(self, request: server.Request, sink: _Sink,
+                      transfer: Coroutine[Any, Any, Any]) -> bool:
+        """Run a transfer into the response; False when the response is over already (the
+        client went away, or a failure after the first byte cut it short)."""
+        try:
+            await transfer
+        except ClientGoneError:
+            return False
+        except MistgridError:
+            sink.done()
+            if sink.started:  # too late for a status: cut the response short
+                request.loseConnection()
+                return False
+            raise
+        sink.done()
+        return True
+
     def _directory_pages(self) -> DirectoryPages:
         if self.directories is None:
             raise MistgridError("this node does not handle directories")
@@ -369,17 +386,8 @@ class WebAPI(resource.Resource):
             sink.write(data)
             await sink.drain()
 
-        try:
-            await mutable.read(cap, send, choose)
-        except ClientGoneError:
+        if not await self._stream(request, sink, mutable.read(cap, send, choose)):
             return
-        except MistgridError:
-            sink.done()
-            if sink.started:  # too late for a status: cut the response short
-                request.loseConnection()
-                return
-            raise
-        sink.done()
         if not chosen:
             self._finish(request, 416, b"the requested range is not in the file\n")
             return
@@ -442,18 +450,10 @@ class WebAPI(resource.Resource):
         request.setHeader(b"content-type", b"application/octet-stream")
         request.setHeader(b"content-length", str(end - start).encode())
         sink = _Sink(request)
-        try:
-            await download(cap, [s.client for s in self.servers], sink,  # type: ignore[arg-type]
-                           executor=self.executor, start=start, end=end)
-        except ClientGoneError:
+        if not await self._stream(request, sink, download(
+                cap, [s.client for s in self.servers], sink,  # type: ignore[arg-type]
+                executor=self.executor, start=start, end=end)):
             return
-        except MistgridError:
-            sink.done()
-            if sink.started:  # too late for a status: cut the response short
-                request.loseConnection()
-                return
-            raise
-        sink.done()
         if not request.finished and not request._disconnected:
             request.finish()
 
