@@ -231,3 +231,37 @@ def test_ten_thousand_entries(web_grid: tuple[str, Path]) -> None:  # noqa: F811
     assert http("PUT", url + "uri/" + root_cap + "/one-more", b"z")[0] == 201
     listed = run_cli("ls", "-d", str(web_grid[1] / "client"), root_cap)
     assert listed.returncode == 0 and len(listed.stdout.split()) == 10_001
+
+
+def test_manifest_deep_size_and_stats(web_grid: tuple[str, Path], tmp_path: Path) -> None:  # noqa: F811
+    """stream-manifest over a tree with a shared subdirectory and a loop: each object once;
+    the CLI's manifest, deep-size and stats agree with what was stored."""
+    url, base = web_grid
+    client = str(base / "client")
+    root_cap = http("POST", url + "uri?t=mkdir")[1].decode()
+    root = url + "uri/" + root_cap
+    chk = http("PUT", root + "/a/big.bin", os.urandom(10_000))[1].decode()
+    http("PUT", root + "/a/small.txt", b"tiny")
+    mutable = http("PUT", root + "/m?format=SDMF", b"mutable")[1].decode()
+    sub = http("GET", root + "/a?t=uri")[1]
+    assert http("PUT", root + "/again?t=uri", sub)[0] == 201  # the same directory twice
+    assert http("PUT", root + "/a/loop?t=uri", root_cap.encode())[0] == 201  # a loop
+    status, body = http("POST", root + "?t=stream-manifest")
+    assert status == 200
+    units = [json.loads(line) for line in body.decode().splitlines()]
+    assert units[-1]["type"] == "stats"
+    paths = sorted("/".join(u["path"]) for u in units[:-1])
+    assert paths == ["", "a", "a/big.bin", "a/small.txt", "m"]
+    big = next(u for u in units if u.get("path") == ["a", "big.bin"])
+    assert big["cap"] == chk and big["verifycap"].startswith("URI:CHK-Verifier:")
+    stats = units[-1]["stats"]
+    assert stats["count-directories"] == 2 and stats["count-immutable-files"] == 1
+    assert stats["count-literal-files"] == 1 and stats["count-mutable-files"] == 1
+    assert stats["size-immutable-files"] == 10_000 and stats["largest-immutable-file"] == 10_000
+    listed = run_cli("manifest", "-d", client, root_cap)
+    assert listed.returncode == 0 and f"{chk} a/big.bin" in listed.stdout.decode()
+    assert f"{mutable} m" in listed.stdout.decode()
+    size = run_cli("deep-size", "-d", client, root_cap)
+    assert int(size.stdout) == 10_000 + 4 + stats["size-directories"]
+    shown = run_cli("stats", "-d", client, root_cap).stdout.decode()
+    assert "count-immutable-files: 1" in shown

@@ -20,6 +20,7 @@ from mistgrid.dirnode.children import (
     pack_children,
     unpack_children,
 )
+from mistgrid.dirnode.stats import bucket
 from mistgrid.errors import CapabilityError
 
 WRITE = MutableWriteCap(MutableFormat.SDMF, b"w" * 16, b"f" * 32)
@@ -87,3 +88,9 @@ def test_immutable_directories_hold_no_write_caps() -> None:
     table = pack_children([Child("a", CHK, WRITE.to_string())], WRITE.writekey)
     with pytest.raises(DirectoryFormatError):
         unpack_children(table, None, mutable=False)
+
+
+def test_histogram_buckets_two_per_decade() -> None:
+    assert [bucket(n) for n in (0, 1, 3, 4, 10, 11, 31, 32, 100, 101, 317, 5000)] == [
+        (0, 0), (1, 3), (1, 3), (4, 10), (4, 10), (11, 31), (11, 31), (32, 100),
+        (32, 100), (101, 316), (317, 1000), (3163, 10000)]

@@ -58,6 +58,9 @@ class MutableVerifierCap:
         if len(self.storage_index) != STORAGE_INDEX_SIZE or len(self.fingerprint) != HASH_SIZE:
             raise CapabilityError("bad field length")
 
+    def verifier(self) -> MutableVerifierCap:
+        return self
+
     def to_string(self) -> str:
         return (f"URI:{self.format.prefix}-Verifier:{_b32(self.storage_index)}"
                 f":{_b32(self.fingerprint)}")

@@ -186,3 +186,63 @@ def mv(source: str, target: str, node_dir: Path) -> None:
     checked(*call(node_dir, "PUT", uri_path(dircap, names) + "?t=uri", cap.encode()), "mv")
     source_cap, source_names = split_where(source, load_aliases(node_dir))
     checked(*call(node_dir, "DELETE", uri_path(source_cap, source_names)), "mv")
+
+
+def _stream_manifest(node_dir: Path, where: str | None) -> list[dict[str, Any]]:
+    cap, names = split_where(where, load_aliases(node_dir))
+    status, body = call(node_dir, "POST", uri_path(cap, names) + "?t=stream-manifest")
+    lines = checked(status, body, "manifest").decode("utf-8", "replace").splitlines()
+    units = []
+    for line in lines:
+        if line.startswith("ERROR:"):
+            raise MistgridError(f"the walk failed: {line[6:].strip()}")
+        units.append(json.loads(line))
+    return units
+
+
+@click.command()
+@click.argument("where", required=False)
+@click.option("--storage-index", "show", flag_value="storage-index", help="Storage indexes.")
+@click.option("--verify-cap", "show", flag_value="verifycap", help="Verify caps.")
+@click.option("--repair-cap", "show", flag_value="repaircap", help="Repair caps.")
+@click.option("--raw", "show", flag_value="raw", help="The node's JSON lines.")
+@node_option
+def manifest(where: str | None, show: str | None, node_dir: Path) -> None:
+    """Every object below a directory: its path and cap (or the asked-for field)."""
+    for unit in _stream_manifest(node_dir, where):
+        if show == "raw":
+            click.echo(json.dumps(unit))
+        elif unit["type"] == "stats":
+            continue
+        elif show:
+            value = unit.get(show)
+            if value:
+                click.echo(value)
+        else:
+            click.echo(f"{unit['cap']} {'/'.join(unit['path'])}".rstrip())
+
+
+@click.command("deep-size")
+@click.argument("where", required=False)
+@node_option
+def deep_size(where: str | None, node_dir: Path) -> None:
+    """Bytes in the directories and immutable files below a directory (Tahoe's deep-size:
+    mutable files are not counted)."""
+    stats = _stream_manifest(node_dir, where)[-1]["stats"]
+    click.echo(str(stats["size-immutable-files"] + stats["size-literal-files"]
+                   + stats["size-directories"]))
+
+
+@click.command()
+@click.argument("where", required=False)
+@click.option("--raw", is_flag=True, help="The JSON.")
+@node_option
+def stats(where: str | None, raw: bool, node_dir: Path) -> None:
+    """Counts and sizes of everything below a directory (Tahoe's deep-stats)."""
+    result = _stream_manifest(node_dir, where)[-1]["stats"]
+    if raw:
+        click.echo(json.dumps(result, indent=1))
+        return
+    for key, value in result.items():
+        if key != "size-files-histogram":
+            click.echo(f"{key:>24}: {value}")

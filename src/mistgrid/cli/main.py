@@ -17,6 +17,7 @@ COMMANDS = {
     "add-alias": "files:add_alias_command", "create-alias": "files:create_alias",
     "list-aliases": "files:list_aliases", "ln": "files:ln", "ls": "files:ls",
     "mkdir": "files:mkdir", "mv": "files:mv", "rm": "files:rm", "unlink": "files:rm",
+    "manifest": "files:manifest", "deep-size": "files:deep_size", "stats": "files:stats",
     "cp": "copy:cp", "create-client": "create:create_client",
     "create-introducer": "create:create_introducer",
     "create-node": "create:create_node", "debug": "debug:debug", "demo": "demo:demo",

@@ -62,12 +62,16 @@ class Directories:
         return DirectoryCap(cap)
 
     async def children(self, directory: DirectoryCap) -> dict[str, Child]:
+        return (await self.table(directory))[1]
+
+    async def table(self, directory: DirectoryCap) -> tuple[int, dict[str, Child]]:
+        """(size of the table in bytes, its children)."""
         if not directory.is_mutable:
             raise MistgridError("immutable directories are not supported yet")
         if directory.is_verifier:
             raise CapabilityError("a verify cap cannot list a directory")
         data = await self.files.read_all(directory.file)  # type: ignore[arg-type]
-        return {c.name: c for c in unpack_children(data, directory.writekey)}
+        return len(data), {c.name: c for c in unpack_children(data, directory.writekey)}
 
     async def _change(self, directory: DirectoryCap,
                       edit: Any) -> None:

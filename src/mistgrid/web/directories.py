@@ -37,8 +37,10 @@ from ..caps.mutable import (
     parse_mutable_cap,
 )
 from ..dirnode.children import Child
+from ..dirnode.stats import DeepStats
 from ..errors import CapabilityError, MistgridError
 from ..grid.directories import Directories, child_directory
+from ..grid.traverse import walk
 from .keys import BadRequestError, private_key
 
 if TYPE_CHECKING:
@@ -165,6 +167,10 @@ class DirectoryPages:
             await self.dirs.link(parent, name, made.to_string(), made.read_only().to_string(),
                                  replace=_replace(args))
             self.api._finish(request, 200, made.to_string().encode())
+        elif method == "POST" and t == "stream-manifest":
+            here = root if not names else child_directory(
+                await self.dirs.resolve(root, names), names[-1])
+            await self._stream_manifest(request, here)
         elif method == "POST" and t in ("rename", "relink"):
             here = root if not names else child_directory(
                 await self.dirs.resolve(root, names), names[-1])
@@ -190,6 +196,26 @@ class DirectoryPages:
             self.api._finish(request, 200, b"")
         else:
             self.api._finish(request, 400, b"this directory operation is not supported\n")
+
+    async def _stream_manifest(self, request: server.Request, here: DirectoryCap) -> None:
+        """One JSON line per object reachable (written as the walk goes), then one with
+        the deep statistics; an error after the first line becomes an error line."""
+        stats = DeepStats()
+        request.setResponseCode(200)
+        request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+        try:
+            async for unit in walk(self.dirs, here, stats):
+                if request.finished or request._disconnected:
+                    return
+                request.write(json.dumps(unit).encode() + b"\n")
+            final: dict[str, Any] = {"type": "stats", "stats": stats.to_json()}
+            request.write(json.dumps(final).encode() + b"\n")
+        except MistgridError as err:
+            if not request.startedWriting:
+                raise
+            request.write(b"ERROR: " + str(err).encode() + b"\n")
+        if not request.finished and not request._disconnected:
+            request.finish()
 
     async def _get(self, request: server.Request, root: DirectoryCap, names: list[str],
                    t: str, args: dict[str, list[str]]) -> None:
