@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import unicodedata
 import urllib.parse
 from pathlib import Path
@@ -265,3 +266,44 @@ def test_manifest_deep_size_and_stats(web_grid: tuple[str, Path], tmp_path: Path
     assert int(size.stdout) == 10_000 + 4 + stats["size-directories"]
     shown = run_cli("stats", "-d", client, root_cap).stdout.decode()
     assert "count-immutable-files: 1" in shown
+
+
+def test_backup_reuses_what_did_not_change(web_grid: tuple[str, Path],  # noqa: F811
+                                           tmp_path: Path) -> None:
+    """A second backup of an unchanged tree uploads nothing and makes no directory; a
+    changed file is uploaded again; Archives holds both snapshots and Latest the last."""
+    client = str(web_grid[1] / "client")
+
+    def cli(*args: str) -> str:
+        result = run_cli(*args[:1], "-d", client, *args[1:])
+        assert result.returncode == 0, (args, result.stderr.decode())
+        return result.stdout.decode()
+
+    (web_grid[1] / "client" / "private" / "aliases").unlink(missing_ok=True)
+    (web_grid[1] / "client" / "private" / "backupdb.sqlite").unlink(missing_ok=True)
+    cli("create-alias", "tahoe")
+    tree = tmp_path / "home"
+    for i in range(30):
+        path = tree / f"d{i % 3}" / f"f{i:02d}.txt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(os.urandom(100 + i))
+    (tree / ".git").mkdir()
+    (tree / ".git" / "HEAD").write_text("ref")
+    first = cli("backup", "--exclude-vcs", str(tree), "tahoe:backups")
+    assert "30 files uploaded (0 reused)" in first and "4 directories created" in first
+    time.sleep(1.1)  # a new snapshot name (the time, to the second)
+    second = cli("backup", "--exclude-vcs", str(tree), "tahoe:backups")
+    assert "0 files uploaded (30 reused)" in second
+    assert "0 directories created (4 reused)" in second
+    changed = tree / "d1" / "f01.txt"
+    changed.write_bytes(b"changed contents")
+    time.sleep(1.1)
+    third = cli("backup", "--exclude-vcs", str(tree), "tahoe:backups")
+    assert "1 files uploaded (29 reused)" in third
+    archives = cli("ls", "tahoe:backups/Archives").split()
+    assert len(archives) == 3
+    assert cli("get", "tahoe:backups/Latest/d1/f01.txt", "-") == "changed contents"
+    assert ".git" not in cli("ls", "tahoe:backups/Latest").split()
+    old = run_cli("get", "-d", client, f"tahoe:backups/Archives/{archives[0]}/d1/f01.txt",
+                  "-").stdout
+    assert len(old) == 101 and old != b"changed contents"

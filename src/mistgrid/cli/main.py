@@ -18,7 +18,7 @@ COMMANDS = {
     "list-aliases": "files:list_aliases", "ln": "files:ln", "ls": "files:ls",
     "mkdir": "files:mkdir", "mv": "files:mv", "rm": "files:rm", "unlink": "files:rm",
     "manifest": "files:manifest", "deep-size": "files:deep_size", "stats": "files:stats",
-    "cp": "copy:cp", "create-client": "create:create_client",
+    "backup": "backup:backup", "cp": "copy:cp", "create-client": "create:create_client",
     "create-introducer": "create:create_introducer",
     "create-node": "create:create_node", "debug": "debug:debug", "demo": "demo:demo",
     "get": "data:get", "put": "data:put", "restart": "daemon:restart", "run": "run:run",

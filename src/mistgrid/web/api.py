@@ -180,6 +180,9 @@ class WebAPI(resource.Resource):
                 await self._welcome(request, args)
             elif path == ["uri"] and method in ("PUT", "POST") and args.get("t") == ["mkdir"]:
                 await self._directory_pages().mkdir(request, args)
+            elif path == ["uri"] and method == "POST" and \
+                    args.get("t") == ["mkdir-with-children"]:
+                await self._directory_pages().mkdir(request, args, with_children=True)
             elif len(path) >= 2 and path[0] == "uri" and is_directory_text(path[1]):
                 await self._directory_pages().handle(request, method, path[1], path[2:], args)
             elif path == ["uri"] and method == "PUT":

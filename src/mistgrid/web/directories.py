@@ -39,7 +39,7 @@ from ..caps.mutable import (
 from ..dirnode.children import Child
 from ..dirnode.stats import DeepStats
 from ..errors import CapabilityError, MistgridError
-from ..grid.directories import Directories, child_directory
+from ..grid.directories import Directories, check_name, child_directory, link_metadata
 from ..grid.traverse import walk
 from .keys import BadRequestError, private_key
 
@@ -139,8 +139,13 @@ class DirectoryPages:
                                   "directories are not made yet)")
         return MutableFormat[fmt]
 
-    async def mkdir(self, request: server.Request, args: dict[str, list[str]]) -> None:
-        made = await self.dirs.mkdir(self._dir_format(args), key=private_key(args))
+    async def mkdir(self, request: server.Request, args: dict[str, list[str]],
+                    with_children: bool = False) -> None:
+        children: list[Child] = []
+        if with_children:
+            content: IO[bytes] = request.content or io.BytesIO()
+            children = children_from_json(await threads.deferToThread(content.read))
+        made = await self.dirs.mkdir(self._dir_format(args), children, key=private_key(args))
         self.api._finish(request, 200, made.to_string().encode())
 
     async def handle(self, request: server.Request, method: str, cap_text: str,
@@ -289,6 +294,39 @@ class DirectoryPages:
         rw, ro = caps_of(text)
         new = await self.dirs.link(parent, name, rw, ro, replace=_replace(args))
         self.api._finish(request, 201 if new else 200, text.encode())
+
+
+MAX_CHILDREN_BODY = 64 * 1024 * 1024
+
+
+def children_from_json(body: bytes) -> list[Child]:
+    """Children as t=json gives them ({name: [type, {rw_uri, ro_uri, metadata}]}); 400
+    for anything else."""
+    if not body.strip():
+        return []
+    if len(body) > MAX_CHILDREN_BODY:
+        raise BadRequestError("the children's JSON is too large")
+    try:
+        value = json.loads(body)
+    except (ValueError, RecursionError) as err:
+        raise BadRequestError("the body is not JSON") from err
+    if not isinstance(value, dict):
+        raise BadRequestError("the body must be a JSON object of children")
+    children = []
+    for name, entry in value.items():
+        if not (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[1], dict)):
+            raise BadRequestError(f"child {name[:40]!r}: expected [type, {{...}}]")
+        fields = entry[1]
+        rw, ro = fields.get("rw_uri"), fields.get("ro_uri")
+        metadata = fields.get("metadata") or {}
+        if not all(v is None or isinstance(v, str) for v in (rw, ro)) or \
+                not isinstance(metadata, dict) or not (rw or ro):
+            raise BadRequestError(f"child {name[:40]!r}: caps must be text, metadata an "
+                                  "object")
+        if rw and not ro:
+            rw, ro = caps_of(rw)
+        children.append(Child(check_name(name), ro, rw, link_metadata(metadata)))
+    return children
 
 
 class BadPathError(MistgridError):
