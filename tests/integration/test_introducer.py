@@ -39,7 +39,7 @@ def connected(node: Path, count: int) -> bool | None:
         servers = welcome(node)["servers"]
     except OSError:
         return None
-    live = [s for s in servers if s["connection_status"] == "connected"]
+    live = [s for s in servers if s["connected"]]
     return True if len(live) == count else None
 
 
@@ -117,7 +117,8 @@ def test_grid_through_a_mistgrid_introducer(tmp_path: Path,
     wait_for(lambda: connected(client, 3), 60, "the client to hear of 3 servers",
              interval=0.3, watch=processes)
     page = welcome(client)
-    assert [i["connected"] for i in page["introducers"]] == [True]
+    assert [i["connected"] for i in page["introducers"]["details"]] == [True]
+    assert page["introducers"]["statuses"][0].startswith("Connected to ")
     assert sorted(s["nickname"] for s in page["servers"]) == ["storage0", "storage1",
                                                              "storage2"]
     put_get(client, os.urandom(300_000))

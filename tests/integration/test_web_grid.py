@@ -95,7 +95,10 @@ def test_welcome_lists_servers(web_url: str) -> None:
     status, body = http("GET", web_url + "?t=json")
     servers = json.loads(body)["servers"]
     assert status == 200 and len(servers) == 4
-    assert {s["connection_status"] for s in servers} == {"connected"}
+    assert {s["connected"] for s in servers} == {True}
+    assert all(s["connection_status"].startswith("Connected to 127.0.0.1:") for s in servers)
+    assert all(s["connection_status"].endswith(" via direct") for s in servers)
+    assert all(isinstance(s["available_space"], int) for s in servers)
     assert {s["route"] for s in servers} == {"direct"}
     status, page = http("GET", web_url)
     assert status == 200 and b"<table>" in page

@@ -153,9 +153,10 @@ def status(directory: Path) -> None:
         return
     finally:
         conn.close()
-    connected = sum(1 for s in servers if s["connection_status"] == "connected")
+    connected = sum(1 for s in servers if s.get("connected"))
     click.echo(f"storage servers: {connected} of {len(servers)} connected")
     for server in servers:
         error = f"  ({server['last_error']})" if server["last_error"] else ""
-        click.echo(f"  {server['nickname'] or '?':<16} {server['connection_status']:<14} "
+        state = "connected" if server.get("connected") else "not connected"
+        click.echo(f"  {server['nickname'] or '?':<16} {state:<14} "
                    f"{server['route']}{error}")

@@ -33,6 +33,16 @@ class ServerStatus:
     last_error: str = ""
     last_contact: float | None = None
     version: str = ""
+    available_space: int | None = None
+    address: str = ""
+
+    @property
+    def connection_text(self) -> str:
+        """Tahoe's `connection_status` words: "Connected to ADDRESS via ROUTE" or
+        "Not connected" (with the reason)."""
+        if self.connected:
+            return f"Connected to {self.address} via {self.route}"
+        return "Not connected" + (f": {self.last_error}" if self.last_error else "")
 
 
 @attrs.define
@@ -65,10 +75,16 @@ class KnownServer:
                                        last_error=str(err) or err.__class__.__name__)
             return
         app = version.get(b"application-version", b"")
+        v1 = version.get(b"http://allmydata.org/tahoe/protocols/storage/v1") or {}
+        space = v1.get(b"available-space") if isinstance(v1, dict) else None
+        reached = self.client.reached
         self.status = attrs.evolve(self.status, connected=True, last_error="",
                                    last_contact=time.time(), route=self.client.route,
                                    version=app.decode("utf-8", "replace")
-                                   if isinstance(app, bytes) else str(app))
+                                   if isinstance(app, bytes) else str(app),
+                                   available_space=space if isinstance(space, int) else None,
+                                   address=f"{reached.host}:{reached.port}"
+                                   if reached.port else reached.host)
 
 
 def load_servers(path: Path, connector: Connector, reactor: Any) -> list[KnownServer]:

@@ -97,7 +97,7 @@ def _connected(url: str, count: int) -> bool | None:
             servers = json.load(response)["servers"]
     except OSError:
         return None
-    live = [s for s in servers if s["connection_status"] == "connected"]
+    live = [s for s in servers if s.get("connected")]
     return True if len(live) >= count else None
 
 

@@ -222,14 +222,23 @@ class WebAPI(resource.Resource):
         await defer.DeferredList([probes, timer], fireOnOneCallback=True)
         if not timer.called:
             timer.cancel()
+        # Tahoe's keys and values (tools written for Tahoe read them), and mistgrid's own
+        # beside them (connected, route, last_error; introducer details; network).
         servers = [{"nodeid": s.status.server_id, "nickname": s.status.nickname,
-                    "connection_status": "connected" if s.status.connected else "not connected",
+                    "connection_status": s.status.connection_text,
+                    "connected": s.status.connected,
+                    "available_space": s.status.available_space,
                     "route": s.status.route, "last_error": s.status.last_error,
                     "version": s.status.version, "last_received_data": s.status.last_contact}
                    for s in self.servers]
         introducers = [attrs.asdict(i.status()) for i in self.introducers]
         if args.get("t") == ["json"]:
-            body = {"servers": servers, "introducers": introducers, "network": self.network}
+            statuses = [(f"Connected to {i['hints']}" if i["connected"] else
+                         "Not connected" + (f": {i['last_error']}" if i["last_error"] else ""))
+                        for i in introducers]
+            body = {"servers": servers,
+                    "introducers": {"statuses": statuses, "details": introducers},
+                    "network": self.network}
             self._finish(request, 200, json.dumps(body, indent=1).encode(),
                          b"application/json")
             return
