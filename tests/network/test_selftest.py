@@ -33,15 +33,17 @@ def report(what: str, seconds: float) -> None:
 
 def connect_onion(socks_port: int, hostname: str, within: float = 90.0, port: int = 80,
                   ) -> tuple[socket.socket, bytes]:
-    """Connect to hostname:port through Tor, retrying while Tor says the host is unreachable:
-    on the private network a descriptor just uploaded can take a while to be fetchable
-    from every hidden-service directory the client asks (seen once in the full suite)."""
+    """Connect to hostname:port through Tor, retrying while Tor says the host is unreachable
+    or answers "general failure" (both seen in the full suite): on the private network a
+    descriptor just uploaded can take a while to be fetchable from every hidden-service
+    directory the client asks. Any other refusal, or the deadline, fails at once."""
     deadline = time.monotonic() + within
     while True:
         try:
             return socks_connect(socks_port, hostname, port)
         except SocksError as err:
-            if err.code != 0x04 or time.monotonic() > deadline:
+            transient = err.code in (0x01, 0x04) or 0xF0 <= (err.code or 0) <= 0xF7
+            if not transient or time.monotonic() > deadline:
                 raise
             time.sleep(2.0)
 
