@@ -20,10 +20,10 @@ from mistgrid.caps import ChkCap, LiteralCap, parse_cap
 from mistgrid.encoding.params import EncodingParams
 from mistgrid.gbs.nurl import parse_nurl
 from mistgrid.grid.downloader import download
-from mistgrid.grid.sinks import ThreadedFileSink
 from mistgrid.grid.uploader import upload
 from mistgrid.net.connector import Connector
 from mistgrid.storage.client import StorageClient
+from mistgrid.testing.sinks import ThreadedFileSink
 
 
 async def run(reactor: object, argv: list[str]) -> None:

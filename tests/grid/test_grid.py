@@ -21,12 +21,12 @@ from mistgrid.encoding.params import EncodingParams
 from mistgrid.errors import MistgridError, NotEnoughSharesError
 from mistgrid.gbs.nurl import Nurl
 from mistgrid.grid.downloader import download, locate, preferred
-from mistgrid.grid.sinks import ThreadedFileSink
 from mistgrid.grid.uploader import UploadUnhappyError, upload
 from mistgrid.net.connector import Connector
 from mistgrid.policy.anonymity import Direct, Route, Socks
 from mistgrid.storage.client import HEAD_START, StorageClient, UploadSecrets
 from mistgrid.testing.procs import Managed, free_ports
+from mistgrid.testing.sinks import ThreadedFileSink
 
 from ..interop.tahoe import TahoeClientNode, start_client_node, start_storage_node
 from ..storage.conftest import start_mistgrid_server, wait_until_serving

@@ -9,7 +9,7 @@ import pytest
 import pytest_twisted
 from twisted.internet import reactor
 
-from mistgrid.grid.sinks import ThreadedFileSink
+from mistgrid.testing.sinks import ThreadedFileSink
 
 
 @pytest_twisted.ensureDeferred

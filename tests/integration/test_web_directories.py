@@ -9,6 +9,7 @@ import os
 import time
 import unicodedata
 import urllib.parse
+from collections.abc import Callable
 from pathlib import Path
 
 from mistgrid.caps.directory import parse_directory_cap
@@ -16,6 +17,21 @@ from mistgrid.dirnode.children import Child, pack_children
 
 from ..conftest import run_cli
 from .test_web_grid import http, web_grid, web_url  # noqa: F401
+
+
+def node_cli(web_grid: tuple[str, Path]) -> Callable[..., str]:  # noqa: F811
+    """`mistgrid CMD -d CLIENT ARGS...` on the grid's client (its stdout; exit 0 checked),
+    with no aliases and no backup database left by an earlier test."""
+    client = web_grid[1] / "client"
+    (client / "private" / "aliases").unlink(missing_ok=True)
+    (client / "private" / "backupdb.sqlite").unlink(missing_ok=True)
+
+    def cli(*args: str) -> str:
+        result = run_cli(*args[:1], "-d", str(client), *args[1:])
+        assert result.returncode == 0, (args, result.stderr.decode())
+        return result.stdout.decode()
+
+    return cli
 
 
 def q(name: str) -> str:
@@ -95,12 +111,7 @@ def test_file_manager_cli(web_grid: tuple[str, Path], tmp_path: Path) -> None:  
     list-aliases (--json), add-alias; the aliases file is Tahoe's."""
     client = str(web_grid[1] / "client")
     aliases = web_grid[1] / "client" / "private" / "aliases"
-    aliases.unlink(missing_ok=True)
-
-    def cli(*args: str) -> str:
-        result = run_cli(*args[:1], "-d", client, *args[1:])
-        assert result.returncode == 0, (args, result.stderr.decode())
-        return result.stdout.decode()
+    cli = node_cli(web_grid)
 
     assert cli("create-alias", "tahoe").strip() == "Alias 'tahoe' created"
     line = aliases.read_text().strip()
@@ -139,13 +150,8 @@ def test_cp_trees_both_ways(web_grid: tuple[str, Path], tmp_path: Path) -> None:
     """cp -r of a local tree (unicode names, a 0 B file, nested directories) up to an
     alias and back down: byte for byte; cp of single files both ways; grid to grid."""
     client = str(web_grid[1] / "client")
+    cli = node_cli(web_grid)
 
-    def cli(*args: str) -> str:
-        result = run_cli(*args[:1], "-d", client, *args[1:])
-        assert result.returncode == 0, (args, result.stderr.decode())
-        return result.stdout.decode()
-
-    (web_grid[1] / "client" / "private" / "aliases").unlink(missing_ok=True)
     cli("create-alias", "tahoe")
     tree = tmp_path / "tree"
     files = {"a.txt": os.urandom(1000), "empty": b"", "sub/\u00e9t\u00e9.bin": os.urandom(70_000),
@@ -204,6 +210,8 @@ def test_bad_names_change_nothing(web_url: str) -> None:  # noqa: F811
     status, body = http("POST", root + "?t=mkdir&name=" + "y" * 2000)
     assert status == 400
     assert json.loads(http("GET", root + "?t=json")[1])[1]["children"] == before
+    status, body = http("PUT", root + "/huge?t=uri", b"U" * 100_000)
+    assert status == 400 and b"at most" in body
     # a cap of a kind mistgrid does not know is kept and passed through
     assert http("PUT", root + "/future?t=uri", b"x-tahoe-future:abc")[0] == 201
     kind, info = json.loads(http("GET", root + "?t=json")[1])[1]["children"]["future"]
@@ -273,14 +281,8 @@ def test_backup_reuses_what_did_not_change(web_grid: tuple[str, Path],  # noqa: 
     """A second backup of an unchanged tree uploads nothing and makes no directory; a
     changed file is uploaded again; Archives holds both snapshots and Latest the last."""
     client = str(web_grid[1] / "client")
+    cli = node_cli(web_grid)
 
-    def cli(*args: str) -> str:
-        result = run_cli(*args[:1], "-d", client, *args[1:])
-        assert result.returncode == 0, (args, result.stderr.decode())
-        return result.stdout.decode()
-
-    (web_grid[1] / "client" / "private" / "aliases").unlink(missing_ok=True)
-    (web_grid[1] / "client" / "private" / "backupdb.sqlite").unlink(missing_ok=True)
     cli("create-alias", "tahoe")
     tree = tmp_path / "home"
     for i in range(30):

@@ -24,7 +24,7 @@ import click
 from ..errors import MistgridError
 from ..fileutil import atomic_output
 from .aliases import load_aliases, split_where, uri_path
-from .data import CHUNK, connect_local, node_option
+from .data import CHUNK, connect_local, node_option, send_body
 from .files import call, checked
 from .progress import byte_progress
 
@@ -47,25 +47,11 @@ def _json(node_dir: Path, path: str) -> list[Any] | None:
 
 
 def _upload(node_dir: Path, source: Path, path: str, advance: Callable[[int], None]) -> str:
-    conn, base = connect_local(node_dir)
-    try:
-        size = source.stat().st_size
-        conn.putrequest("PUT", base + path)
-        conn.putheader("Content-Length", str(size))
-        conn.endheaders()
-        with source.open("rb") as handle:
-            while chunk := handle.read(CHUNK):
-                conn.send(chunk)
-                advance(len(chunk))
-        response = conn.getresponse()
-        answer = response.read().decode("utf-8", "replace").strip()
-    except OSError as err:
-        raise MistgridError(f"cannot reach the node's web API: {err}") from err
-    finally:
-        conn.close()
-    if response.status not in (200, 201):
-        raise MistgridError(f"{source}: upload failed: {answer}")
-    return answer
+    with source.open("rb") as handle:
+        try:
+            return send_body(node_dir, "PUT", path, handle, source.stat().st_size, advance)
+        except MistgridError as err:
+            raise MistgridError(f"{source}: {err}") from None
 
 
 def _download(node_dir: Path, path: str, target: Path, advance: Callable[[int], None]) -> None:

@@ -12,6 +12,7 @@ import http.client
 import sys
 import tempfile
 import urllib.parse
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
@@ -54,6 +55,29 @@ def connect_local(node_dir: Path) -> tuple[http.client.HTTPConnection, str]:
     return http.client.HTTPConnection(host, url.port or 80, timeout=3600), url.path or "/"
 
 
+def send_body(node_dir: Path, method: str, path: str, stream: IO[bytes], size: int,
+              advance: Callable[[int], None]) -> str:
+    """Send `size` bytes of `stream` to the local node's web API in chunks; its answer
+    (a cap). One line of error for a failed request."""
+    conn, base = connect_local(node_dir)
+    try:
+        conn.putrequest(method, base + path)
+        conn.putheader("Content-Length", str(size))
+        conn.endheaders()
+        while chunk := stream.read(CHUNK):
+            conn.send(chunk)
+            advance(len(chunk))
+        response = conn.getresponse()
+        answer = response.read().decode("utf-8", "replace").strip()
+    except OSError as err:
+        raise MistgridError(f"cannot reach the node's web API: {err}") from err
+    finally:
+        conn.close()
+    if response.status not in (200, 201):
+        raise MistgridError(f"upload failed: {answer}")
+    return answer
+
+
 @click.command()
 @click.argument("source", default="-")
 @click.argument("target", required=False)
@@ -76,7 +100,6 @@ def put(source: str, target: str | None, mutable: bool, fmt: str | None,
         if not names and not target.startswith(("URI:SSK:", "URI:MDMF:")):
             raise MistgridError("TARGET must be a mutable file's write cap or a name in a "
                                 "directory (ALIAS:path, or DIRCAP/path)")
-    conn, base = connect_local(node_dir)
     if source == "-":  # spool stdin (bounded memory) to learn its size
         stream: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 (closed below)
         while chunk := sys.stdin.buffer.read(CHUNK):
@@ -88,22 +111,8 @@ def put(source: str, target: str | None, mutable: bool, fmt: str | None,
         if not path.is_file():
             raise MistgridError(f"{source}: no such file")
         size, stream = path.stat().st_size, path.open("rb")
-    try:
-        conn.putrequest("PUT", base + where + query)
-        conn.putheader("Content-Length", str(size))
-        conn.endheaders()
-        with stream, byte_progress("uploading", size) as advance:
-            while chunk := stream.read(CHUNK):
-                conn.send(chunk)
-                advance(len(chunk))
-        response = conn.getresponse()
-        answer = response.read().decode("utf-8", "replace").strip()
-    except OSError as err:
-        raise MistgridError(f"cannot reach the node's web API: {err}") from err
-    finally:
-        conn.close()
-    if response.status not in (200, 201):
-        raise MistgridError(f"upload failed: {answer}")
+    with stream, byte_progress("uploading", size) as advance:
+        answer = send_body(node_dir, "PUT", where + query, stream, size, advance)
     click.echo(answer)
 
 

@@ -166,11 +166,15 @@ def _cap_of(node_dir: Path, where: str) -> str:
 @node_option
 def ln(source: str, target: str, node_dir: Path) -> None:
     """Link what SOURCE names at TARGET too."""
+    _link(node_dir, source, target, "ln")
+
+
+def _link(node_dir: Path, source: str, target: str, what: str) -> None:
     cap = _cap_of(node_dir, source)
     dircap, names = split_where(target, load_aliases(node_dir))
     if not names:
-        raise MistgridError("give the target name (e.g. tahoe:copy.txt)")
-    checked(*call(node_dir, "PUT", uri_path(dircap, names) + "?t=uri", cap.encode()), "ln")
+        raise MistgridError("give the target name (e.g. tahoe:new.txt)")
+    checked(*call(node_dir, "PUT", uri_path(dircap, names) + "?t=uri", cap.encode()), what)
 
 
 @click.command()
@@ -179,11 +183,7 @@ def ln(source: str, target: str, node_dir: Path) -> None:
 @node_option
 def mv(source: str, target: str, node_dir: Path) -> None:
     """Move SOURCE to TARGET (link there, then unlink here)."""
-    cap = _cap_of(node_dir, source)
-    dircap, names = split_where(target, load_aliases(node_dir))
-    if not names:
-        raise MistgridError("give the target name (e.g. tahoe:new.txt)")
-    checked(*call(node_dir, "PUT", uri_path(dircap, names) + "?t=uri", cap.encode()), "mv")
+    _link(node_dir, source, target, "mv")
     source_cap, source_names = split_where(source, load_aliases(node_dir))
     checked(*call(node_dir, "DELETE", uri_path(source_cap, source_names)), "mv")
 

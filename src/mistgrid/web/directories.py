@@ -267,7 +267,10 @@ class DirectoryPages:
         name = names[-1]
         content: IO[bytes] = request.content or io.BytesIO()
         if t == "uri":
-            text = (await threads.deferToThread(content.read)).decode("utf-8", "replace")
+            raw = await threads.deferToThread(content.read, MAX_CAP_BODY + 1)
+            if len(raw) > MAX_CAP_BODY:
+                raise BadRequestError(f"a cap to link is at most {MAX_CAP_BODY} bytes")
+            text = raw.decode("utf-8", "replace")
             rw, ro = caps_of(text.strip())
             new = await self.dirs.link(parent, name, rw, ro, replace=_replace(args))
             self.api._finish(request, 201 if new else 200, text.strip().encode())
@@ -297,6 +300,7 @@ class DirectoryPages:
 
 
 MAX_CHILDREN_BODY = 64 * 1024 * 1024
+MAX_CAP_BODY = 64 * 1024  # a cap is a few hundred bytes
 
 
 def children_from_json(body: bytes) -> list[Child]:
