@@ -386,14 +386,23 @@ async def modify(servers: Sequence[StorageClient], cap: MutableWriteCap,
             prefix = servermap.prefix_of(best)
             k, n = prefix.needed, prefix.total
             if needs_current:
-                current = (await retrieve(servers, cap, executor, mapped)).data
+                got = await retrieve(servers, cap, executor, mapped)
+                current = got.data
+                if key is None:  # from the shares just read and checked
+                    key = await _in(executor, core.recover_signing_key, cap,
+                                    got.encrypted_private_key)
         elif servermap.found and not needs_current:
             newest = max(servermap.found, key=lambda r: r.prefix.version_id).prefix
             k, n = newest.needed, newest.total
         elif not servermap.is_empty():
             await retrieve(servers, cap, executor, mapped)  # raises: nothing recoverable
         if key is None:
-            key = await _signing_key(servers, cap, mapped, executor)
+            try:
+                key = await _signing_key(servers, cap, mapped, executor)
+            except NoSuchFileError:
+                if not servermap.found or attempt == RETRIES:
+                    raise
+                continue  # the shares changed under the map (a racing writer): map again
         new = change(current)
         new_data = await new if not isinstance(new, bytes) else new
         last = new_data

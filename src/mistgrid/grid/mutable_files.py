@@ -20,7 +20,12 @@ from concurrent.futures import Executor
 from typing import IO
 
 from ..caps.mutable import MutableCap, MutableFormat, MutableWriteCap
-from ..errors import MistgridError, NotEnoughSharesError, UncoordinatedWriteError
+from ..errors import (
+    MistgridError,
+    NoSuchFileError,
+    NotEnoughSharesError,
+    UncoordinatedWriteError,
+)
 from ..mutable.version import SigningKey
 from ..shares.mutable import Prefix
 from ..storage.client import StorageClient
@@ -79,7 +84,12 @@ class MutableFiles:
             mapped = await map_servers(servers, cap)
             if not mapped.map.responded:
                 raise MistgridError("no storage server answered")
-            signing = key or await _signing_key(servers, cap, mapped, self._executor)
+            try:
+                signing = key or await _signing_key(servers, cap, mapped, self._executor)
+            except NoSuchFileError:
+                if not mapped.map.found or attempt == RETRIES:
+                    raise
+                continue  # shares replaced under the map by a racing writer: map again
             needed, total = self._shape(mapped)
             try:
                 if data is not None:
