@@ -106,6 +106,56 @@ def test_directory_errors(web_url: str) -> None:  # noqa: F811
     assert status == 400 and b"SDMF or MDMF" in body
 
 
+def test_immutable_directories(web_url: str) -> None:  # noqa: F811
+    """t=mkdir-immutable: a CHK (or, when small, literal) directory of immutable children
+    only; read like any directory; every change refused; a mutable child refused."""
+    big = os.urandom(5000)
+    file_cap = http("PUT", web_url + "uri", big)[1].decode()
+    small = http("PUT", web_url + "uri", b"tiny")[1].decode()
+    assert small.startswith("URI:LIT:")
+    unknown = "x-future-cap:abc"
+    children = {"big": ["filenode", {"ro_uri": file_cap, "metadata": {"mtime": 1.0}}],
+                "small": ["filenode", {"ro_uri": small}],
+                "later": ["unknown", {"ro_uri": unknown}]}
+    status, cap = http("POST", web_url + "uri?t=mkdir-immutable",
+                       json.dumps(children).encode())
+    assert status == 200 and cap.startswith(b"URI:DIR2-CHK:"), cap
+    root = web_url + "uri/" + cap.decode()
+    kind, info = json.loads(http("GET", root + "?t=json")[1])
+    assert kind == "dirnode" and info["mutable"] is False and "rw_uri" not in info
+    assert info["ro_uri"] == cap.decode() and info["verify_uri"].startswith(
+        "URI:DIR2-CHK-Verifier:")
+    assert sorted(info["children"]) == ["big", "later", "small"]
+    assert info["children"]["big"][1]["metadata"]["mtime"] == 1.0
+    assert info["children"]["later"][1]["ro_uri"] == unknown
+    assert http("GET", root + "/big") == (200, big)
+    # the same children give the same directory (convergent, as Tahoe)
+    assert http("POST", web_url + "uri?t=mkdir-immutable",
+                json.dumps(children).encode()) == (200, cap)
+    # nothing changes an immutable directory
+    status, body = http("PUT", root + "/new", b"z")
+    assert status == 400 and b"immutable" in body
+    assert http("DELETE", root + "/big")[0] == 400
+    assert http("GET", root + "/big") == (200, big)
+    # a mutable child is refused, naming it
+    mutable = http("PUT", web_url + "uri?format=SDMF", b"m")[1].decode()
+    for given in ({"rw_uri": mutable}, {"ro_uri": json.loads(http(
+            "GET", web_url + "uri/" + mutable + "?t=json")[1])[1]["ro_uri"]}):
+        status, body = http("POST", web_url + "uri?t=mkdir-immutable",
+                            json.dumps({"m": ["filenode", given]}).encode())
+        assert status == 400 and b"'m'" in body and body.count(b"\n") == 1, body
+    # an empty one is a literal directory; linked by name under a mutable directory
+    parent = http("POST", web_url + "uri?t=mkdir")[1].decode()
+    status, lit = http("POST", web_url + "uri/" + parent + "?t=mkdir-immutable&name=snap",
+                       b"{}")
+    assert status == 200 and lit.startswith(b"URI:DIR2-LIT:"), lit
+    listed = json.loads(http("GET", web_url + "uri/" + parent + "?t=json")[1])[1]
+    assert listed["children"]["snap"][1]["ro_uri"] == lit.decode()
+    assert "rw_uri" not in listed["children"]["snap"][1]
+    assert json.loads(http("GET", web_url + "uri/" + parent + "/snap?t=json")[1])[1][
+        "children"] == {}
+
+
 def test_file_manager_cli(web_grid: tuple[str, Path], tmp_path: Path) -> None:  # noqa: F811
     """create-alias, put/get with ALIAS:path, mkdir, ls (-l, --uri, --json), ln, mv, rm,
     list-aliases (--json), add-alias; the aliases file is Tahoe's."""

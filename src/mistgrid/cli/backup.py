@@ -4,9 +4,9 @@ Each run makes a snapshot `TOPATH/Archives/<UTC time>` and points `TOPATH/Latest
 A small SQLite database (`NODEDIR/private/backupdb.sqlite`, tables named as Tahoe's)
 remembers each local file's size, mtime and ctime and the cap it was stored as: a file
 that has not changed is not read again, and a directory whose contents have not changed
-reuses the directory made for it last time. Snapshot directories are linked read-only.
-Deviation: Tahoe's snapshots are immutable directories; mistgrid does not make those yet,
-so its snapshot directories are mutable ones reached only through read caps.
+reuses the directory made for it last time. Snapshot directories are immutable
+directories (`URI:DIR2-CHK:`), as Tahoe makes them, so Tahoe reads mistgrid's archives
+and the other way round.
 """
 
 from __future__ import annotations
@@ -96,7 +96,7 @@ def _excluded(name: str, patterns: list[str]) -> bool:
 
 def _backup_dir(node_dir: Path, db: BackupDB, folder: Path, patterns: list[str],
                 counts: _Counts, advance: Any, verbose: bool) -> str:
-    """The read-only cap of a snapshot directory for `folder` (made or reused)."""
+    """The cap of an immutable snapshot directory for `folder` (made or reused)."""
     children: dict[str, Any] = {}
     for entry in sorted(folder.iterdir(), key=lambda p: p.name):
         if _excluded(entry.name, patterns):
@@ -131,13 +131,11 @@ def _backup_dir(node_dir: Path, db: BackupDB, folder: Path, patterns: list[str],
     if known is not None:
         counts.dirs_reused += 1
         return known
-    made = checked(*call(node_dir, "POST", "uri?t=mkdir-with-children",
+    made = checked(*call(node_dir, "POST", "uri?t=mkdir-immutable",
                          json.dumps(children).encode()), "mkdir").decode().strip()
-    read_only = checked(*call(node_dir, "GET", uri_path(made, []) + "?t=readonly-uri"),
-                        "readonly-uri").decode().strip()
-    db.remember_directory(dirhash, read_only)
+    db.remember_directory(dirhash, made)
     counts.dirs_made += 1
-    return read_only
+    return made
 
 
 @click.command()

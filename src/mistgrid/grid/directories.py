@@ -15,10 +15,19 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..caps.directory import DirectoryCap, is_directory_text, parse_directory_cap
-from ..caps.mutable import MutableFormat, MutableWriteCap
-from ..dirnode.children import Child, normalize, pack_children, unpack_children
+from ..caps.immutable import ChkCap, LiteralCap, parse_cap
+from ..caps.mutable import MutableFormat, MutableWriteCap, is_mutable_text
+from ..dirnode.children import (
+    IMMUTABLE_PREFIX,
+    READONLY_PREFIX,
+    Child,
+    normalize,
+    pack_children,
+    unpack_children,
+)
 from ..errors import CapabilityError, MistgridError
 from ..mutable.version import SigningKey
+from .immutable_files import ImmutableFiles
 from .mutable_files import MutableFiles
 
 
@@ -38,6 +47,36 @@ class ReadOnlyDirectoryError(MistgridError):
     """A change through a read-only directory cap (400)."""
 
 
+class MustBeDeepImmutableError(MistgridError):
+    """A mutable child given for an immutable directory (400)."""
+
+
+def allowed_in_immutable(child: Child) -> bool:
+    """Whether an immutable directory may hold `child`, as Tahoe decides: no write cap,
+    and a read cap of an immutable kind (CHK, LIT, DIR2-CHK, DIR2-LIT) or of a kind not
+    known here."""
+    if child.rw_uri:
+        return False
+    text = child.ro_uri or ""
+    for prefix in (IMMUTABLE_PREFIX, READONLY_PREFIX):
+        text = text.removeprefix(prefix)
+    if not text:
+        return False
+    if is_directory_text(text):
+        try:
+            return not parse_directory_cap(text).is_mutable
+        except CapabilityError:
+            return False
+    if is_mutable_text(text):
+        return False
+    try:
+        parse_cap(text)
+    except CapabilityError:
+        # a malformed cap of a kind we know is refused; one of an unknown kind passes
+        return not text.startswith(("URI:CHK", "URI:LIT"))
+    return True
+
+
 def link_metadata(old: dict[str, Any] | None, now: float | None = None) -> dict[str, Any]:
     """Metadata of a (re)linked child: Tahoe's link times."""
     now = time.time() if now is None else now
@@ -50,8 +89,22 @@ def link_metadata(old: dict[str, Any] | None, now: float | None = None) -> dict[
 
 
 class Directories:
-    def __init__(self, files: MutableFiles) -> None:
+    def __init__(self, files: MutableFiles, immutable: ImmutableFiles | None = None) -> None:
         self.files = files
+        self.immutable = immutable
+
+    async def mkdir_immutable(self, children: Sequence[Child]) -> DirectoryCap:
+        """An immutable directory holding `children` (each deeply immutable): a CHK file
+        (or a literal one, when small) of its table, convergent as Tahoe makes it."""
+        for child in children:
+            if not allowed_in_immutable(child):
+                raise MustBeDeepImmutableError(
+                    f"child {child.name[:40]!r} is not allowed in an immutable directory "
+                    "(only immutable files and directories may be linked there)")
+        if self.immutable is None:
+            raise MistgridError("this node does not make immutable directories")
+        table = pack_children(children, None, deep_immutable=True)
+        return DirectoryCap(await self.immutable.store(table))
 
     async def mkdir(self, fmt: MutableFormat, children: Sequence[Child] = (),
                     key: SigningKey | None = None) -> DirectoryCap:
@@ -66,16 +119,25 @@ class Directories:
 
     async def table(self, directory: DirectoryCap) -> tuple[int, dict[str, Child]]:
         """(size of the table in bytes, its children)."""
-        if not directory.is_mutable:
-            raise MistgridError("immutable directories are not supported yet")
         if directory.is_verifier:
             raise CapabilityError("a verify cap cannot list a directory")
+        if not directory.is_mutable:
+            if self.immutable is None:
+                raise MistgridError("this node does not read immutable directories")
+            assert isinstance(directory.file, (ChkCap, LiteralCap))
+            data = await self.immutable.read_all(directory.file)
+            # as Tahoe: a child that may not be in an immutable directory is left out
+            kids = [c for c in unpack_children(data, None, mutable=False)
+                    if allowed_in_immutable(c)]
+            return len(data), {c.name: c for c in kids}
         data = await self.files.read_all(directory.file)  # type: ignore[arg-type]
         return len(data), {c.name: c for c in unpack_children(data, directory.writekey)}
 
     async def _change(self, directory: DirectoryCap,
                       edit: Any) -> None:
         if not isinstance(directory.file, MutableWriteCap):
+            if not directory.is_mutable:
+                raise ReadOnlyDirectoryError("this directory is immutable: it cannot change")
             raise ReadOnlyDirectoryError("this directory cap is read-only: use its write cap")
         writekey = directory.file.writekey
 

@@ -119,7 +119,8 @@ class Retrieved:
     data: bytes
     prefix: Prefix
     bad: list[Bad]  # shares that failed a check (named, not used)
-    encrypted_private_key: bytes
+    # each share's copy (not signed: one read across a racing replacement can be torn)
+    encrypted_private_keys: tuple[bytes, ...]
 
 
 READ_ATTEMPTS = 4
@@ -138,11 +139,17 @@ async def retrieve(servers: Sequence[StorageClient], cap: MutableCap,
         try:
             return await _retrieve_once(servers, cap, executor, mapped)
         except NotEnoughSharesError as err:
-            changed = any(p.check.startswith(_CHANGED_CHECKS) for p in err.problems)
-            if not changed or attempt == READ_ATTEMPTS - 1:
+            if not _torn(err) or attempt == READ_ATTEMPTS - 1:
                 raise
             mapped = None
+            # a writer is replacing the shares now: let it finish before mapping again
+            await _pause(random.uniform(0.02, 0.2) * (attempt + 1))
     raise AssertionError("unreachable")
+
+
+def _torn(err: NotEnoughSharesError) -> bool:
+    """Whether shares failed as shares replaced between the map and the reads do."""
+    return any(p.check.startswith(_CHANGED_CHECKS) for p in err.problems)
 
 
 async def _retrieve_once(servers: Sequence[StorageClient], cap: MutableCap,
@@ -205,8 +212,21 @@ async def _retrieve_once(servers: Sequence[StorageClient], cap: MutableCap,
         raise NotEnoughSharesError(len(good), prefix.needed,
                                    [ShareError(b.number, b.reason) for b in bad])
     data = await _in(executor, core.decode_version, good, _readkey(cap))
-    key = next(iter(good.values())).encrypted_private_key
-    return Retrieved(data, prefix, bad, key)
+    keys = tuple(dict.fromkeys(share.encrypted_private_key for share in good.values()))
+    return Retrieved(data, prefix, bad, keys)
+
+
+async def _key_of(got: Retrieved, cap: MutableWriteCap,
+                  executor: Executor | None) -> core.SigningKey | None:
+    """The signing key from the first share copy of it that is this file's key."""
+    for encrypted in got.encrypted_private_keys:
+        try:
+            key: core.SigningKey = await _in(executor, core.recover_signing_key, cap,
+                                             encrypted)
+            return key
+        except MistgridError:
+            continue
+    return None
 
 
 def _reason(err: BaseException) -> str:
@@ -386,11 +406,20 @@ async def modify(servers: Sequence[StorageClient], cap: MutableWriteCap,
             prefix = servermap.prefix_of(best)
             k, n = prefix.needed, prefix.total
             if needs_current:
-                got = await retrieve(servers, cap, executor, mapped)
+                try:
+                    got = await retrieve(servers, cap, executor, mapped)
+                except NotEnoughSharesError as err:
+                    if not _torn(err) or attempt == RETRIES:
+                        raise
+                    await _pause(random.uniform(0.05, 0.5) * (attempt + 1))
+                    continue
                 current = got.data
                 if key is None:  # from the shares just read and checked
-                    key = await _in(executor, core.recover_signing_key, cap,
-                                    got.encrypted_private_key)
+                    key = await _key_of(got, cap, executor)
+                    if key is None:  # torn reads: a writer replaced the shares meanwhile
+                        if attempt == RETRIES:
+                            raise MistgridError("no share read gave this file's signing key")
+                        continue
         elif servermap.found and not needs_current:
             newest = max(servermap.found, key=lambda r: r.prefix.version_id).prefix
             k, n = newest.needed, newest.total

@@ -31,7 +31,6 @@ from ..shares.mutable import Prefix
 from ..storage.client import StorageClient
 from . import mdmf
 from .mutable import (
-    _CHANGED_CHECKS,
     READ_ATTEMPTS,
     RETRIES,
     KeyPool,
@@ -39,6 +38,7 @@ from .mutable import (
     Published,
     _pause,
     _signing_key,
+    _torn,
     map_servers,
     modify,
     publish,
@@ -170,8 +170,7 @@ class MutableFiles:
                 except NotEnoughSharesError as err:
                     # replaced between the map and the reads: read the newer version,
                     # if nothing has been sent yet
-                    changed = any(p.check.startswith(_CHANGED_CHECKS) for p in err.problems)
-                    if sent[0] or not changed or attempt == READ_ATTEMPTS - 1:
+                    if sent[0] or not _torn(err) or attempt == READ_ATTEMPTS - 1:
                         raise
                     mapped = await map_servers(servers, cap)
         got = await retrieve(servers, cap, self._executor, mapped)

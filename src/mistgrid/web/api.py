@@ -59,11 +59,13 @@ from ..grid.directories import (
     BadNameError,
     Directories,
     ExistingChildError,
+    MustBeDeepImmutableError,
     NoSuchChildError,
     NotDirectoryError,
     ReadOnlyDirectoryError,
 )
 from ..grid.downloader import download
+from ..grid.immutable_files import ImmutableFiles
 from ..grid.mutable import NotEnoughServersError
 from ..grid.mutable_files import MutableFiles
 from ..grid.servers import KnownServer
@@ -149,7 +151,10 @@ class WebAPI(resource.Resource):
         found), shown on the welcome page. `mutable`: this node's mutable files."""
         super().__init__()
         self.mutable = mutable
-        self.directories = DirectoryPages(self, Directories(mutable)) if mutable else None
+        immutable = ImmutableFiles(lambda: [s.client for s in self.servers], settings.params,
+                                   settings.happy, settings.convergence, executor)
+        self.directories = DirectoryPages(self, Directories(mutable, immutable)) \
+            if mutable else None
         self.network = dict(network or {})
         self.servers = servers
         self.introducers = introducers
@@ -183,6 +188,9 @@ class WebAPI(resource.Resource):
             elif path == ["uri"] and method == "POST" and \
                     args.get("t") == ["mkdir-with-children"]:
                 await self._directory_pages().mkdir(request, args, with_children=True)
+            elif path == ["uri"] and method == "POST" and \
+                    args.get("t") == ["mkdir-immutable"]:
+                await self._directory_pages().mkdir(request, args, immutable=True)
             elif len(path) >= 2 and path[0] == "uri" and is_directory_text(path[1]):
                 await self._directory_pages().handle(request, method, path[1], path[2:], args)
             elif path == ["uri"] and method == "PUT":
@@ -477,7 +485,7 @@ def _status_of(err: MistgridError) -> int:
     """The HTTP status of a failed request (Tahoe's where Tahoe has one)."""
     if isinstance(err, (CapabilityError, MultipartError, BadRequestError, ReadOnlyError,
                         BadPathError, NotDirectoryError, ReadOnlyDirectoryError,
-                        BadNameError)):
+                        BadNameError, MustBeDeepImmutableError)):
         return 400
     if isinstance(err, NoSuchChildError):
         return 404

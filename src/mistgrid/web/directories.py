@@ -8,7 +8,10 @@
                                           missing directories on the way are made
     PUT  /uri/$DIRCAP/PATH/NAME?t=uri     link the cap in the body
     PUT  /uri/$DIRCAP/PATH/NAME?t=mkdir   make (and link) a directory there
-    POST /uri/$DIRCAP[/PATH]?t=mkdir&name=NAME   a new subdirectory
+    POST /uri?t=mkdir-with-children       a new directory holding the body's children
+    POST /uri?t=mkdir-immutable           a new immutable directory of the body's children
+    POST /uri/$DIRCAP[/PATH]?t=mkdir&name=NAME   a new subdirectory (also
+                                          t=mkdir-with-children, t=mkdir-immutable)
     DELETE /uri/$DIRCAP/PATH/NAME         unlink
 Errors as Tahoe gives them: 404 for a missing child, 400 for a bad path or a read-only
 cap, 409 where a name exists and replace=false.
@@ -39,7 +42,7 @@ from ..caps.mutable import (
 from ..dirnode.children import Child
 from ..dirnode.stats import DeepStats
 from ..errors import CapabilityError, MistgridError
-from ..grid.directories import Directories, check_name, child_directory, link_metadata
+from ..grid.directories import Directories, check_name, child_directory
 from ..grid.traverse import walk
 from .keys import BadRequestError, private_key
 
@@ -135,18 +138,27 @@ class DirectoryPages:
         if not fmt:
             return self._default_format()
         if fmt not in ("SDMF", "MDMF"):
-            raise BadRequestError("a directory's format is SDMF or MDMF (immutable "
-                                  "directories are not made yet)")
+            raise BadRequestError("a directory's format is SDMF or MDMF (t=mkdir-immutable "
+                                  "makes an immutable one)")
         return MutableFormat[fmt]
 
     async def mkdir(self, request: server.Request, args: dict[str, list[str]],
-                    with_children: bool = False) -> None:
-        children: list[Child] = []
-        if with_children:
-            content: IO[bytes] = request.content or io.BytesIO()
-            children = children_from_json(await threads.deferToThread(content.read))
-        made = await self.dirs.mkdir(self._dir_format(args), children, key=private_key(args))
+                    with_children: bool = False, immutable: bool = False) -> None:
+        made = await self._make(request, args, with_children, immutable)
         self.api._finish(request, 200, made.to_string().encode())
+
+    async def _make(self, request: server.Request, args: dict[str, list[str]],
+                    with_children: bool, immutable: bool) -> DirectoryCap:
+        """A new directory (children from the body's JSON when asked)."""
+        children: list[Child] = []
+        if with_children or immutable:
+            content: IO[bytes] = request.content or io.BytesIO()
+            content.seek(0)
+            children = children_from_json(
+                await threads.deferToThread(content.read, MAX_CHILDREN_BODY + 1))
+        if immutable:
+            return await self.dirs.mkdir_immutable(children)
+        return await self.dirs.mkdir(self._dir_format(args), children, key=private_key(args))
 
     async def handle(self, request: server.Request, method: str, cap_text: str,
                      names: list[str], args: dict[str, list[str]]) -> None:
@@ -160,17 +172,25 @@ class DirectoryPages:
             await self._get(request, root, names, t, args)
         elif method == "PUT" and names:
             await self._put(request, root, names, t, args)
-        elif method == "POST" and t == "mkdir":
-            parent = root if not names else child_directory(
-                await self.dirs.resolve(root, names), names[-1])
+        elif method == "POST" and t in ("mkdir", "mkdir-with-children", "mkdir-immutable"):
             name = (args.get("name") or [""])[-1]
-            if not name:
+            if not name and t == "mkdir":
                 made = await self.dirs.ensure_path(root, names, self._dir_format(args))
                 self.api._finish(request, 200, made.to_string().encode())
                 return
-            made = await self.dirs.mkdir(self._dir_format(args))
-            await self.dirs.link(parent, name, made.to_string(), made.read_only().to_string(),
-                                 replace=_replace(args))
+            if not name:  # the last name of the path is the new directory's
+                if not names:
+                    raise BadPathError(f"t={t} needs name= or a path ending in the name")
+                names, name = names[:-1], names[-1]
+                parent = await self.dirs.ensure_path(root, names, self._dir_format(args))
+            else:
+                parent = root if not names else child_directory(
+                    await self.dirs.resolve(root, names), names[-1])
+            check_name(name)
+            made = await self._make(request, args, t == "mkdir-with-children",
+                                    t == "mkdir-immutable")
+            await self.dirs.link(parent, name, made.to_string() if made.is_writable else None,
+                                 made.read_only().to_string(), replace=_replace(args))
             self.api._finish(request, 200, made.to_string().encode())
         elif method == "POST" and t == "stream-manifest":
             here = root if not names else child_directory(
@@ -329,7 +349,8 @@ def children_from_json(body: bytes) -> list[Child]:
                                   "object")
         if rw and not ro:
             rw, ro = caps_of(rw)
-        children.append(Child(check_name(name), ro, rw, link_metadata(metadata)))
+        # the metadata as given, as Tahoe keeps it (no link times added)
+        children.append(Child(check_name(name), ro, rw, metadata))
     return children
 
 
