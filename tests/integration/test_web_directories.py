@@ -212,12 +212,18 @@ def test_cp_trees_both_ways(web_grid: tuple[str, Path], tmp_path: Path) -> None:
         path.write_bytes(data)
     cli("cp", "-r", str(tree), "tahoe:")
     assert cli("ls", "tahoe:tree").split() == ["a.txt", "empty", "other", "sub"]
-    out = tmp_path / "out"  # does not exist: it becomes the copy (as cp -r does)
+    # Tahoe's rules: a named directory goes inside the target, made when missing
+    out = tmp_path / "out"
     cli("cp", "-r", "tahoe:tree", str(out))
     for name, data in files.items():
-        assert (out / name).read_bytes() == data, name
-    cli("cp", "-r", "tahoe:tree", str(out))  # exists now: the copy goes inside
-    assert (out / "tree" / "sub" / "deeper" / "x").read_bytes() == b"x"
+        assert (out / "tree" / name).read_bytes() == data, name
+    cli("cp", "-r", "tahoe:tree/sub", "tahoe:tree/other", str(tmp_path / "two"))
+    assert sorted(p.name for p in (tmp_path / "two").iterdir()) == ["other", "sub"]
+    cli("cp", "-r", str(tree), "tahoe:missing")  # a missing target: made, tree inside
+    assert cli("ls", "tahoe:missing").split() == ["tree"]
+    tree_cap = json.loads(cli("ls", "--json", "tahoe:tree"))[1]["ro_uri"]
+    cli("cp", "-r", tree_cap, str(tmp_path / "unnamed"))  # an unnamed one: its contents
+    assert (tmp_path / "unnamed" / "sub" / "deeper" / "x").read_bytes() == b"x"
     cli("cp", str(tree / "a.txt"), "tahoe:single.txt")
     cli("cp", "tahoe:single.txt", str(tmp_path / "single.txt"))
     assert (tmp_path / "single.txt").read_bytes() == files["a.txt"]

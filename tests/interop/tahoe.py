@@ -101,7 +101,8 @@ class TahoeClientNode:
     def cli(self, *args: str) -> bytes:
         result = subprocess.run([str(self.tahoe), "-d", str(self.directory), *args],
                                 capture_output=True, timeout=300, check=False)
-        assert result.returncode == 0, result.stderr.decode(errors="replace")
+        assert result.returncode == 0, (args, result.stderr.decode(errors="replace"),
+                                        result.stdout.decode(errors="replace")[-2000:])
         return result.stdout
 
     def connected(self) -> int:

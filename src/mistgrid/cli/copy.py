@@ -7,6 +7,11 @@
                                       grid-to-grid copy of an immutable file)
     cp -r LOCALDIR ALIAS:path         a whole tree up; directories made on the way
     cp -r ALIAS:dir LOCALDIR          a whole tree down
+Targets follow Tahoe's rules (not /bin/cp's): a target is a directory when it is one,
+ends with '/' or ':', or is missing and more than one file is copied; a named directory
+is copied to a directory of its name inside the target (`cp -r ~/docs tahoe:backup`
+makes `tahoe:backup/docs`); an unnamed one (a bare directory cap, or `alias:`) has its
+contents copied into the target.
 A bar (bytes) shows on a terminal; piped, only errors are printed.
 """
 
@@ -44,6 +49,15 @@ def _json(node_dir: Path, path: str) -> list[Any] | None:
         return None
     result: list[Any] = json.loads(checked(status, body, "lookup"))
     return result
+
+
+def _grid_is_file(node_dir: Path, source: str, aliases: dict[str, str]) -> bool:
+    """Whether a source (local or on the grid) is a file: not a directory, not missing."""
+    if not _is_grid(source, aliases):
+        return Path(source).is_file()
+    cap, names = split_where(source, aliases)
+    found = _json(node_dir, uri_path(cap, names))
+    return found is not None and found[0] != "dirnode"
 
 
 def _upload(node_dir: Path, source: Path, path: str, advance: Callable[[int], None]) -> str:
@@ -99,7 +113,11 @@ def cp(args: tuple[str, ...], recursive: bool, caps_only: bool, node_dir: Path) 
         into_dir = target.endswith((":", "/")) or not names
         if not into_dir:
             found = _json(node_dir, uri_path(cap, names))
-            into_dir = found is not None and found[0] == "dirnode"
+            if found is None:  # a missing target is a file only for one file's copy
+                into_dir = len(sources) > 1 or not _grid_is_file(node_dir, sources[0],
+                                                                 aliases)
+            else:
+                into_dir = found[0] == "dirnode"
         if len(sources) > 1 and not into_dir:
             raise MistgridError("several sources need a directory as the target")
         local = [Path(s) for s in sources if not _is_grid(s, aliases)]
@@ -114,10 +132,13 @@ def cp(args: tuple[str, ...], recursive: bool, caps_only: bool, node_dir: Path) 
     for source in sources:
         if not _is_grid(source, aliases):
             raise MistgridError(f"{source}: local to local copies are not mistgrid's job")
+    # as Tahoe: the target is a directory when it is one, or ends with '/', or is missing
+    # and more than one file is copied into it
+    into_dir = destination.is_dir() or target.endswith("/") or len(sources) > 1 or (
+        not destination.exists() and not _grid_is_file(node_dir, sources[0], aliases))
     with byte_progress("copying", 0) as advance:
         for source in sources:
-            _down(node_dir, source, destination, len(sources) > 1 or destination.is_dir(),
-                  recursive, aliases, advance)
+            _down(node_dir, source, destination, into_dir, recursive, aliases, advance)
 
 
 def _up(node_dir: Path, source: Path, cap: str, names: list[str], into_dir: bool,
@@ -144,8 +165,12 @@ def _down(node_dir: Path, source: str, destination: Path, into_dir: bool, recurs
     found = _json(node_dir, path)
     if found is None:
         raise MistgridError(f"{source}: no such file or directory")
-    name = names[-1] if names else "download"
-    target = destination / name if into_dir else destination
+    if found[0] == "dirnode" and not names:  # an unnamed directory: its contents
+        target = destination
+    elif into_dir:
+        target = destination / (names[-1] if names else "download")
+    else:
+        target = destination
     if found[0] == "dirnode":
         if not recursive:
             raise MistgridError(f"{source} is a directory: use -r")
