@@ -6,11 +6,15 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import time
 import unicodedata
 import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
+
+import pytest
 
 from mistgrid.caps.directory import parse_directory_cap
 from mistgrid.dirnode.children import Child, pack_children
@@ -365,3 +369,54 @@ def test_backup_reuses_what_did_not_change(web_grid: tuple[str, Path],  # noqa: 
     old = run_cli("get", "-d", client, f"tahoe:backups/Archives/{archives[0]}/d1/f01.txt",
                   "-").stdout
     assert len(old) == 101 and old != b"changed contents"
+
+
+COUNT_OPENS = """
+import sys
+tree, opened = sys.argv[1], []
+def hook(event, args):
+    if event == "open" and isinstance(args[0], str) and args[0].startswith(tree):
+        opened.append(args[0])
+sys.addaudithook(hook)
+sys.argv = ["mistgrid", *sys.argv[2:]]
+from mistgrid.cli.main import main
+try:
+    main()
+finally:
+    print("files opened:", len(opened), file=sys.stderr)
+"""
+
+
+@pytest.mark.slow
+def test_backup_of_1000_files_reads_nothing_again(web_grid: tuple[str, Path],  # noqa: F811
+                                                   tmp_path: Path) -> None:
+    """The second backup of an unchanged tree of 1,000 files uploads nothing and opens no
+    file under the tree (counted by an audit hook in the real CLI process); one changed
+    file is read and uploaded again, and only it."""
+    client = str(web_grid[1] / "client")
+    node_cli(web_grid)("create-alias", "tahoe")
+    tree = tmp_path / "thousand"
+    for i in range(1000):
+        path = tree / f"dir{i // 100}" / f"file{i:04d}"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(os.urandom(60 + i % 200))  # above 55 bytes: stored on the grid
+
+    def backup() -> tuple[str, int]:
+        result = subprocess.run([sys.executable, "-c", COUNT_OPENS, str(tree), "backup",
+                                 "-d", client, str(tree), "tahoe:b"],
+                                capture_output=True, timeout=900, check=False)
+        assert result.returncode == 0, result.stderr.decode()
+        opened = int(result.stderr.decode().rsplit("files opened:", 1)[1])
+        return result.stdout.decode(), opened
+
+    first, opened = backup()
+    assert "1000 files uploaded (0 reused)" in first and opened == 1000, (first, opened)
+    time.sleep(1.1)
+    second, opened = backup()
+    assert "0 files uploaded (1000 reused)" in second and opened == 0, (second, opened)
+    assert "0 directories created (11 reused)" in second
+    (tree / "dir3" / "file0301").write_bytes(b"changed: " + os.urandom(100))
+    time.sleep(1.1)
+    third, opened = backup()
+    assert "1 files uploaded (999 reused)" in third and opened == 1, (third, opened)
+    assert "2 directories created" in third  # the changed one and the top
