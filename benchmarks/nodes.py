@@ -100,7 +100,7 @@ class GridUnderTest:
                 conn.request(method, path)
             response = conn.getresponse()
             data = b""
-            kept = method == "PUT"
+            kept = method in ("PUT", "POST")
             while chunk := response.read(1 << 20):
                 if kept:
                     data += chunk

@@ -160,6 +160,33 @@ def test_immutable_directories(web_url: str) -> None:  # noqa: F811
         "children"] == {}
 
 
+def test_set_children(web_url: str) -> None:  # noqa: F811
+    """t=set_children links many children in one change: given metadata replaces the old
+    (its `tahoe` key ignored), absent metadata keeps the old; overwrite=false refuses a
+    different cap under an existing name and changes nothing."""
+    root = web_url + "uri/" + http("POST", web_url + "uri?t=mkdir")[1].decode()
+    one = http("PUT", web_url + "uri", os.urandom(100))[1].decode()
+    two = http("PUT", web_url + "uri", os.urandom(100))[1].decode()
+    sub = http("POST", web_url + "uri?t=mkdir")[1].decode()
+    body = {"a": ["filenode", {"ro_uri": one, "metadata": {"mtime": 5, "tahoe": {
+        "linkcrtime": 1}}}], "d": ["dirnode", {"rw_uri": sub}]}
+    assert http("POST", root + "?t=set_children", json.dumps(body).encode())[0] == 200
+    kids = json.loads(http("GET", root + "?t=json")[1])[1]["children"]
+    assert kids["a"][1]["ro_uri"] == one and kids["a"][1]["metadata"]["mtime"] == 5
+    assert kids["a"][1]["metadata"]["tahoe"]["linkcrtime"] > 1000  # given 'tahoe' ignored
+    assert kids["d"][1]["rw_uri"] == sub
+    again = {"a": ["filenode", {"ro_uri": two}]}
+    status, _ = http("POST", root + "?t=set-children&overwrite=false",
+                     json.dumps(again).encode())
+    assert status == 409
+    assert json.loads(http("GET", root + "?t=json")[1])[1]["children"]["a"][1][
+        "ro_uri"] == one
+    assert http("POST", root + "?t=set_children", json.dumps(again).encode())[0] == 200
+    a = json.loads(http("GET", root + "?t=json")[1])[1]["children"]["a"][1]
+    assert a["ro_uri"] == two and a["metadata"]["mtime"] == 5  # old metadata kept
+    assert http("POST", root + "?t=set_children", b"{not json")[0] == 400
+
+
 def test_file_manager_cli(web_grid: tuple[str, Path], tmp_path: Path) -> None:  # noqa: F811
     """create-alias, put/get with ALIAS:path, mkdir, ls (-l, --uri, --json), ln, mv, rm,
     list-aliases (--json), add-alias; the aliases file is Tahoe's."""

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
@@ -149,13 +150,67 @@ def _up(node_dir: Path, source: Path, cap: str, names: list[str], into_dir: bool
     if source.is_dir():
         if not recursive:
             raise MistgridError(f"{source} is a directory: use -r")
-        checked(*call(node_dir, "PUT", uri_path(cap, here) + "?t=mkdir"), "mkdir")
-        for entry in sorted(source.iterdir()):
-            _up(node_dir, entry, cap, here, True, recursive, advance)
+        _up_tree(node_dir, source, cap, here, advance)
         return
     if not here:
         raise MistgridError("give the target name (e.g. tahoe:file.txt)")
     _upload(node_dir, source, uri_path(cap, here), advance)
+
+
+def _link_times() -> dict[str, Any]:
+    now = time.time()
+    return {"tahoe": {"linkcrtime": now, "linkmotime": now}}
+
+
+def _up_tree(node_dir: Path, source: Path, cap: str, here: list[str],
+             advance: Callable[[int], None]) -> None:
+    """The contents of local directory `source` into the grid directory at `here` (made
+    when missing). As Tahoe's cp: files are uploaded unlinked first, then each grid
+    directory is changed once (a new one made with all its children; an existing one
+    given its new children in one t=set_children), not once per file."""
+    found = _json(node_dir, uri_path(cap, here))
+    if found is None:
+        made = _new_tree(node_dir, source, advance)
+        checked(*call(node_dir, "PUT", uri_path(cap, here) + "?t=uri", made.encode()),
+                "link")
+        return
+    if found[0] != "dirnode":
+        raise MistgridError(f"{'/'.join(here)} is a file: a directory cannot go there")
+    existing = found[1].get("children", {})
+    children: dict[str, Any] = {}
+    for entry in sorted(source.iterdir()):
+        old = existing.get(entry.name)
+        if entry.is_dir():
+            if old is not None and old[0] == "dirnode":
+                _up_tree(node_dir, entry, cap, [*here, entry.name], advance)
+            else:
+                children[entry.name] = ["dirnode", {
+                    "rw_uri": _new_tree(node_dir, entry, advance), "metadata": {}}]
+        elif entry.is_file():
+            if old is not None and old[1].get("mutable") and old[1].get("rw_uri"):
+                # a mutable file is overwritten in place (it keeps its cap)
+                _upload(node_dir, entry, uri_path(cap, [*here, entry.name]), advance)
+            else:
+                children[entry.name] = ["filenode", {
+                    "ro_uri": _upload(node_dir, entry, "uri", advance), "metadata": {}}]
+    if children:
+        checked(*call(node_dir, "POST", uri_path(cap, here) + "?t=set_children",
+                      json.dumps(children).encode()), "link")
+
+
+def _new_tree(node_dir: Path, source: Path, advance: Callable[[int], None]) -> str:
+    """A new grid directory holding a copy of local directory `source`; its cap."""
+    children: dict[str, Any] = {}
+    for entry in sorted(source.iterdir()):
+        if entry.is_dir():
+            children[entry.name] = ["dirnode", {"rw_uri": _new_tree(node_dir, entry, advance),
+                                                "metadata": _link_times()}]
+        elif entry.is_file():
+            children[entry.name] = ["filenode", {
+                "ro_uri": _upload(node_dir, entry, "uri", advance),
+                "metadata": _link_times()}]
+    return checked(*call(node_dir, "POST", "uri?t=mkdir-with-children",
+                         json.dumps(children).encode()), "mkdir").decode().strip()
 
 
 def _down(node_dir: Path, source: str, destination: Path, into_dir: bool, recursive: bool,

@@ -168,6 +168,32 @@ class Directories:
         await self._change(directory, edit)
         return not existed[0]
 
+    async def set_children(self, directory: DirectoryCap,
+                           children: Sequence[tuple[Child, bool]],
+                           overwrite: bool = True) -> None:
+        """Link many children in one change (Tahoe's t=set_children). Each comes with
+        whether its metadata was given: if not, an existing child's metadata is kept. A
+        given `tahoe` key is ignored; link times are kept/updated as for `link`."""
+        wanted = [(check_name(c.name), c, given) for c, given in children]
+
+        def edit(table: dict[str, Child]) -> None:
+            now = time.time()
+            for name, child, given in wanted:
+                old = table.get(name)
+                if old is not None and not overwrite and \
+                        (old.rw_uri, old.ro_uri) != (child.rw_uri, child.ro_uri):
+                    raise ExistingChildError(f"{name!r} already exists in this directory")
+                meta = {k: v for k, v in child.metadata.items() if k != "tahoe"} \
+                    if given or old is None else dict(old.metadata)
+                if old is not None and "tahoe" in old.metadata:
+                    meta["tahoe"] = old.metadata["tahoe"]
+                else:
+                    meta.pop("tahoe", None)
+                table[name] = Child(name, child.ro_uri, child.rw_uri,
+                                    link_metadata(meta, now))
+
+        await self._change(directory, edit)
+
     async def unlink(self, directory: DirectoryCap, name: str) -> None:
         name = normalize(name)
         found: list[bool] = []

@@ -10,6 +10,7 @@
     PUT  /uri/$DIRCAP/PATH/NAME?t=mkdir   make (and link) a directory there
     POST /uri?t=mkdir-with-children       a new directory holding the body's children
     POST /uri?t=mkdir-immutable           a new immutable directory of the body's children
+    POST /uri/$DIRCAP[/PATH]?t=set_children   link the body's children at once
     POST /uri/$DIRCAP[/PATH]?t=mkdir&name=NAME   a new subdirectory (also
                                           t=mkdir-with-children, t=mkdir-immutable)
     DELETE /uri/$DIRCAP/PATH/NAME         unlink
@@ -192,6 +193,16 @@ class DirectoryPages:
             await self.dirs.link(parent, name, made.to_string() if made.is_writable else None,
                                  made.read_only().to_string(), replace=_replace(args))
             self.api._finish(request, 200, made.to_string().encode())
+        elif method == "POST" and t in ("set_children", "set-children"):
+            here = root if not names else child_directory(
+                await self.dirs.resolve(root, names), names[-1])
+            content: IO[bytes] = request.content or io.BytesIO()
+            content.seek(0)
+            body = await threads.deferToThread(content.read, MAX_CHILDREN_BODY + 1)
+            overwrite = (args.get("overwrite") or ["true"])[-1].strip().lower() not in (
+                "false", "0", "off", "no")
+            await self.dirs.set_children(here, parse_children_json(body), overwrite)
+            self.api._finish(request, 200, b"")
         elif method == "POST" and t == "stream-manifest":
             here = root if not names else child_directory(
                 await self.dirs.resolve(root, names), names[-1])
@@ -326,6 +337,11 @@ MAX_CAP_BODY = 64 * 1024  # a cap is a few hundred bytes
 def children_from_json(body: bytes) -> list[Child]:
     """Children as t=json gives them ({name: [type, {rw_uri, ro_uri, metadata}]}); 400
     for anything else."""
+    return [child for child, _given in parse_children_json(body)]
+
+
+def parse_children_json(body: bytes) -> list[tuple[Child, bool]]:
+    """Children of a t=json-shaped body, each with whether its metadata was given."""
     if not body.strip():
         return []
     if len(body) > MAX_CHILDREN_BODY:
@@ -350,7 +366,7 @@ def children_from_json(body: bytes) -> list[Child]:
         if rw and not ro:
             rw, ro = caps_of(rw)
         # the metadata as given, as Tahoe keeps it (no link times added)
-        children.append(Child(check_name(name), ro, rw, metadata))
+        children.append((Child(check_name(name), ro, rw, metadata), "metadata" in fields))
     return children
 
 
