@@ -11,7 +11,9 @@ import sys
 import time
 import unicodedata
 import urllib.parse
+import urllib.request
 from collections.abc import Callable
+from http.client import HTTPConnection
 from pathlib import Path
 
 import pytest
@@ -185,6 +187,106 @@ def test_set_children(web_url: str) -> None:  # noqa: F811
     a = json.loads(http("GET", root + "?t=json")[1])[1]["children"]["a"][1]
     assert a["ro_uri"] == two and a["metadata"]["mtime"] == 5  # old metadata kept
     assert http("POST", root + "?t=set_children", b"{not json")[0] == 400
+
+
+def head(url: str) -> tuple[int, dict[str, str], bytes]:
+    parsed = urllib.parse.urlparse(url)
+    conn = HTTPConnection(parsed.hostname or "", parsed.port, timeout=60)
+    try:
+        conn.request("HEAD", parsed.path + ("?" + parsed.query if parsed.query else ""))
+        response = conn.getresponse()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, \
+            response.read()
+    finally:
+        conn.close()
+
+
+def form(fields: dict[str, str], filename: str, data: bytes) -> tuple[bytes, str]:
+    boundary = "mistgrid-test-boundary"
+    parts = [f"--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n"
+             .encode() for k, v in fields.items()]
+    parts.append(f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
+                 f"filename=\"{filename}\"\r\n\r\n".encode() + data + b"\r\n")
+    return b"".join(parts) + f"--{boundary}--\r\n".encode(), \
+        f"multipart/form-data; boundary={boundary}"
+
+
+def test_upload_named_head_info_and_operations(web_url: str) -> None:  # noqa: F811
+    """POST t=upload into a directory; /named/ and filename= give the type; HEAD gives
+    the headers without the body; t=info; start-manifest/deep-size/deep-stats with an
+    ophandle and /operations/ (JSON, text, cancel, unknown handle)."""
+    root_cap = http("POST", web_url + "uri?t=mkdir")[1].decode()
+    root = web_url + "uri/" + root_cap
+    data = os.urandom(4000)
+    body, kind = form({}, "photo.jpg", data)
+    request = urllib.request.Request(root + "?t=upload", data=body, method="POST",
+                                     headers={"Content-Type": kind})
+    with urllib.request.urlopen(request, timeout=60) as response:
+        file_cap = response.read().decode()
+    assert file_cap.startswith("URI:CHK:")
+    body, kind = form({"name": "notes.txt", "format": "MDMF"}, "ignored.bin", b"mutable!")
+    request = urllib.request.Request(root + "?t=upload", data=body, method="POST",
+                                     headers={"Content-Type": kind})
+    with urllib.request.urlopen(request, timeout=60) as response:
+        assert response.read().startswith(b"URI:MDMF:")
+    children = json.loads(http("GET", root + "?t=json")[1])[1]["children"]
+    assert sorted(children) == ["notes.txt", "photo.jpg"]
+    assert children["photo.jpg"][1]["ro_uri"] == file_cap
+    # types from names; HEAD: headers only
+    status, headers, got = head(root + "/photo.jpg")
+    assert status == 200 and got == b"" and headers["content-length"] == "4000"
+    assert headers["content-type"] == "image/jpeg"
+    status, headers, got = head(web_url + "uri/" + file_cap)
+    assert (status, headers["content-length"], got) == (200, "4000", b"")
+    status, headers, _ = head(root + "/notes.txt")
+    assert status == 200 and headers["content-length"] == "8"
+    assert headers["content-type"] == "text/plain"
+    with urllib.request.urlopen(web_url + "named/" + file_cap + "/x.png", timeout=60) as r:
+        assert r.headers["content-type"] == "image/png" and r.read() == data
+    with urllib.request.urlopen(web_url + "uri/" + file_cap + "?filename=a.pdf&save=true",
+                                timeout=60) as r:
+        assert r.headers["content-type"] == "application/pdf"
+        assert r.headers["content-disposition"].startswith("attachment")
+    # t=info
+    status, page = http("GET", root + "/photo.jpg?t=info")
+    assert status == 200 and file_cap.encode() in page and b"4000" in page
+    assert http("GET", root + "?t=info")[0] == 200
+    # slow operations with handles (urllib follows the redirect to /operations/H)
+    http("PUT", root + "/sub/deeper/f.bin", os.urandom(100))
+    status, page = http("POST", root + "?t=start-manifest&ophandle=m1&output=JSON")
+    assert status == 200
+    for _ in range(100):
+        result = json.loads(http("GET", web_url + "operations/m1?output=JSON")[1])
+        if result["finished"]:
+            break
+        time.sleep(0.1)
+    assert result["finished"] and result["origin_si"]
+    paths = sorted("/".join(p) for p, _cap in result["manifest"])
+    assert paths == ["", "notes.txt", "photo.jpg", "sub", "sub/deeper", "sub/deeper/f.bin"]
+    assert result["stats"]["count-directories"] == 3
+    assert len(result["storage-index"]) == 6
+    text = http("GET", web_url + "operations/m1?output=text")[1].decode()
+    assert text.startswith("finished: yes\n") and "sub/deeper/f.bin URI:CHK:" in text
+    http("POST", root + "?t=start-deep-size&ophandle=s1")
+    for _ in range(100):
+        text = http("GET", web_url + "operations/s1?output=text")[1].decode()
+        if text.startswith("finished: yes"):
+            break
+        time.sleep(0.1)
+    size = int(text.split("size: ")[1])
+    assert size > 4100
+    http("POST", root + "?t=start-deep-stats&ophandle=d1")
+    for _ in range(100):
+        stats = json.loads(http("GET", web_url + "operations/d1?output=JSON")[1])
+        if stats["finished"]:
+            break
+        time.sleep(0.1)
+    assert stats["count-immutable-files"] == 2 and stats["count-mutable-files"] == 1
+    assert http("GET", web_url + "operations/d1?release-after-complete=true")[0] == 200
+    assert http("GET", web_url + "operations/d1")[0] == 404
+    assert http("POST", web_url + "operations/m1?t=cancel")[0] == 200
+    assert http("GET", web_url + "operations/m1")[0] == 404
+    assert http("POST", root + "?t=start-manifest")[0] == 400  # no ophandle
 
 
 def test_file_manager_cli(web_grid: tuple[str, Path], tmp_path: Path) -> None:  # noqa: F811

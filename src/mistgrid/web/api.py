@@ -21,6 +21,7 @@ from __future__ import annotations
 import html
 import io
 import json
+import mimetypes
 import os
 import re
 import urllib.parse
@@ -75,6 +76,7 @@ from ..storage.server import QuietSite
 from .directories import BadPathError, DirectoryPages
 from .keys import BadRequestError, private_key
 from .multipart import MultipartError, Window, boundary_of, locate_parts
+from .operations import BadOperationError, Operations, UnknownHandleError, render
 
 log = Logger()
 reactor = cast(Any, _reactor)
@@ -161,6 +163,7 @@ class WebAPI(resource.Resource):
         self.settings = settings
         self.executor = executor
         self.nickname = nickname
+        self.operations = Operations()
 
     def render(self, request: server.Request) -> Any:
         defer.Deferred.fromCoroutine(self._handle(request)).addErrback(
@@ -191,14 +194,23 @@ class WebAPI(resource.Resource):
             elif path == ["uri"] and method == "POST" and \
                     args.get("t") == ["mkdir-immutable"]:
                 await self._directory_pages().mkdir(request, args, immutable=True)
+            elif len(path) == 2 and path[0] == "operations" and method in ("GET", "POST"):
+                self._operation(request, method, path[1], args)
             elif len(path) >= 2 and path[0] == "uri" and is_directory_text(path[1]):
                 await self._directory_pages().handle(request, method, path[1], path[2:], args)
             elif path == ["uri"] and method == "PUT":
                 await self._put(request, args)
             elif path == ["uri"] and method == "POST" and args.get("t") == ["upload"]:
                 await self._post_upload(request, args)
-            elif len(path) == 2 and path[0] == "uri" and method == "GET":
+            elif len(path) == 2 and path[0] == "uri" and method in ("GET", "HEAD"):
                 await self._get(request, path[1], args)
+            elif len(path) >= 3 and path[0] == "named" and method in ("GET", "HEAD"):
+                # /named/$FILECAP/NAME: the name gives the type (and a saved file's name)
+                if is_directory_text(path[1]):
+                    await self._directory_pages().handle(request, method, path[1],
+                                                         path[2:], args)
+                else:
+                    await self._get(request, path[1], {**args, "filename": [path[-1]]})
             elif len(path) == 2 and path[0] == "uri" and method == "PUT":
                 await self._put_cap(request, path[1], args)
             else:
@@ -325,6 +337,23 @@ class WebAPI(resource.Resource):
         sink.done()
         return True
 
+    def _operation(self, request: server.Request, method: str, handle: str,
+                   args: dict[str, list[str]]) -> None:
+        """A slow operation's status page, or its cancelling (web/operations.py)."""
+        t = (args.get("t") or ["status"])[-1]
+        if method == "POST" and t == "cancel":
+            op = self.operations.cancel(handle)
+        elif method == "GET" and t == "status":
+            retain = (args.get("retain-for") or [""])[-1]
+            if retain and not retain.isdigit():
+                raise BadRequestError("retain-for= is a number of seconds")
+            release = (args.get("release-after-complete") or [""])[-1].lower() == "true"
+            op = self.operations.collect(handle, int(retain) if retain else None, release)
+        else:
+            raise BadRequestError(f"t={t[:20]!r} is not an operation request")
+        body, kind = render(op, (args.get("output") or ["html"])[-1])
+        self._finish(request, 200, body, kind)
+
     def _directory_pages(self) -> DirectoryPages:
         if self.directories is None:
             raise MistgridError("this node does not handle directories")
@@ -394,12 +423,22 @@ class WebAPI(resource.Resource):
             if wanted is not None:
                 request.setResponseCode(206)
                 request.setHeader(b"content-range", f"bytes {start}-{end - 1}/{size}".encode())
-            request.setHeader(b"content-type", b"application/octet-stream")
+            request.setHeader(b"content-type", content_type(args))
             request.setHeader(b"content-length", str(end - start).encode())
             chosen.append((start, end))
             return start, end
 
         chosen: list[tuple[int, int]] = []
+        if request.method == b"HEAD":  # the headers only: the size from the map
+            prefix = await mutable.info(cap)
+            if prefix is None:
+                raise NoSuchFileError("no share of this mutable file was found")
+            if choose(prefix.data_length) is None:
+                self._finish(request, 416, b"the requested range is not in the file\n")
+            elif not request.finished and not request._disconnected:
+                request.finish()
+            return
+
         sink = _Sink(request)
 
         async def send(data: bytes) -> None:
@@ -417,29 +456,41 @@ class WebAPI(resource.Resource):
     async def _post_upload(self, request: server.Request,
                            args: dict[str, list[str]]) -> None:
         """Tahoe's form upload: the `file` field of a multipart/form-data body."""
+        body, size, fields, _filename = await self.upload_form(request, args)
+        await self._store(request, body, size, fields)
+
+    async def upload_form(self, request: server.Request, args: dict[str, list[str]]
+                          ) -> tuple[IO[bytes], int, dict[str, list[str]], str | None]:
+        """(the `file` field's content, its size, the arguments with the form's fields
+        added, the file's name) of a multipart/form-data upload."""
         content: IO[bytes] | None = request.content
         kind = request.getHeader(b"content-type") or b""
         if content is None:
-            self._finish(request, 400, b"no body\n")
-            return
+            raise MultipartError("no body")
         # Scanning a large body takes a while: off the reactor, so other requests go on.
         parts = await threads.deferToThread(locate_parts, content,
                                             boundary_of(kind.decode("latin-1")))
         files = [part for part in parts if part.name == "file"]
         if len(files) != 1:
-            raise MultipartError("POST /uri?t=upload needs exactly one 'file' field")
+            raise MultipartError("t=upload needs exactly one 'file' field")
         fields = dict(args)
         for field in parts:  # Tahoe's form fields may carry what the query string can
-            if field.name in ("format", "mutable", "private-key") and \
+            if field.name in ("format", "mutable", "private-key", "name", "replace") and \
                     field.end - field.start <= 4096:
                 value = Window(content, field.start, field.end).read()
                 fields[field.name] = [value.decode("utf-8", "replace").strip()]
         part = files[0]
-        await self._store(request, cast(IO[bytes], Window(content, part.start, part.end)),
-                          part.end - part.start, fields)
+        return (cast(IO[bytes], Window(content, part.start, part.end)), part.end - part.start,
+                fields, part.filename)
 
     async def _get(self, request: server.Request, cap_text: str,
                    args: dict[str, list[str]]) -> None:
+        save = (args.get("save") or [""])[-1].lower() in ("true", "1", "on", "yes")
+        name = (args.get("filename") or [""])[-1]
+        if save and not args.get("t"):
+            quoted = urllib.parse.quote(name or "download", safe="")
+            request.setHeader(b"content-disposition",
+                              f"attachment; filename*=utf-8''{quoted}".encode())
         if is_mutable_text(cap_text):
             await self._get_mutable(request, parse_mutable_cap(cap_text), cap_text, args)
             return
@@ -467,8 +518,11 @@ class WebAPI(resource.Resource):
             start, end = wanted
             request.setResponseCode(206)
             request.setHeader(b"content-range", f"bytes {start}-{end - 1}/{cap.size}".encode())
-        request.setHeader(b"content-type", b"application/octet-stream")
+        request.setHeader(b"content-type", content_type(args))
         request.setHeader(b"content-length", str(end - start).encode())
+        if request.method == b"HEAD":  # the headers only: nothing is read from the grid
+            request.finish()
+            return
         sink = _Sink(request)
         if not await self._stream(request, sink, download(
                 cap, [s.client for s in self.servers], sink,  # type: ignore[arg-type]
@@ -481,13 +535,20 @@ class WebAPI(resource.Resource):
 UNSATISFIABLE = (-1, -1)
 
 
+def content_type(args: Mapping[str, list[str]]) -> bytes:
+    """A file's type, guessed from `filename=` (or a /named/ path) as Tahoe does."""
+    name = (args.get("filename") or [""])[-1]
+    guessed, encoding = mimetypes.guess_type(name) if name else (None, None)
+    return (guessed if guessed and not encoding else "application/octet-stream").encode()
+
+
 def _status_of(err: MistgridError) -> int:
     """The HTTP status of a failed request (Tahoe's where Tahoe has one)."""
     if isinstance(err, (CapabilityError, MultipartError, BadRequestError, ReadOnlyError,
                         BadPathError, NotDirectoryError, ReadOnlyDirectoryError,
-                        BadNameError, MustBeDeepImmutableError)):
+                        BadNameError, MustBeDeepImmutableError, BadOperationError)):
         return 400
-    if isinstance(err, NoSuchChildError):
+    if isinstance(err, (NoSuchChildError, UnknownHandleError)):
         return 404
     if isinstance(err, ExistingChildError):
         return 409

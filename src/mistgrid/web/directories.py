@@ -11,6 +11,11 @@
     POST /uri?t=mkdir-with-children       a new directory holding the body's children
     POST /uri?t=mkdir-immutable           a new immutable directory of the body's children
     POST /uri/$DIRCAP[/PATH]?t=set_children   link the body's children at once
+    POST /uri/$DIRCAP[/PATH]?t=upload     a form's file, linked under its name (or name=)
+    GET  ...?t=info                       a page about the object (caps, size, format)
+    POST /uri/$DIRCAP[/PATH]?t=stream-manifest   every object below, one JSON line each
+    POST /uri/$DIRCAP[/PATH]?t=start-manifest|start-deep-size|start-deep-stats
+         &ophandle=H                      the same walks under a handle (web/operations)
     POST /uri/$DIRCAP[/PATH]?t=mkdir&name=NAME   a new subdirectory (also
                                           t=mkdir-with-children, t=mkdir-immutable)
     DELETE /uri/$DIRCAP/PATH/NAME         unlink
@@ -24,12 +29,13 @@ import html
 import io
 import json
 import os
+import urllib.parse
 from typing import IO, TYPE_CHECKING, Any
 
 from twisted.internet import threads
 from twisted.web import server
 
-from ..caps import parse_cap
+from ..caps import base32, parse_cap
 from ..caps.directory import DirectoryCap, is_directory_text, parse_directory_cap
 from ..caps.immutable import ChkCap, ChkVerifierCap, LiteralCap
 from ..caps.mutable import (
@@ -46,6 +52,7 @@ from ..errors import CapabilityError, MistgridError
 from ..grid.directories import Directories, check_name, child_directory
 from ..grid.traverse import walk
 from .keys import BadRequestError, private_key
+from .operations import Operation
 
 if TYPE_CHECKING:
     from .api import WebAPI
@@ -193,6 +200,19 @@ class DirectoryPages:
             await self.dirs.link(parent, name, made.to_string() if made.is_writable else None,
                                  made.read_only().to_string(), replace=_replace(args))
             self.api._finish(request, 200, made.to_string().encode())
+        elif method == "POST" and t == "upload":
+            here = root if not names else child_directory(
+                await self.dirs.resolve(root, names), names[-1])
+            source, size, fields, filename = await self.api.upload_form(request, args)
+            name = (fields.get("name") or [filename or ""])[-1]
+            if not name:
+                raise BadPathError("t=upload into a directory needs a name (the file's, "
+                                   "or a name= field)")
+            check_name(name)
+            file_cap = await self.api.make_file(source, size, fields)
+            rw, ro = caps_of(file_cap)
+            await self.dirs.link(here, name, rw, ro, replace=_replace(fields))
+            self.api._finish(request, 200, file_cap.encode())
         elif method == "POST" and t in ("set_children", "set-children"):
             here = root if not names else child_directory(
                 await self.dirs.resolve(root, names), names[-1])
@@ -203,6 +223,11 @@ class DirectoryPages:
                 "false", "0", "off", "no")
             await self.dirs.set_children(here, parse_children_json(body), overwrite)
             self.api._finish(request, 200, b"")
+        elif method == "POST" and t in ("start-manifest", "start-deep-size",
+                                        "start-deep-stats"):
+            here = root if not names else child_directory(
+                await self.dirs.resolve(root, names), names[-1])
+            await self._start_walk(request, here, t.removeprefix("start-"), args)
         elif method == "POST" and t == "stream-manifest":
             here = root if not names else child_directory(
                 await self.dirs.resolve(root, names), names[-1])
@@ -232,6 +257,29 @@ class DirectoryPages:
             self.api._finish(request, 200, b"")
         else:
             self.api._finish(request, 400, b"this directory operation is not supported\n")
+
+    async def _start_walk(self, request: server.Request, here: DirectoryCap, kind: str,
+                          args: dict[str, list[str]]) -> None:
+        """Start a walk under an operation handle; redirect to its status page."""
+        handle = (args.get("ophandle") or [""])[-1]
+        retain = (args.get("retain-for") or [""])[-1]
+        if retain and not retain.isdigit():
+            raise BadRequestError("retain-for= is a number of seconds")
+        dirs = self.dirs
+
+        async def run(op: Operation) -> None:
+            async for unit in walk(dirs, here, op.stats):
+                op.add(unit)
+
+        si = getattr(here.file, "storage_index", None)
+        self.api.operations.start(handle, kind, base32.b2a(si) if si else None, run,
+                                  int(retain) if retain else None)
+        target = "/operations/" + urllib.parse.quote(handle, safe="")
+        output = (args.get("output") or [""])[-1]
+        if output:
+            target += "?output=" + urllib.parse.quote(output, safe="")
+        request.setHeader(b"location", target.encode())
+        self.api._finish(request, 302, f"see {target}\n".encode())
 
     async def _stream_manifest(self, request: server.Request, here: DirectoryCap) -> None:
         """One JSON line per object reachable (written as the walk goes), then one with
@@ -275,6 +323,13 @@ class DirectoryPages:
                 self.api._finish(request, 200, json.dumps(["dirnode", info]).encode(),
                                  b"application/json")
                 return
+            if t == "info":
+                info = directory_fields(here)
+                info["size"] = None
+                self.api._finish(request, 200, info_page(
+                    names[-1] if names else "", ["dirnode", info]),
+                    b"text/html; charset=utf-8")
+                return
             rows = "".join(
                 f"<tr><td>{html.escape(name)}</td><td>{html.escape(child_json(c)[0])}</td>"
                 f"<td>{html.escape(str(child_json(c)[1].get('size', '')))}</td></tr>"
@@ -289,8 +344,14 @@ class DirectoryPages:
             self.api._finish(request, 200, json.dumps(child_json(child)).encode(),
                              b"application/json")
             return
-        await self.api._get(request, child.ro_uri or text, {k: v for k, v in args.items()
-                                                           if k != "t"})
+        if t == "info":
+            self.api._finish(request, 200, info_page(names[-1], child_json(child)),
+                             b"text/html; charset=utf-8")
+            return
+        if t:
+            raise BadPathError(f"t={t[:20]!r} is not supported for a file")
+        await self.api._get(request, child.ro_uri or text,
+                            {"filename": [names[-1]], **args})
 
     async def _put(self, request: server.Request, root: DirectoryCap, names: list[str],
                    t: str, args: dict[str, list[str]]) -> None:
@@ -368,6 +429,19 @@ def parse_children_json(body: bytes) -> list[tuple[Child, bool]]:
         # the metadata as given, as Tahoe keeps it (no link times added)
         children.append((Child(check_name(name), ro, rw, metadata), "metadata" in fields))
     return children
+
+
+def info_page(name: str, described: list[Any]) -> bytes:
+    """Tahoe's t=info: what an object is and its caps, as a small page."""
+    kind, info = described
+    rows = [("Name", name), ("Object type", kind), ("Format", info.get("format")),
+            ("Mutable", info.get("mutable")), ("Size", info.get("size")),
+            ("Read-only cap", info.get("ro_uri")), ("Verify cap", info.get("verify_uri"))]
+    cells = "".join(f"<tr><th>{html.escape(label)}</th><td>{html.escape(str(value))}</td></tr>"
+                    for label, value in rows if value is not None)
+    return (f"<html><head><title>about {html.escape(name)}</title></head><body>"
+            f"<h1>about {html.escape(name or 'this object')}</h1><table>{cells}</table>"
+            "</body></html>").encode()
 
 
 class BadPathError(MistgridError):
