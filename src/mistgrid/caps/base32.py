@@ -8,10 +8,11 @@ trailing bits), so each byte string has exactly one text form.
 from __future__ import annotations
 
 import base64
-import binascii
 import re
 
 ALPHABET = "abcdefghijklmnopqrstuvwxyz234567"
+_VALUES = {c: i for i, c in enumerate(ALPHABET)}
+_BITS = {c: format(i, "05b") for i, c in enumerate(ALPHABET)}
 _VALID = re.compile(r"[a-z2-7]*", re.ASCII)
 # Lengths of encoded text mod 8 that an encoding can produce.
 _GOOD_REMAINDERS = {0, 2, 4, 5, 7}
@@ -31,11 +32,11 @@ def a2b(text: str) -> bytes:
     """Decode canonical lower-case unpadded base32; ValueError otherwise."""
     if not _VALID.fullmatch(text) or len(text) % 8 not in _GOOD_REMAINDERS:
         raise ValueError("not canonical base32")
-    padded = text.upper() + "=" * (-len(text) % 8)
-    try:
-        data = base64.b32decode(padded)
-    except binascii.Error as err:  # pragma: no cover - excluded by the checks above
-        raise ValueError("not canonical base32") from err
-    if b2a(data) != text:
+    # through one big integer: several times faster than base64.b32decode (pure Python)
+    count = len(text) * 5 // 8
+    bits = "".join([_BITS[c] for c in text])
+    data = int(bits[:count * 8], 2).to_bytes(count, "big") if count else b""
+    unused = len(text) * 5 % 8  # bits of the last character that encode nothing
+    if unused and _VALUES[text[-1]] & ((1 << unused) - 1):
         raise ValueError("not canonical base32 (stray trailing bits)")
     return data

@@ -18,7 +18,6 @@ from typing import IO
 
 import click
 
-from ..crypto import rsa
 from ..errors import MistgridError
 from ..fileutil import atomic_output
 from .aliases import load_aliases, web_path
@@ -132,6 +131,8 @@ def _put_query(target: str | None, mutable: bool, fmt: str | None,
     if key_path is not None:
         if fmt and fmt.lower() == "chk":
             raise MistgridError("--private-key-path is for mutable files, not --format=chk")
+        from ..crypto import rsa  # noqa: PLC0415 (cryptography is slow to import)
+
         try:
             key = rsa.load_private_pem(key_path.read_bytes())
         except MistgridError as err:

@@ -4,12 +4,12 @@ mkdir, ls, rm/unlink, ln, mv. Each talks to the local node's web API."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
 import click
 
-from ..caps.directory import parse_directory_cap
 from ..errors import MistgridError
 from .aliases import add_alias, check_alias_name, load_aliases, split_where, uri_path
 from .data import connect_local, node_option
@@ -79,6 +79,8 @@ def list_aliases(as_json: bool, readonly_uri: bool, node_dir: Path) -> None:
 
 def _read_only(cap: str) -> str:
     try:
+        from ..caps.directory import parse_directory_cap  # noqa: PLC0415 (slow import)
+
         return parse_directory_cap(cap).read_only().to_string()
     except MistgridError:
         return cap
@@ -104,13 +106,16 @@ def mkdir(where: str | None, fmt: str | None, node_dir: Path) -> None:
 
 @click.command()
 @click.argument("where", required=False)
-@click.option("-l", "--long", "long_", is_flag=True, help="Type, size and caps too.")
+@click.option("-l", "--long", "long_", is_flag=True,
+              help="Mode, size and link time too (Tahoe's columns).")
 @click.option("--json", "as_json", is_flag=True, help="Print the node's JSON.")
 @click.option("--uri", "show_uri", is_flag=True, help="Show each child's cap.")
 @click.option("--readonly-uri", is_flag=True, help="Show each child's read-only cap.")
+@click.option("-F", "--classify", is_flag=True,
+              help="Mark directories '/', writable files '*', unknown kinds '?'.")
 @node_option
 def ls(where: str | None, long_: bool, as_json: bool, show_uri: bool, readonly_uri: bool,
-       node_dir: Path) -> None:
+       classify: bool, node_dir: Path) -> None:
     """List a directory (the tahoe: alias by default)."""
     cap, names = split_where(where, load_aliases(node_dir))
     body = checked(*call(node_dir, "GET", uri_path(cap, names) + "?t=json"), "ls")
@@ -122,19 +127,53 @@ def ls(where: str | None, long_: bool, as_json: bool, show_uri: bool, readonly_u
         entries: dict[str, Any] = {names[-1] if names else cap: [kind, info]}
     else:
         entries = info.get("children", {})
-    for name in sorted(entries):
-        child_kind, child = entries[name]
-        line = name
-        if show_uri or readonly_uri:
-            shown = child.get("ro_uri") if readonly_uri else \
-                child.get("rw_uri") or child.get("ro_uri")
-            line = f"{name} {shown}"
-        if long_:
-            mark = "d" if child_kind == "dirnode" else "-"
-            size = child.get("size")
-            line = f"{mark}{'rw' if child.get('rw_uri') else 'r-'} " \
-                   f"{'?' if size is None else size:>12} {line}"
-        click.echo(line)
+    now = time.time()
+    rows = [listing_row(name, entries[name][0], entries[name][1], long_, show_uri,
+                        readonly_uri, classify, now) for name in sorted(entries)]
+    text = format_rows(rows)
+    click.echo(text, nl=False)
+
+
+def listing_row(name: str, kind: str, child: dict[str, Any], long_: bool, show_uri: bool,
+                readonly_uri: bool, classify: bool, now: float) -> list[str]:
+    """One line of `ls`, in Tahoe's columns: mode, size, link time, name, caps."""
+    rw, ro = child.get("rw_uri"), child.get("ro_uri")
+    mark = {"dirnode": "/", "filenode": "*" if rw else ""}.get(kind, "?")
+    row = []
+    if long_:
+        meta = child.get("metadata") or {}
+        when = (meta.get("tahoe") or {}).get("linkcrtime") or meta.get("ctime")
+        if when:
+            old = now - when > 6 * 30 * 24 * 60 * 60  # as GNU ls: the year for old links
+            when_text = time.strftime("%b %d  %Y" if old else "%b %d %H:%M",
+                                      time.localtime(when))
+        else:
+            when_text = "-"
+        size = child.get("size")
+        size_text = "-" if kind == "dirnode" else "?" if size is None or kind != "filenode" \
+            else str(size)
+        mode = ({"dirnode": "d", "filenode": "-"}.get(kind, "?") + ("r" if ro else "-")
+                + ("w" if rw else "-") + ("x" if kind == "dirnode" else "-"))
+        row += [mode, size_text, when_text]
+    row.append(name + (mark if classify else ""))
+    if show_uri:
+        row.append(rw or ro or "")
+    if readonly_uri:
+        row.append(ro or "-")
+    return row
+
+
+def format_rows(rows: list[list[str]]) -> str:
+    """Columns as Tahoe lays them out: right-justified, caps and a lone column left."""
+    if not rows:
+        return ""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    left = [len(widths) == 1 or any(row[i].startswith("URI") for row in rows)
+            for i in range(len(widths))]
+    lines = [" ".join(cell.ljust(w) if lj else cell.rjust(w)
+                      for cell, w, lj in zip(row, widths, left, strict=True)).rstrip()
+             for row in rows]
+    return "\n".join(lines) + "\n"
 
 
 @click.command()

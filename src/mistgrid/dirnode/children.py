@@ -69,6 +69,8 @@ def decrypt_write_cap(writekey: bytes, data: bytes) -> bytes:
     if len(data) < SALT_SIZE + MAC_SIZE:
         raise DirectoryFormatError("an encrypted write cap is too short")
     salt, crypttext = data[:SALT_SIZE], data[SALT_SIZE:-MAC_SIZE]
+    if not crypttext:  # no write cap (Tahoe encrypts the empty string too)
+        return b""
     key = tagged_pair_hash(TAG_CHILD_KEY, salt, writekey, KEY_SIZE)
     return CtrStream(key).process(crypttext)
 

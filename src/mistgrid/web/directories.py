@@ -107,8 +107,10 @@ def child_json(child: Child, with_metadata: bool = True) -> list[Any]:
             info.update({"ro_uri": text, "mutable": False,
                          "format": "LIT" if isinstance(file_cap, LiteralCap) else "CHK",
                          "size": file_cap.size})
-            if isinstance(file_cap, ChkCap):
-                info["verify_uri"] = file_cap.verifier().to_string()
+            if isinstance(file_cap, ChkCap):  # the UEB hash and the rest kept as text
+                rest = text.split(":", 3)[3]
+                info["verify_uri"] = (f"URI:CHK-Verifier:{base32.b2a(file_cap.storage_index)}"
+                                      f":{rest}")
             elif isinstance(file_cap, ChkVerifierCap):
                 info["verify_uri"] = text
     except CapabilityError:
