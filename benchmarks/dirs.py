@@ -6,7 +6,8 @@ Run: .venv/bin/python -m benchmarks.dirs [--runs 3] [--files 1000] [--entries 10
 The same grid for both as benchmarks/nodes.py (an introducer, 4 storage nodes and a
 client node, 2-of-4, on 127.0.0.1). The same local tree for both: --files files of 1 KiB in
 10 directories.
-  cp -r          `cp -r TREE alias:` (into a new directory each run)
+  cp -r          `cp -r TREE alias:dir` of a tree of new files (none stored yet; new
+                 contents each run)
   ls -l          `ls -l alias:big`, a directory of --entries entries (made once with
                  POST /uri?t=mkdir-with-children; the same children for both)
   backup         `backup TREE alias:bk` when nothing changed since the last one
@@ -83,8 +84,10 @@ def measure(grid: GridUnderTest, base: Path, runs: int, files: int,
             def cli(*args: str) -> Callable[[], float]:
                 return lambda: grid.call(*args)[0]
 
-            results.setdefault(f"cp -r of {files} files", []).append(timed(
-                processes, cli("cp", "-r", str(tree), target)))
+            fresh = base / f"{grid.name}-{run}" / "tree"  # new contents: nothing stored yet
+            make_tree(fresh, files)
+            results.setdefault(f"cp -r of {files} new files", []).append(timed(
+                processes, cli("cp", "-r", str(fresh), target)))
             results.setdefault(f"ls -l of {entries} entries", []).append(timed(
                 processes, cli("ls", "-l", "bench:big")))
             time.sleep(1.1)  # a new archive name (to the second)

@@ -36,6 +36,7 @@ from .threads import in_thread
 
 T = TypeVar("T")
 READ_SIZE = 1024 * 1024
+INLINE_SIZE = 64 * 1024  # files this small are encoded on the reactor thread
 WINDOW = 3  # chunks of READ_SIZE plaintext whose writes may be in flight at once
 
 
@@ -112,7 +113,8 @@ async def upload(source: IO[bytes], size: int, servers: list[StorageClient],
         return LiteralCap(source.read(size))
     if not servers:
         raise UploadUnhappyError("no storage servers are connected")
-    if executor is None:
+    if executor is None or size <= INLINE_SIZE:
+        # a small file: hashing and encoding it take less than handing it to threads
         return await _upload(source, size, servers, params, happy, convergence, progress,
                              None, None)
     # One thread of its own reads and feeds: feed waits on the executor's segment jobs.
@@ -159,6 +161,16 @@ async def _upload(source: IO[bytes], size: int, servers: list[StorageClient],
 
     try:
         _check_happy(placement, happy, params.total)
+        if size <= READ_SIZE:  # one chunk: all of each share in one write where it can
+            chunk = await off_reactor(source.read, size)
+            writes = await off_reactor(encoder.feed, chunk)
+            more, cap = await off_reactor(encoder.finish)
+            _check_happy(placement, happy, params.total)
+            await _send(placement, storage_index, upload_secrets, writes + more)
+            _check_happy(placement, happy, params.total)
+            if progress is not None:
+                progress(size)
+            return cap
         while True:
             length, writes = await off_reactor(next_chunk)
             if not length:

@@ -166,8 +166,15 @@ class _EndpointFactory:
         self.reactor = reactor
         self.nurls = list(nurls)  # one server's addresses (same key), best first
         self.reached = 0  # the address that answered last
+        self._endpoint: IStreamClientEndpoint | None = None
 
     def endpointForURI(self, uri: Any) -> IStreamClientEndpoint:  # noqa: N802
+        # Asked for every request (the pool then reuses a connection): made once.
+        if self._endpoint is None:
+            self._endpoint = self._make_endpoint()
+        return self._endpoint
+
+    def _make_endpoint(self) -> IStreamClientEndpoint:
         # An I2P NURL may have no port (I2P destinations need none): 0 stands for "none".
         creator = cast(IOpenSSLClientConnectionCreator, _PinnedTLS(self.nurls[0].spki_hash))
         if len(self.nurls) == 1:
@@ -242,8 +249,10 @@ class StorageClient:
         url = self._base + path.encode("ascii")
         for attempt in range(1, RETRIES + 2):
             try:
+                # never a redirect: a storage server cannot send us to another address
                 response = await self._http.request(method, url, headers=Headers(all_headers),
-                                                    data=body, timeout=self.timeout)
+                                                    data=body, timeout=self.timeout,
+                                                    allow_redirects=False)
                 content: bytes = await response.content()
                 break
             except TRANSIENT:
