@@ -8,8 +8,8 @@ client node, 2-of-4, on 127.0.0.1). The same local tree for both: --files files 
 10 directories.
   cp -r          `cp -r TREE alias:dir` of a tree of new files (none stored yet; new
                  contents each run)
-  ls -l          `ls -l alias:big`, a directory of --entries entries (made once with
-                 POST /uri?t=mkdir-with-children; the same children for both)
+  ls -l          `ls -l alias:big`, a directory of --entries entries, each a different
+                 CHK cap (made once with POST /uri?t=mkdir-with-children)
   backup         `backup TREE alias:bk` when nothing changed since the last one
   deep size      `stats alias:tree` of the tree copied by cp -r (deep-stats, sizes
                  included; Tahoe's CLI has no `deep-size` verb)
@@ -22,6 +22,7 @@ Needs the cached Tahoe venv that the interop tests make (tests/interop/tahoe.py)
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import statistics
@@ -51,14 +52,15 @@ def timed(processes: list[Managed], action: Callable[[], float]) -> tuple[float,
     return seconds, cpu_seconds(pids) + children_cpu_seconds() - before
 
 
-def big_directory_body(grid: GridUnderTest, base: Path, entries: int) -> bytes:
-    """Children for a directory of `entries` names: each links one small CHK file."""
-    one = base / f"{grid.name}-child"
-    one.write_bytes(b"a child file that is stored on the grid, not in its cap" * 2)
-    _, cap = grid.call("put", str(one))
-    text = cap.decode().strip()
-    children = {f"entry-{i:06d}.txt": ["filenode", {"ro_uri": text, "metadata": {}}]
-                for i in range(entries)}
+def big_directory_body(entries: int) -> bytes:
+    """Children for a directory of `entries` names, each a different CHK cap (well
+    formed; the files are never read: listing a directory reads only its table)."""
+    def b32(count: int) -> str:
+        return base64.b32encode(os.urandom(count)).decode().rstrip("=").lower()
+
+    children = {f"entry-{i:06d}.txt": ["filenode", {
+        "ro_uri": f"URI:CHK:{b32(16)}:{b32(32)}:2:4:{1000 + i}", "metadata": {}}]
+        for i in range(entries)}
     return json.dumps(children).encode()
 
 
@@ -73,7 +75,7 @@ def measure(grid: GridUnderTest, base: Path, runs: int, files: int,
         warm_up(grid, small)
         grid.call("create-alias", "bench")
         body = base / f"{grid.name}-children.json"
-        body.write_bytes(big_directory_body(grid, base, entries))
+        body.write_bytes(big_directory_body(entries))
         _, made = grid.web("POST", "/uri?t=mkdir-with-children", body)
         grid.call("ln", made.decode().strip(), "bench:big")
         grid.call("backup", str(tree), "bench:bk")  # the first, untimed

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -148,3 +149,36 @@ def test_grid_through_a_mistgrid_introducer(tmp_path: Path,
         text = log.read_text(errors="replace")
         for secret in secrets:
             assert secret not in text, log
+
+
+def test_a_server_known_twice_is_listed_once(tmp_path: Path,
+                                             processes: list[Managed]) -> None:
+    """A server in private/servers.yaml (under a name of the user's) that also announces
+    itself to the introducer is one server: listed once, as servers.yaml has it (Tahoe's
+    rule: a static server is not replaced by an announcement)."""
+    furl = start_introducer(tmp_path, processes)
+    storage = [start_storage(tmp_path, f"storage{i}", furl, processes) for i in range(2)]
+    entry_file = storage[0] / "private" / "announcement.json"
+    wait_for(lambda: True if entry_file.exists() else None, 30, "storage0's announcement",
+             watch=processes)
+    entry = json.loads(entry_file.read_text())
+    (web,) = free_ports(1)
+    node = tmp_path / "client"
+    made = run_cli("create-client", "--introducer", furl,
+                   "--webport", f"tcp:{web}:interface=127.0.0.1", "--shares-needed", "1",
+                   "--shares-happy", "2", "--shares-total", "2", str(node))
+    assert made.returncode == 0, made.stderr.decode()
+    from mistgrid.storage.announcement import servers_yaml  # noqa: PLC0415
+    (node / "private" / "servers.yaml").write_text(
+        servers_yaml({"my-own-name-for-storage0": entry["ann"]}))
+    processes.append(start(node))
+    wait_for(lambda: True if (node / "node.url").exists() else None, 30, "the client",
+             watch=processes)
+    wait_for(lambda: connected(node, 2), 60, "the client to see 2 servers", interval=0.3,
+             watch=processes)
+    time.sleep(2)  # announcements of both servers have arrived by now; nothing more comes
+    servers = welcome(node)["servers"]
+    assert len(servers) == 2, servers
+    ids = sorted(s["nodeid"] for s in servers)
+    assert "my-own-name-for-storage0" in ids and ids[-1].startswith("v0-"), ids
+    put_get(node, os.urandom(10_000))

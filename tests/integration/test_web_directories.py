@@ -287,6 +287,13 @@ def test_upload_named_head_info_and_operations(web_url: str) -> None:  # noqa: F
     assert http("POST", web_url + "operations/m1?t=cancel")[0] == 200
     assert http("GET", web_url + "operations/m1")[0] == 404
     assert http("POST", root + "?t=start-manifest")[0] == 400  # no ophandle
+    # /status: the recent operations in Tahoe's shape, no caps in it
+    status, body = http("GET", web_url + "status?t=json")
+    recent = json.loads(body)["recent"]
+    assert status == 200 and {"upload", "download", "publish"} <= {r["type"] for r in recent}
+    assert any(r["type"] == "download" and r["total-size"] == 4000 and r["progress"] == 1.0
+               for r in recent)
+    assert b"URI:" not in body and http("GET", web_url + "status")[0] == 200
 
 
 def test_file_manager_cli(web_grid: tuple[str, Path], tmp_path: Path) -> None:  # noqa: F811
@@ -357,6 +364,9 @@ def test_cp_trees_both_ways(web_grid: tuple[str, Path], tmp_path: Path) -> None:
     tree_cap = json.loads(cli("ls", "--json", "tahoe:tree"))[1]["ro_uri"]
     cli("cp", "-r", tree_cap, str(tmp_path / "unnamed"))  # an unnamed one: its contents
     assert (tmp_path / "unnamed" / "sub" / "deeper" / "x").read_bytes() == b"x"
+    cli("cp", "-r", "--caps-only", "tahoe:tree", str(tmp_path / "caps"))  # caps, not data
+    listed = json.loads(cli("ls", "--json", "tahoe:tree/a.txt"))[1]["ro_uri"]
+    assert (tmp_path / "caps" / "tree" / "a.txt").read_text() == listed + "\n"
     cli("cp", str(tree / "a.txt"), "tahoe:single.txt")
     cli("cp", "tahoe:single.txt", str(tmp_path / "single.txt"))
     assert (tmp_path / "single.txt").read_bytes() == files["a.txt"]

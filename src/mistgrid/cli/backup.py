@@ -157,8 +157,6 @@ def backup(source: Path, target: str, exclude: tuple[str, ...], exclude_from: Pa
     if exclude_vcs:
         patterns += VCS_NAMES
     cap, names = split_where(target, load_aliases(node_dir))
-    checked(*call(node_dir, "PUT", uri_path(cap, [*names, "Archives"]) + "?t=mkdir"),
-            "mkdir")
     db = BackupDB(node_dir / "private" / "backupdb.sqlite")
     counts = _Counts()
     total = sum(p.stat().st_size for p in source.rglob("*") if p.is_file()
@@ -166,6 +164,7 @@ def backup(source: Path, target: str, exclude: tuple[str, ...], exclude_from: Pa
     with byte_progress("backing up", total) as advance:
         snapshot = _backup_dir(node_dir, db, source, patterns, counts, advance, verbose)
     stamp = time.strftime("%Y-%m-%d_%H:%M:%SZ", time.gmtime())
+    # (Archives, and the target itself, are made on the way when missing)
     checked(*call(node_dir, "PUT", uri_path(cap, [*names, "Archives", stamp]) + "?t=uri",
                   snapshot.encode()), "link")
     checked(*call(node_dir, "PUT", uri_path(cap, [*names, "Latest"]) + "?t=uri",

@@ -3,8 +3,8 @@
     cp LOCAL... ALIAS:path            upload (into the directory, when the target is one
                                       or ends with ':' or '/')
     cp ALIAS:path... LOCAL            download
-    cp ALIAS:a ALIAS:b                link a's cap at b (with --caps-only, or any
-                                      grid-to-grid copy of an immutable file)
+    cp ALIAS:a ALIAS:b                link a's cap at b (a grid-to-grid copy links)
+    cp --caps-only ALIAS:path LOCAL   write each file's cap instead of its contents
     cp -r LOCALDIR ALIAS:path         a whole tree up; directories made on the way
     cp -r ALIAS:dir LOCALDIR          a whole tree down
 Targets follow Tahoe's rules (not /bin/cp's): a target is a directory when it is one,
@@ -102,7 +102,7 @@ def _tree_size(paths: list[Path]) -> int:
 @click.argument("args", nargs=-1, required=True)
 @click.option("-r", "--recursive", is_flag=True, help="Copy directories and what is in them.")
 @click.option("--caps-only", is_flag=True,
-              help="Grid to grid: link the caps, copy no contents.")
+              help="To local files: write each file's cap, not its contents (as Tahoe).")
 @node_option
 def cp(args: tuple[str, ...], recursive: bool, caps_only: bool, node_dir: Path) -> None:
     """Copy SOURCE... to TARGET: local files up, grid files down, grid to grid."""
@@ -140,7 +140,8 @@ def cp(args: tuple[str, ...], recursive: bool, caps_only: bool, node_dir: Path) 
         not destination.exists() and not _grid_is_file(node_dir, sources[0], aliases))
     with byte_progress("copying", 0) as advance:
         for source in sources:
-            _down(node_dir, source, destination, into_dir, recursive, aliases, advance)
+            _down(node_dir, source, destination, into_dir, recursive, aliases, advance,
+                  caps_only)
 
 
 def _up(node_dir: Path, source: Path, cap: str, names: list[str], into_dir: bool,
@@ -230,7 +231,8 @@ def _new_tree(node_dir: Path, source: Path, advance: Callable[[int], None]) -> s
 
 
 def _down(node_dir: Path, source: str, destination: Path, into_dir: bool, recursive: bool,
-          aliases: dict[str, str], advance: Callable[[int], None]) -> None:
+          aliases: dict[str, str], advance: Callable[[int], None],
+          caps_only: bool = False) -> None:
     cap, names = split_where(source, aliases)
     path = uri_path(cap, names)
     found = _json(node_dir, path)
@@ -245,24 +247,35 @@ def _down(node_dir: Path, source: str, destination: Path, into_dir: bool, recurs
     if found[0] == "dirnode":
         if not recursive:
             raise MistgridError(f"{source} is a directory: use -r")
-        _down_tree(node_dir, path, target, advance)
+        _down_tree(node_dir, path, target, advance, caps_only)
+        return
+    _get_file(node_dir, path, target, advance, found[1], caps_only)
+
+
+def _get_file(node_dir: Path, path: str, target: Path, advance: Callable[[int], None],
+              info: dict[str, Any], caps_only: bool) -> None:
+    """A grid file to a local one: its contents, or (--caps-only, as Tahoe) its cap."""
+    if caps_only:
+        with atomic_output(target) as out:
+            out.write((info.get("rw_uri") or info.get("ro_uri") or "").encode() + b"\n")
         return
     _download(node_dir, path, target, advance)
 
 
-def _down_tree(node_dir: Path, path: str, target: Path, advance: Callable[[int], None]) -> None:
+def _down_tree(node_dir: Path, path: str, target: Path, advance: Callable[[int], None],
+               caps_only: bool = False) -> None:
     target.mkdir(parents=True, exist_ok=True)
     listing = _json(node_dir, path)
     if listing is None:
         raise MistgridError(f"{target.name}: vanished while it was copied")
-    for name, (kind, _info) in sorted(listing[1].get("children", {}).items()):
+    for name, (kind, info) in sorted(listing[1].get("children", {}).items()):
         if "/" in name or name in (".", "..") or "\x00" in name or os.sep in name:
             raise MistgridError(f"refusing the unsafe name {name!r}")
         child = path + "/" + urllib.parse.quote(name, safe="")
         if kind == "dirnode":
-            _down_tree(node_dir, child, target / name, advance)
+            _down_tree(node_dir, child, target / name, advance, caps_only)
         elif kind == "filenode":
-            _download(node_dir, child, target / name, advance)
+            _get_file(node_dir, child, target / name, advance, info, caps_only)
 
 
 def _grid_to_grid(node_dir: Path, source: str, cap: str, names: list[str], into_dir: bool,

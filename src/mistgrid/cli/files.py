@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ import click
 from ..errors import MistgridError
 from .aliases import add_alias, check_alias_name, load_aliases, split_where, uri_path
 from .data import connect_local, node_option
+from .progress import count_progress
 
 
 def call(node_dir: Path, method: str, path: str, body: bytes | None = None
@@ -227,16 +229,38 @@ def mv(source: str, target: str, node_dir: Path) -> None:
     checked(*call(node_dir, "DELETE", uri_path(source_cap, source_names)), "mv")
 
 
-def _stream_manifest(node_dir: Path, where: str | None) -> list[dict[str, Any]]:
+def _stream_manifest(node_dir: Path, where: str | None) -> Iterator[dict[str, Any]]:
+    """The walk's units as the node sends them (the last one: the statistics), with a
+    count of objects walked on a terminal."""
     cap, names = split_where(where, load_aliases(node_dir))
-    status, body = call(node_dir, "POST", uri_path(cap, names) + "?t=stream-manifest")
-    lines = checked(status, body, "manifest").decode("utf-8", "replace").splitlines()
-    units = []
-    for line in lines:
-        if line.startswith("ERROR:"):
-            raise MistgridError(f"the walk failed: {line[6:].strip()}")
-        units.append(json.loads(line))
-    return units
+    conn, base = connect_local(node_dir)
+    try:
+        conn.request("POST", base + uri_path(cap, names) + "?t=stream-manifest")
+        response = conn.getresponse()
+        if response.status >= 400:
+            checked(response.status, response.read(), "manifest")
+        with count_progress("walking") as tick:
+            while line := response.readline():
+                text = line.decode("utf-8", "replace").strip()
+                if text.startswith("ERROR:"):
+                    raise MistgridError(f"the walk failed: {text[6:].strip()}")
+                if text:
+                    tick()
+                    yield json.loads(text)
+    except OSError as err:
+        raise MistgridError(f"cannot reach the node's web API: {err}") from err
+    finally:
+        conn.close()
+
+
+def _deep_stats(node_dir: Path, where: str | None) -> dict[str, Any]:
+    last: dict[str, Any] = {}
+    for unit in _stream_manifest(node_dir, where):
+        last = unit
+    if last.get("type") != "stats":
+        raise MistgridError("the walk ended early (the node stopped answering)")
+    stats: dict[str, Any] = last["stats"]
+    return stats
 
 
 @click.command()
@@ -267,7 +291,7 @@ def manifest(where: str | None, show: str | None, node_dir: Path) -> None:
 def deep_size(where: str | None, node_dir: Path) -> None:
     """Bytes in the directories and immutable files below a directory (Tahoe's deep-size:
     mutable files are not counted)."""
-    stats = _stream_manifest(node_dir, where)[-1]["stats"]
+    stats = _deep_stats(node_dir, where)
     click.echo(str(stats["size-immutable-files"] + stats["size-literal-files"]
                    + stats["size-directories"]))
 
@@ -278,7 +302,7 @@ def deep_size(where: str | None, node_dir: Path) -> None:
 @node_option
 def stats(where: str | None, raw: bool, node_dir: Path) -> None:
     """Counts and sizes of everything below a directory (Tahoe's deep-stats)."""
-    result = _stream_manifest(node_dir, where)[-1]["stats"]
+    result = _deep_stats(node_dir, where)
     if raw:
         click.echo(json.dumps(result, indent=1))
         return

@@ -34,5 +34,25 @@ def byte_progress(description: str, total: int) -> Iterator[Callable[[int], None
         yield lambda n: bar.advance(task, n)
 
 
+@contextmanager
+def count_progress(description: str) -> Iterator[Callable[[], None]]:
+    """Yield a `tick()` callback that counts things done on an interactive stderr (for
+    work of unknown size: a walk of a directory tree)."""
+    if not sys.stderr.isatty():
+        yield lambda: None
+        return
+    from rich.console import Console  # noqa: PLC0415 (kept off the piped path)
+    from rich.progress import Progress, SpinnerColumn, TextColumn  # noqa: PLC0415
+
+    console = Console(stderr=True)
+    if not console.is_terminal:
+        yield lambda: None
+        return
+    columns = (SpinnerColumn(), TextColumn("{task.description}: {task.completed} objects"))
+    with Progress(*columns, console=console, transient=True) as bar:
+        task = bar.add_task(description, total=None)
+        yield lambda: bar.advance(task, 1)
+
+
 def is_interactive() -> bool:
     return sys.stderr.isatty()

@@ -49,6 +49,7 @@ class ServerStatus:
 class KnownServer:
     client: StorageClient
     status: ServerStatus
+    static: bool = False  # from private/servers.yaml: an announcement does not replace it
     _waiters: list[defer.Deferred[None]] | None = attrs.field(default=None, init=False)
 
     def refresh(self) -> defer.Deferred[None]:
@@ -99,7 +100,9 @@ def load_servers(path: Path, connector: Connector, reactor: Any) -> list[KnownSe
     for sid, entry in (data.get("storage") or {}).items():
         ann = (entry or {}).get("ann") or {}
         try:
-            servers.append(server_from_announcement(str(sid), ann, connector, reactor))
+            server = server_from_announcement(str(sid), ann, connector, reactor)
+            server.static = True
+            servers.append(server)
         except MistgridError as err:
             raise MistgridError(f"{path}: server {sid}: {err}") from err
     return servers

@@ -70,8 +70,12 @@ def start_clients(tub: Any, furls: list[tuple[str, str]], nickname: str,
         except MistgridError:
             return  # e.g. a Foolscap-only server: not usable by us
         for index, known in enumerate(servers):
-            if known.status.server_id == key:
-                servers[index] = server
+            # One server, listed once: known by its ID, or by its key (the same server
+            # under another name in servers.yaml). As Tahoe: servers.yaml wins.
+            if known.status.server_id == key or \
+                    known.client.nurl.spki_hash == server.client.nurl.spki_hash:
+                if not known.static:
+                    servers[index] = server
                 return
         servers.append(server)
 

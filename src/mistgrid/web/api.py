@@ -18,6 +18,7 @@ reactor. Errors become a status and a one-line text body; caps are never logged.
 
 from __future__ import annotations
 
+import contextlib
 import html
 import io
 import json
@@ -25,7 +26,7 @@ import mimetypes
 import os
 import re
 import urllib.parse
-from collections.abc import Coroutine, Mapping, Sequence
+from collections.abc import Coroutine, Iterator, Mapping, Sequence
 from concurrent.futures import Executor
 from typing import IO, Any, cast
 
@@ -77,6 +78,7 @@ from .directories import BadPathError, DirectoryPages
 from .keys import BadRequestError, private_key
 from .multipart import MultipartError, Window, boundary_of, locate_parts
 from .operations import BadOperationError, Operations, UnknownHandleError, render
+from .status import History, OpStatus
 
 log = Logger()
 reactor = cast(Any, _reactor)
@@ -164,6 +166,7 @@ class WebAPI(resource.Resource):
         self.executor = executor
         self.nickname = nickname
         self.operations = Operations()
+        self.history = History()
 
     def render(self, request: server.Request) -> Any:
         defer.Deferred.fromCoroutine(self._handle(request)).addErrback(
@@ -186,6 +189,12 @@ class WebAPI(resource.Resource):
         try:
             if path in ([], [""]) and method == "GET":
                 await self._welcome(request, args)
+            elif path in (["status"], ["status", ""]) and method == "GET":
+                if (args.get("t") or [""])[-1] == "json":
+                    self._finish(request, 200, self.history.to_json(), b"application/json")
+                else:
+                    self._finish(request, 200, self.history.page(),
+                                 b"text/html; charset=utf-8")
             elif path == ["uri"] and method in ("PUT", "POST") and args.get("t") == ["mkdir"]:
                 await self._directory_pages().mkdir(request, args)
             elif path == ["uri"] and method == "POST" and \
@@ -313,12 +322,27 @@ class WebAPI(resource.Resource):
         """A new file (immutable, or mutable as `format=`/`mutable=` ask); its cap."""
         fmt = self._format(args)
         if fmt is not None:
-            new = await self._mutable().create(fmt, content, size, private_key(args))
+            with self._tracked("publish", size):
+                new = await self._mutable().create(fmt, content, size, private_key(args))
             return new.to_string()
-        cap = await upload(content, size, [s.client for s in self.servers],
-                           self.settings.params, self.settings.happy,
-                           self.settings.convergence, executor=self.executor)
+        with self._tracked("upload", size) as op:
+            cap = await upload(content, size, [s.client for s in self.servers],
+                               self.settings.params, self.settings.happy,
+                               self.settings.convergence, progress=op.advance,
+                               executor=self.executor)
         return cap.to_string()
+
+    @contextlib.contextmanager
+    def _tracked(self, kind: str, size: int | None,
+                 storage_index: bytes | None = None) -> Iterator[OpStatus]:
+        """An operation shown on /status while it runs, and among the recent ones after."""
+        op = self.history.start(kind, size, storage_index)
+        try:
+            yield op
+        except BaseException as err:
+            self.history.end(op, err)
+            raise
+        self.history.end(op)
 
     async def _stream(self, request: server.Request, sink: _Sink,
                       transfer: Coroutine[Any, Any, Any]) -> bool:
@@ -382,10 +406,12 @@ class WebAPI(resource.Resource):
         size = content.seek(0, os.SEEK_END)
         content.seek(0)
         mutable = self._mutable()
-        if offset is None:
-            await mutable.replace(cap, content, size)
-        else:
-            await mutable.write_at(cap, offset, await threads.deferToThread(content.read))
+        with self._tracked("publish", size, cap.storage_index):
+            if offset is None:
+                await mutable.replace(cap, content, size)
+            else:
+                await mutable.write_at(cap, offset,
+                                       await threads.deferToThread(content.read))
         self._finish(request, 200, cap_text.encode())
 
     async def _get_mutable(self, request: server.Request, cap: MutableCap, cap_text: str,
@@ -445,8 +471,9 @@ class WebAPI(resource.Resource):
             sink.write(data)
             await sink.drain()
 
-        if not await self._stream(request, sink, mutable.read(cap, send, choose)):
-            return
+        with self._tracked("retrieve", None, cap.storage_index):
+            if not await self._stream(request, sink, mutable.read(cap, send, choose)):
+                return
         if not chosen:
             self._finish(request, 416, b"the requested range is not in the file\n")
             return
@@ -524,10 +551,12 @@ class WebAPI(resource.Resource):
             request.finish()
             return
         sink = _Sink(request)
-        if not await self._stream(request, sink, download(
-                cap, [s.client for s in self.servers], sink,  # type: ignore[arg-type]
-                executor=self.executor, start=start, end=end)):
-            return
+        si = cap.storage_index if isinstance(cap, ChkCap) else None
+        with self._tracked("download", end - start, si) as op:
+            if not await self._stream(request, sink, download(
+                    cap, [s.client for s in self.servers], sink,  # type: ignore[arg-type]
+                    progress=op.advance, executor=self.executor, start=start, end=end)):
+                return
         if not request.finished and not request._disconnected:
             request.finish()
 
