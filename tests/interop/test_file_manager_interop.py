@@ -12,7 +12,6 @@ and a Tahoe client, both through the introducer):
 
 from __future__ import annotations
 
-import filecmp
 import json
 import os
 import shutil
@@ -89,12 +88,6 @@ def make_tree(root: Path) -> dict[str, bytes]:
 
 def read_tree(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
-
-
-def same_trees(a: Path, b: Path) -> None:
-    compared = filecmp.dircmp(a, b)
-    assert read_tree(a).keys() == read_tree(b).keys(), compared.report()
-    assert read_tree(a) == read_tree(b)
 
 
 def check_exchange(tmp_path: Path, writer: Callable[..., str], reader: Callable[..., str],

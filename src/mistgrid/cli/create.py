@@ -22,6 +22,11 @@ def _options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--tor-control-port", default="", metavar="ENDPOINT",
                      help="Tor's control port, for --listen=tor (default "
                      "tcp:127.0.0.1:9051)."),
+        click.option("--tor-launch", is_flag=True,
+                     help="Start a Tor of the node's own ([tor] launch = true), rather "
+                     "than use a running one."),
+        click.option("--tor-executable", default="", metavar="PATH",
+                     help="The tor to launch (default: tor on $PATH)."),
         click.option("--i2p-sam-port", default="", metavar="ENDPOINT",
                      help="The I2P router's SAM API, for --listen=i2p and .i2p servers "
                      "(default tcp:127.0.0.1:7656)."),

@@ -102,6 +102,26 @@ def _cross_checks(cfg: ConfigValues) -> list[Problem]:
         problems.append(Problem("[storage] enabled", "true",
                                 "a storage server must listen, but tub.port is disabled",
                                 "give tub.port an endpoint, or set [storage] enabled = false"))
+    if cfg.get("tor", "launch"):
+        # Tahoe's five valid combinations: launching is one, naming a running Tor another.
+        for key in ("socks.port", "control.port"):
+            if cfg.get("tor", key):
+                problems.append(Problem(f"[tor] {key}", str(cfg.get("tor", key)),
+                                        "names a running Tor, but [tor] launch = true starts "
+                                        "the node's own",
+                                        f"remove [tor] {key}, or set launch = false"))
+        if cfg.get("connections", "tor.socks-proxy"):
+            problems.append(Problem("[connections] tor.socks-proxy",
+                                    str(cfg.get("connections", "tor.socks-proxy")),
+                                    "names a running Tor, but [tor] launch = true starts "
+                                    "the node's own", "remove it, or set [tor] launch = false"))
+        if not cfg.get("tor", "enabled"):
+            problems.append(Problem("[tor] launch", "true", "[tor] enabled = false",
+                                    "set enabled = true, or launch = false"))
+    elif cfg.get("tor", "launch.torrc"):
+        problems.append(Problem("[tor] launch.torrc", str(cfg.get("tor", "launch.torrc")),
+                                "is read only when the node launches its own Tor",
+                                "set [tor] launch = true, or remove launch.torrc"))
     # anonymous and reveal-IP-address that disagree are not refused: the node is anonymous
     # if either says so (the safe reading), so the seed's client lines work on a directory
     # that create-client wrote with reveal-IP-address = true.

@@ -44,6 +44,7 @@ KEYS: dict[tuple[str, str], Parser] = {
     ("tor", "control.port"): values.endpoint,
     ("tor", "launch"): values.boolean,
     ("tor", "tor.executable"): values.text,
+    ("tor", "launch.torrc"): values.text,  # mistgrid: extra torrc lines for launch = true
     ("tor", "onion"): values.boolean,
     ("tor", "onion.local_port"): values.positive_int,
     ("tor", "onion.external_port"): values.positive_int,

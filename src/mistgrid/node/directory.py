@@ -47,6 +47,8 @@ class NodeSpec:
     shares_total: int = 10
     tor_control_port: str = ""
     tor_socks_port: str = ""
+    tor_launch: bool = False  # [tor] launch = true: the node starts its own Tor
+    tor_executable: str = ""
     i2p_sam_port: str = ""
     base: str = ""  # the node directory (absolute), for paths written into tahoe.cfg
 
@@ -109,6 +111,9 @@ def _free_loopback_port() -> int:
 
 def render_config(spec: NodeSpec) -> str:
     """The tahoe.cfg text for `spec`."""
+    if spec.tor_launch and (spec.tor_control_port or spec.tor_socks_port):
+        raise NodeDirError("--tor-launch starts the node's own Tor: leave out "
+                           "--tor-control-port and --tor-socks-port")
     port, location = spec.tub()
     webport = "" if spec.webport == "none" else spec.webport
     lines = ["# mistgrid node configuration: see docs/configuration.md", "", "[node]",
@@ -120,7 +125,12 @@ def render_config(spec: NodeSpec) -> str:
         connections.append(f"tor.socks-proxy = {spec.tor_socks_port}")
     if connections:
         lines += ["[connections]", *connections, ""]
-    if "tor" in spec.listen or spec.tor_control_port:
+    if spec.tor_launch:
+        lines += ["[tor]", "launch = true"]
+        if spec.tor_executable:
+            lines.append(f"tor.executable = {spec.tor_executable}")
+        lines.append("")
+    elif "tor" in spec.listen or spec.tor_control_port:
         lines += ["[tor]", f"control.port = {spec.tor_control_port or DEFAULT_TOR_CONTROL}",
                   ""]
     if "i2p" in spec.listen or spec.i2p_sam_port:

@@ -134,8 +134,27 @@ def _serve(directory: Path, cfg: ConfigValues, plan: StoragePlan | None, web: bo
 
     network: dict[str, str] = {}
 
+    tor_control = cfg.get("tor", "control.port") or DEFAULT_TOR_CONTROL
+
     async def start_async(executor: Executor) -> None:
-        nonlocal connector
+        nonlocal connector, tor_control
+        if cfg.get("tor", "launch") and cfg.get("tor", "enabled"):
+            # The node's own Tor, bootstrapped before anything is announced or connected.
+            from .tor_launch import launch_tor  # noqa: PLC0415
+
+            launched = await launch_tor(private, cfg.get("tor", "tor.executable"),
+                                        cfg.get("tor", "launch.torrc"), connector,
+                                        lambda text: print(text, flush=True))
+            reactor.addSystemEventTrigger(
+                "before", "shutdown", lambda: defer.Deferred.fromCoroutine(launched.stop()))
+            network["tor"] = (f"launched by this node (pid {launched.pid}): SOCKS "
+                              f"{launched.socks}, control {launched.control}, bootstrapped")
+            tor_control = launched.control
+            connector = Connector(reactor, functools.partial(
+                route, attrs.evolve(policy, tor_socks=launched.socks, tor_assumed=False)),
+                i2p_options=i2p_options)
+            start_services(executor)
+            return
         if cfg.is_set("connections", "tor.socks-proxy") and \
                 not cfg.get("connections", "tor.socks-proxy"):
             connector = await _find_tor_socks(policy, i2p_options, network)
@@ -167,14 +186,13 @@ def _serve(directory: Path, cfg: ConfigValues, plan: StoragePlan | None, web: bo
                                     connector, reactor)
             if listener is not None:
                 started.append(start_introducer(
-                    directory, tub, listener, hints,
-                    cfg.get("tor", "control.port") or DEFAULT_TOR_CONTROL, connector,
-                    tor_onion,
+                    directory, tub, listener, hints, tor_control, connector, tor_onion,
                 ).addCallback(lambda _: print("introducer running", flush=True)))
         if plan is not None:
             from .introduction import publish_storage  # noqa: PLC0415
             from .storage_service import start_storage  # noqa: PLC0415
-            started.append(start_storage(directory, plan, connector).addCallback(
+            storage_plan = attrs.evolve(plan, tor_control=tor_control)
+            started.append(start_storage(directory, storage_plan, connector).addCallback(
                 lambda fields: publish_storage(private, clients, fields, nickname)))
         if web:
             from .web_service import start_web  # noqa: PLC0415

@@ -1,0 +1,238 @@
+"""`[tor] launch = true`: the node starts a Tor of its own, and stops it with itself.
+
+How this works: the node writes a torrc under `NODEDIR/private/tor/` (its data directory,
+0700, kept across restarts so later starts are quicker) and runs `[tor] tor.executable`
+(or `tor` from $PATH) with an empty defaults file, so no system torrc is read. The torrc
+holds a SOCKS and a control port on 127.0.0.1 that tor picks (the control port written to
+a file), cookie authentication, `__OwningControllerProcess` set to the node's PID, and, at
+the end, the lines of `[tor] launch.torrc` (a person's bridges, or a private network's
+authorities: the tests pin every launched tor this way). The node then connects to the
+control port, takes ownership (tor exits when that connection closes, so also when the
+node is killed), asks for the SOCKS port, and waits for bootstrap to reach 100%, saying
+the progress as it goes. Nothing is announced or connected through Tor before then. At
+shutdown the node stops tor and waits for it to exit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, cast
+
+import attrs
+from twisted.internet import defer, protocol, task
+from twisted.internet import reactor as _reactor
+
+from ..errors import MistgridError
+from ..net.connector import Connector
+
+reactor = cast(Any, _reactor)
+DATA_DIR = "tor"  # under NODEDIR/private/
+START_TIMEOUT = 60.0  # seconds for tor to open its control port
+BOOTSTRAP_TIMEOUT = 600.0  # seconds for tor to reach 100% (the public network: ~30-60 s)
+STOP_TIMEOUT = 10.0
+
+
+class TorLaunchError(MistgridError):
+    """The node's own Tor could not be started or did not bootstrap."""
+
+
+@attrs.define
+class LaunchedTor:
+    """A running tor of the node's own."""
+
+    process: Any  # IProcessTransport
+    control: str  # endpoint description of its control port
+    socks: str  # endpoint description of its SOCKS port
+    connection: Any  # the txtorcon Tor the node keeps open (ownership)
+    exited: defer.Deferred[None]
+
+    @property
+    def pid(self) -> int:
+        return int(self.process.pid)
+
+    async def stop(self) -> None:
+        """Stop tor (TERM, then KILL after STOP_TIMEOUT) and wait for it to exit."""
+        if self.exited.called:
+            return
+        try:
+            self.process.signalProcess("TERM")
+        except Exception:  # already gone
+            return
+        timer = reactor.callLater(STOP_TIMEOUT, self._kill)
+        await self.exited
+        if timer.active():
+            timer.cancel()
+
+    def _kill(self) -> None:
+        with contextlib.suppress(Exception):  # gone meanwhile
+            self.process.signalProcess("KILL")
+
+
+class _TorProcess(protocol.ProcessProtocol):
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.exited: defer.Deferred[None] = defer.Deferred()
+        self._partial = b""
+
+    def outReceived(self, data: bytes) -> None:  # noqa: N802 (Twisted's name)
+        self._partial += data
+        *lines, self._partial = self._partial.split(b"\n")
+        self.lines.extend(line.decode("utf-8", "replace") for line in lines)
+        del self.lines[:-20]  # the last lines, for an error message
+
+    errReceived = outReceived  # noqa: N815
+
+    def processEnded(self, reason: Any) -> None:  # noqa: N802
+        if not self.exited.called:
+            self.exited.callback(None)
+
+
+def tor_executable(configured: str | None) -> str:
+    """The tor to run: `[tor] tor.executable`, else `tor` from $PATH."""
+    if configured:
+        path = Path(configured).expanduser()
+        if not (path.is_file() and os.access(path, os.X_OK)):
+            raise TorLaunchError(f"[tor] tor.executable = {configured!r}: not an executable "
+                                 "file; fix: give the path of tor, or leave it empty to use "
+                                 "tor from $PATH")
+        return str(path)
+    found = shutil.which("tor")
+    if found is None:
+        raise TorLaunchError("[tor] launch = true, but no tor is on $PATH; fix: install tor "
+                             "(apt-get install tor) or set [tor] tor.executable")
+    return found
+
+
+def torrc_text(data_dir: Path, owner_pid: int, extra: str) -> str:
+    """The torrc of the node's tor (pure). `extra`: the lines of [tor] launch.torrc."""
+    lines = [
+        f"DataDirectory {data_dir}",
+        "SocksPort 127.0.0.1:auto",
+        "ControlPort 127.0.0.1:auto",
+        f"ControlPortWriteToFile {data_dir / 'control.port'}",
+        "CookieAuthentication 1",
+        f"CookieAuthFile {data_dir / 'control_auth_cookie'}",
+        f"__OwningControllerProcess {owner_pid}",
+        "Log notice stdout",
+        f"Log notice file {data_dir / 'notice.log'}",
+        "AvoidDiskWrites 1",
+    ]
+    if extra.strip():
+        lines += ["# from [tor] launch.torrc", extra.strip()]
+    return "\n".join(lines) + "\n"
+
+
+async def launch_tor(private: Path, executable: str | None, extra_file: str | None,
+                     connector: Connector, say: Callable[[str], None]) -> LaunchedTor:
+    """Start the node's tor and wait until it is bootstrapped."""
+    import txtorcon  # noqa: PLC0415 (only nodes that launch Tor)
+
+    tor = tor_executable(executable)
+    extra = ""
+    if extra_file:
+        try:
+            extra = Path(extra_file).expanduser().read_text()
+        except OSError as err:
+            raise TorLaunchError(f"[tor] launch.torrc = {extra_file!r}: {err.strerror}; "
+                                 "fix: give a readable file of torrc lines") from err
+    data_dir = private / DATA_DIR
+    data_dir.mkdir(mode=0o700, exist_ok=True)
+    os.chmod(data_dir, 0o700)
+    port_file = data_dir / "control.port"
+    port_file.unlink(missing_ok=True)
+    torrc = data_dir / "torrc"
+    torrc.write_text(torrc_text(data_dir, os.getpid(), extra))
+    defaults = data_dir / "empty-defaults-torrc"
+    defaults.write_text("")
+    watcher = _TorProcess()
+    process = reactor.spawnProcess(
+        watcher, tor, [tor, "--defaults-torrc", str(defaults), "-f", str(torrc)],
+        env=dict(os.environ))
+    say(f"Tor: started {tor} (pid {process.pid}), data in {data_dir}")
+    try:
+        control = await _control_port(port_file, watcher)
+        connection = await txtorcon.connect(reactor, connector.local_service(control))
+        await connection.protocol.queue_command("TAKEOWNERSHIP")
+        await _bootstrapped(connection, watcher, say)
+        socks = await _socks_port(connection)
+    except BaseException:
+        if not watcher.exited.called:
+            process.signalProcess("KILL")
+            await watcher.exited
+        raise
+    return LaunchedTor(process, control, socks, connection, watcher.exited)
+
+
+def _died(watcher: _TorProcess, when: str) -> TorLaunchError:
+    last = " | ".join(line.strip() for line in watcher.lines[-3:] if line.strip())
+    return TorLaunchError(f"the node's own Tor exited {when}: {last or 'no output'}; "
+                          "fix: check [tor] launch.torrc and tor.executable")
+
+
+async def _control_port(port_file: Path, watcher: _TorProcess) -> str:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if watcher.exited.called:
+            raise _died(watcher, "at start")
+        if port_file.exists():
+            text = port_file.read_text().strip()
+            if text.startswith("PORT="):
+                host, _, port = text[len("PORT="):].rpartition(":")
+                return f"tcp:{host}:{port}"
+        await task.deferLater(reactor, 0.1, lambda: None)
+    raise TorLaunchError(f"the node's own Tor did not open its control port in "
+                         f"{START_TIMEOUT:.0f} s")
+
+
+async def _bootstrapped(connection: Any, watcher: _TorProcess,
+                        say: Callable[[str], None]) -> None:
+    deadline = time.monotonic() + BOOTSTRAP_TIMEOUT
+    last = -1
+    while True:
+        if watcher.exited.called:
+            raise _died(watcher, "while bootstrapping")
+        answer = await connection.protocol.get_info("status/bootstrap-phase")
+        phase = str(answer.get("status/bootstrap-phase", ""))
+        progress = _field(phase, "PROGRESS")
+        if progress is not None and progress != last:
+            last = progress
+            say(f"Tor: bootstrapped {progress}% ({_field_text(phase, 'SUMMARY')})")
+        if progress == 100:
+            return
+        if time.monotonic() > deadline:
+            raise TorLaunchError(f"the node's own Tor did not bootstrap in "
+                                 f"{BOOTSTRAP_TIMEOUT:.0f} s (at {last}%); fix: check its "
+                                 "network (bridges in [tor] launch.torrc?)")
+        await task.deferLater(reactor, 0.25, lambda: None)
+
+
+def _field(phase: str, name: str) -> int | None:
+    for item in phase.split():
+        if item.startswith(name + "="):
+            value = item[len(name) + 1:]
+            return int(value) if value.isdigit() else None
+    return None
+
+
+def _field_text(phase: str, name: str) -> str:
+    marker = name + '="'
+    start = phase.find(marker)
+    if start < 0:
+        return ""
+    end = phase.find('"', start + len(marker))
+    return phase[start + len(marker):end if end >= 0 else None]
+
+
+async def _socks_port(connection: Any) -> str:
+    answer = await connection.protocol.get_info("net/listeners/socks")
+    listeners = str(answer.get("net/listeners/socks", "")).replace('"', "").split()
+    tcp = [item for item in listeners if not item.startswith("unix:")]
+    if not tcp:
+        raise TorLaunchError("the node's own Tor has no SOCKS port")
+    host, _, port = tcp[0].rpartition(":")
+    return f"tcp:{host.strip('[]')}:{port}"
