@@ -11,6 +11,7 @@ that need nothing else).
 from __future__ import annotations
 
 import functools
+import hashlib
 import ipaddress
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
@@ -22,6 +23,7 @@ from twisted.internet.protocol import Factory, Protocol
 
 from ..errors import MistgridError
 from ..policy.anonymity import I2P, Direct, Refused, Route, Socks
+from .socks_endpoint import Socks5Endpoint
 
 RoutingFunction = Callable[[str, int], Route]
 
@@ -98,8 +100,6 @@ class Connector:
         if isinstance(route, Refused):
             raise PolicyRefusedError(f"not connecting to {host}:{port}: {route.reason}")
         if isinstance(route, Socks):
-            from txtorcon import TorClientEndpoint  # noqa: PLC0415 (only with a proxy)
-
             if route.name == "socks" and not route.proxy.startswith("unix:") and not \
                     _ip_literal(_tcp_address(route.proxy)[0]):  # a plain proxy by name
                 proxy_host, proxy_port = _tcp_address(route.proxy)
@@ -108,8 +108,13 @@ class Connector:
             else:  # Tor's SOCKS port: never a name lookup
                 proxy = local_endpoint(self._reactor, route.proxy, self._timeout)
             # The proxy resolves `host` (SOCKS5 with a domain name): never resolved here.
-            return cast(IStreamClientEndpoint, TorClientEndpoint(
-                host, port, socks_endpoint=proxy, reactor=self._reactor))
+            # Through Tor, each destination gets SOCKS credentials of its own: Tor puts
+            # streams with different credentials on different circuits, so no relay can
+            # link this node's connections to different servers by their circuit.
+            username, password = isolation_credentials(host, port) if route.name == "tor" \
+                else (None, None)
+            return cast(IStreamClientEndpoint, Socks5Endpoint(
+                proxy, host, port, self._reactor, username, password, self._timeout))
         if isinstance(route, I2P):
             from txi2p.sam.endpoints import SAMI2PStreamClientEndpoint  # noqa: PLC0415
 
@@ -121,6 +126,13 @@ class Connector:
         return cast(IStreamClientEndpoint, HostnameEndpoint(
             self._reactor, host.encode("idna") if not host.isascii() else host, port,
             timeout=self._timeout))
+
+
+def isolation_credentials(host: str, port: int) -> tuple[bytes, bytes]:
+    """SOCKS5 username and password that put streams to host:port on circuits of their
+    own (Tor's IsolateSOCKSAuth, on by default). A digest, so Tor never holds the name."""
+    digest = hashlib.sha256(f"{host.lower()}:{port}".encode()).hexdigest()[:32]
+    return b"mistgrid", digest.encode()
 
 
 class _Socks5Greeting(Protocol):
