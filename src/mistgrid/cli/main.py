@@ -14,7 +14,8 @@ from ..errors import MistgridError
 # Each command's module is imported only when that command runs (or help lists it), so a
 # call pays only for what it uses: `mistgrid put` never imports Twisted.
 COMMANDS = {
-    "add-alias": "files:add_alias_command", "create-alias": "files:create_alias",
+    "add-alias": "files:add_alias_command", "admin": "admin:admin",
+    "create-alias": "files:create_alias",
     "list-aliases": "files:list_aliases", "ln": "files:ln", "ls": "files:ls",
     "mkdir": "files:mkdir", "mv": "files:mv", "rm": "files:rm", "unlink": "files:rm",
     "manifest": "files:manifest", "deep-size": "files:deep_size", "stats": "files:stats",

@@ -118,7 +118,14 @@ def _cross_checks(cfg: ConfigValues) -> list[Problem]:
         if not cfg.get("tor", "enabled"):
             problems.append(Problem("[tor] launch", "true", "[tor] enabled = false",
                                     "set enabled = true, or launch = false"))
-    elif cfg.get("tor", "launch.torrc"):
+    if cfg.get("tor", "client_auth.private_key_file") and not (
+            cfg.get("tor", "launch") or cfg.get("tor", "control.port")):
+        problems.append(Problem("[tor] client_auth.private_key_file",
+                                str(cfg.get("tor", "client_auth.private_key_file")),
+                                "the node gives this key to Tor through its control port, "
+                                "and has none", "set [tor] launch = true, or [tor] "
+                                "control.port"))
+    if cfg.get("tor", "launch.torrc") and not cfg.get("tor", "launch"):
         problems.append(Problem("[tor] launch.torrc", str(cfg.get("tor", "launch.torrc")),
                                 "is read only when the node launches its own Tor",
                                 "set [tor] launch = true, or remove launch.torrc"))

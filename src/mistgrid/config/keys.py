@@ -49,6 +49,10 @@ KEYS: dict[tuple[str, str], Parser] = {
     ("tor", "onion.local_port"): values.positive_int,
     ("tor", "onion.external_port"): values.positive_int,
     ("tor", "onion.private_key_file"): values.text,
+    # mistgrid: v3 onion client authorization (a directory of clients' *.auth files; a
+    # client's key file, as Tor writes .auth_private files)
+    ("tor", "onion.client_auth"): values.text,
+    ("tor", "client_auth.private_key_file"): values.text,
     # [i2p]
     ("i2p", "enabled"): values.boolean,
     ("i2p", "sam.port"): values.endpoint,

@@ -20,6 +20,7 @@ from twisted.internet import defer
 from twisted.internet.endpoints import HostnameEndpoint, TCP4ClientEndpoint, TCP6ClientEndpoint
 from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.internet.protocol import Factory, Protocol
+from zope.interface import implementer
 
 from ..errors import MistgridError
 from ..policy.anonymity import I2P, Direct, Refused, Route, Socks
@@ -83,6 +84,9 @@ class Connector:
         self._route = route
         self._timeout = timeout
         self._i2p_options = dict(i2p_options or {})
+        # Awaited before each connection to an .onion host through Tor (the node tells
+        # its Tor the client-authorization key for that service there).
+        self.onion_ready: Callable[[str], defer.Deferred[None]] | None = None
 
     def local_service(self, description: str) -> IStreamClientEndpoint:
         """An endpoint for a daemon the node is configured to use (Tor's control port, an
@@ -113,8 +117,12 @@ class Connector:
             # link this node's connections to different servers by their circuit.
             username, password = isolation_credentials(host, port) if route.name == "tor" \
                 else (None, None)
-            return cast(IStreamClientEndpoint, Socks5Endpoint(
-                proxy, host, port, self._reactor, username, password, self._timeout))
+            socks = Socks5Endpoint(proxy, host, port, self._reactor, username, password,
+                                   self._timeout)
+            if self.onion_ready is not None and route.name == "tor" and \
+                    host.lower().rstrip(".").endswith(".onion"):
+                return cast(IStreamClientEndpoint, _After(self.onion_ready, host, socks))
+            return cast(IStreamClientEndpoint, socks)
         if isinstance(route, I2P):
             from txi2p.sam.endpoints import SAMI2PStreamClientEndpoint  # noqa: PLC0415
 
@@ -126,6 +134,19 @@ class Connector:
         return cast(IStreamClientEndpoint, HostnameEndpoint(
             self._reactor, host.encode("idna") if not host.isascii() else host, port,
             timeout=self._timeout))
+
+
+@implementer(IStreamClientEndpoint)
+class _After:
+    """An endpoint that first waits for `ready(host)` (which may fail the connection)."""
+
+    def __init__(self, ready: Callable[[str], defer.Deferred[None]], host: str,
+                 inner: Any) -> None:
+        self._ready, self._host, self._inner = ready, host, inner
+
+    def connect(self, factory: Factory) -> defer.Deferred[Any]:
+        waiting = self._ready(self._host)
+        return waiting.addCallback(lambda _: self._inner.connect(factory))
 
 
 def isolation_credentials(host: str, port: int) -> tuple[bytes, bytes]:

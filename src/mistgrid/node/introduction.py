@@ -33,7 +33,7 @@ from ..introducer.server import IntroducerService
 from ..net.connector import Connector
 from .addresses import auto_addresses, detect_ipv4_addresses, expand_auto
 from .listening import ListenError, cannot_listen, refuse_exposure, remember_port
-from .onion import start_keyed_onion, start_onion_services, with_hint
+from .onion import read_client_auth, start_keyed_onion, start_onion_services, with_hint
 from .plan import Listener, TorOnion
 
 FURL_FILE = "introducer.furl"
@@ -122,17 +122,19 @@ class _WatchedEndpoint:
 
 def start_introducer(directory: Path, tub: Any, listener: Listener, hints: tuple[Hint, ...],
                      tor_control: str, connector: Connector,
-                     tor_onion: TorOnion | None = None) -> defer.Deferred[Any]:
+                     tor_onion: TorOnion | None = None,
+                     client_auth_dir: str = "") -> defer.Deferred[Any]:
     """Serve the introducer on the listener, start the onion services of its onion: hints,
     then write its FURL (tcp: and tor: hints; AUTO, or no tub.location, stands for the
     node's addresses); fires once all that is done."""
     return defer.Deferred.fromCoroutine(_start_introducer(
-        directory, tub, listener, hints, tor_control, connector, tor_onion))
+        directory, tub, listener, hints, tor_control, connector, tor_onion, client_auth_dir))
 
 
 async def _start_introducer(directory: Path, tub: Any, listener: Listener,
                             hints: tuple[Hint, ...], tor_control: str,
-                            connector: Connector, tor_onion: TorOnion | None) -> None:
+                            connector: Connector, tor_onion: TorOnion | None,
+                            client_auth_dir: str) -> None:
     from twisted.internet import endpoints, reactor  # noqa: PLC0415
 
     assert listener.port is not None  # introducers always listen on TCP (plan_listener)
@@ -147,10 +149,11 @@ async def _start_introducer(directory: Path, tub: Any, listener: Listener,
     if any(h.kind == "auto" for h in hints):
         hints = expand_auto(hints, auto_addresses(detect_ipv4_addresses(),
                                                   listener.interface), port)
-    onions = await start_onion_services(hints, port, tor_control, connector)
+    client_auth = read_client_auth(Path(client_auth_dir)) if client_auth_dir else ()
+    onions = await start_onion_services(hints, port, tor_control, connector, client_auth)
     if tor_onion is not None:
         hints = with_hint(hints, Hint("tor", await start_keyed_onion(
-            tor_onion, port, tor_control, connector), tor_onion.external_port))
+            tor_onion, port, tor_control, connector, client_auth), tor_onion.external_port))
     refuse_exposure(listener.anonymous, None, hints)
     location = []
     for hint in hints:

@@ -19,13 +19,16 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, cast
 
+import attrs
 from twisted.internet import reactor as _reactor
 
 from ..config.location import Hint
+from ..crypto.onion_auth import ClientKey, OnionAuthError, parse_public
 from ..net.connector import Connector
 from .listening import ListenError
 from .plan import TorOnion
@@ -63,15 +66,25 @@ def saved_key(directory: Path) -> str | None:
     return None
 
 
+@attrs.frozen
+class _Service:
+    hostname: str
+    private_key: str | None
+
+
 async def _add_onion(tor: Any, ports: list[tuple[int, str]], key: str | None,
-                     what: str) -> Any:
+                     what: str, client_auth: tuple[str, ...] = ()) -> Any:
     """ADD_ONION on `tor`'s connection, waiting for the first descriptor upload, within
-    ONION_TIMEOUT; a ListenError (that never repeats the key) otherwise."""
+    ONION_TIMEOUT; a ListenError (that never repeats the key) otherwise. With
+    `client_auth` (clients' x25519 public keys), only those clients can reach it."""
     from twisted.internet import defer  # noqa: PLC0415
 
     try:
-        adding = defer.ensureDeferred(tor.create_onion_service(ports, private_key=key,
-                                                               version=3))
+        if client_auth:
+            adding = defer.ensureDeferred(_add_authorized_onion(tor, ports, key, client_auth))
+        else:
+            adding = defer.ensureDeferred(tor.create_onion_service(ports, private_key=key,
+                                                                   version=3))
         return await adding.addTimeout(ONION_TIMEOUT, reactor)
     except defer.TimeoutError:
         raise ListenError(f"Tor did not bring up the onion service of {what} within "
@@ -82,8 +95,67 @@ async def _add_onion(tor: Any, ports: list[tuple[int, str]], key: str | None,
         raise ListenError(f"Tor refused the onion service of {what}: {said}") from None
 
 
+async def _add_authorized_onion(tor: Any, ports: list[tuple[int, str]], key: str | None,
+                                client_auth: tuple[str, ...]) -> _Service:
+    """ADD_ONION with v3 client authorization (txtorcon has no way to ask for it): the
+    service's descriptor is readable only by the listed clients. Fires once Tor has
+    uploaded a descriptor."""
+    from twisted.internet import defer  # noqa: PLC0415
+
+    uploaded: defer.Deferred[None] = defer.Deferred()
+    service_id: list[str] = []
+    seen: set[str] = set()  # addresses with a descriptor uploaded (events may come early)
+
+    def check() -> None:
+        if service_id and service_id[0] in seen and not uploaded.called:
+            uploaded.callback(None)
+
+    def event(text: str) -> None:
+        fields = str(text).split()
+        if len(fields) >= 2 and fields[0] == "UPLOADED":
+            seen.add(fields[1])
+            check()
+
+    await tor.protocol.add_event_listener("HS_DESC", event)
+    try:
+        command = " ".join(
+            ["ADD_ONION", key or "NEW:ED25519-V3", "Flags=V3Auth",
+             *(f"Port={virtual},{target}" for virtual, target in ports),
+             *(f"ClientAuthV3={public}" for public in client_auth)])
+        reply = str(await tor.protocol.queue_command(command))
+        found = re.search(r"ServiceID=([a-z2-7]{56})", reply)
+        if found is None:
+            raise ListenError("Tor did not say the onion service's address")
+        service_id.append(found.group(1))
+        made = re.search(r"PrivateKey=(\S+)", reply)
+        check()
+        await uploaded
+    finally:
+        await tor.protocol.remove_event_listener("HS_DESC", event)
+    return _Service(f"{service_id[0]}.onion", made.group(1) if made else None)
+
+
+def read_client_auth(directory: Path) -> tuple[str, ...]:
+    """The public keys of the clients `[tor] onion.client_auth` lets in: every `*.auth`
+    file in that directory (Tor's authorized_clients format). None there is an error:
+    Tor would make the service open to everyone."""
+    try:
+        files = sorted(directory.glob("*.auth"))
+    except OSError as err:
+        raise ListenError(f"[tor] onion.client_auth = {directory}: {err}") from err
+    if not files:
+        raise ListenError(f"[tor] onion.client_auth = {directory}: no *.auth file of an "
+                          "authorized client there (the service would be open to "
+                          "everyone); add one with `mistgrid admin onion-client-key`")
+    try:
+        return tuple(parse_public(f.read_text(), str(f)) for f in files)
+    except OnionAuthError as err:
+        raise ListenError(str(err)) from None
+
+
 async def start_onion_services(hints: Iterable[Hint], local_port: int, tor_control: str,
-                               connector: Connector) -> dict[Hint, str]:
+                               connector: Connector,
+                               client_auth: tuple[str, ...] = ()) -> dict[Hint, str]:
     """Start the onion service of every onion-service hint; its .onion name for each.
     A service an earlier run left configured in Tor for the same directory (SETCONF, as
     mistgrid once did) is removed first: Tor would refuse the same key twice."""
@@ -106,7 +178,7 @@ async def start_onion_services(hints: Iterable[Hint], local_port: int, tor_contr
         assert hint.port is not None  # onion: hints always have a port (config.location)
         service = await _add_onion(tor, [(hint.port, f"127.0.0.1:{local_port}")], key,
                                    f"onion:{hint.port}:hiddenServiceDir={hint.path} in "
-                                   "[node] tub.location")
+                                   "[node] tub.location", client_auth)
         if key is None:
             _write_private(directory / KEY_FILE, str(service.private_key))
         (directory / "hostname").write_text(f"{service.hostname}\n")
@@ -126,7 +198,7 @@ _KEPT: list[Any] = []  # control connections holding ephemeral onion services op
 
 
 async def start_keyed_onion(onion: TorOnion, listening_port: int, tor_control: str,
-                            connector: Connector) -> str:
+                            connector: Connector, client_auth: tuple[str, ...] = ()) -> str:
     """Start the onion service of `[tor] onion = true` (ADD_ONION with the key kept in
     onion.private_key_file, made and saved 0600 on first use, as Tahoe-LAFS does); its
     NAME.onion. The service lives as long as this node's control connection to Tor, that
@@ -136,7 +208,7 @@ async def start_keyed_onion(onion: TorOnion, listening_port: int, tor_control: s
     tor = await _control(tor_control, connector, "the onion service of [tor] onion = true")
     try:
         service = await _add_onion(tor, [(onion.external_port, f"127.0.0.1:{local}")], key,
-                                   f"[tor] onion = true (key {onion.key_file})")
+                                   f"[tor] onion = true (key {onion.key_file})", client_auth)
     except ListenError as err:
         await tor.quit()
         raise ListenError(f"{err}; check onion.private_key_file") from None
@@ -174,3 +246,47 @@ async def tor_socks_port(tor_control: str, connector: Connector) -> str:
                           "port; give it a SocksPort, or set [tor] socks.port")
     host, _, port = tcp[0].rpartition(":")
     return f"tcp:{host.strip('[]')}:{port}"
+
+
+class OnionAuthorizer:
+    """Tells the node's Tor its client-authorization key for each onion service it is
+    about to reach (ONION_CLIENT_AUTH_ADD on the control port, once per address): `[tor]
+    client_auth.private_key_file`. The key lives in Tor's memory only."""
+
+    def __init__(self, key: ClientKey, tor_control: str, connector: Connector) -> None:
+        from twisted.internet import defer  # noqa: PLC0415
+
+        self._key = key
+        self._tor_control = tor_control
+        self._connector = connector
+        self._tor: Any = None
+        self._added: set[str] = set()
+        self._lock = defer.DeferredLock()
+
+    def ready(self, host: str) -> Any:
+        """A Deferred that fires once Tor holds the key for `host` (NAME.onion)."""
+        from twisted.internet import defer  # noqa: PLC0415
+
+        return defer.Deferred.fromCoroutine(self._ensure(
+            host.lower().rstrip(".").removesuffix(".onion")))
+
+    async def _ensure(self, address: str) -> None:
+        if self._key.address is not None and self._key.address != address:
+            return  # the key is for another service
+        await self._lock.acquire()
+        try:
+            if address in self._added:
+                return
+            if self._tor is None:
+                self._tor = await _control(self._tor_control, self._connector,
+                                           "[tor] client_auth.private_key_file")
+            try:
+                await self._tor.protocol.queue_command(
+                    f"ONION_CLIENT_AUTH_ADD {address} {self._key.control_blob()}")
+            except Exception as err:  # never repeat the key in the message
+                said = str(err).replace(self._key.control_blob(), "(the key)")
+                raise ListenError(f"Tor refused the client-authorization key of "
+                                  f"[tor] client_auth.private_key_file: {said}") from None
+            self._added.add(address)
+        finally:
+            self._lock.release()

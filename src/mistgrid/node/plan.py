@@ -82,6 +82,7 @@ class StoragePlan:
     i2p_dest: I2PDest | None = None
     upload_idle_timeout: float = UPLOAD_IDLE_TIMEOUT
     anonymous: bool = False  # checked again where listeners and announcements are built
+    onion_client_auth: str = ""  # [tor] onion.client_auth: authorized clients' keys
 
 
 _TCP = re.compile(r"tcp:(?:interface=([^:]+):)?([0-9]+)(?::interface=([^:]+))?")
@@ -213,7 +214,7 @@ def plan_storage(directory: Path, cfg: ConfigValues) -> tuple[StoragePlan | None
                        tuple(sorted((cfg.get("i2p", "session.options") or {}).items())),
                        listener.port_file, onion, dest,
                        cfg.get("storage", "upload.idle_timeout") or UPLOAD_IDLE_TIMEOUT,
-                       listener.anonymous), []
+                       listener.anonymous, cfg.get("tor", "onion.client_auth") or ""), []
 
 
 def check_node(directory: Path) -> tuple[ConfigValues | None, list[str]]:

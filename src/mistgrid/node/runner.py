@@ -153,6 +153,7 @@ def _serve(directory: Path, cfg: ConfigValues, plan: StoragePlan | None, web: bo
             connector = Connector(reactor, functools.partial(
                 route, attrs.evolve(policy, tor_socks=launched.socks, tor_assumed=False)),
                 i2p_options=i2p_options)
+            authorize_onions()
             start_services(executor)
             return
         if cfg.is_set("connections", "tor.socks-proxy") and \
@@ -166,7 +167,25 @@ def _serve(directory: Path, cfg: ConfigValues, plan: StoragePlan | None, web: bo
             socks = await tor_socks_port(control, connector)
             connector = Connector(reactor, functools.partial(
                 route, attrs.evolve(policy, tor_socks=socks)), i2p_options=i2p_options)
+        authorize_onions()
         start_services(executor)
+
+    def authorize_onions() -> None:
+        """[tor] client_auth.private_key_file: Tor is given the key before each onion."""
+        key_file = cfg.get("tor", "client_auth.private_key_file")
+        if not key_file:
+            return
+        from ..crypto.onion_auth import parse_private  # noqa: PLC0415
+        from .onion import OnionAuthorizer  # noqa: PLC0415
+
+        try:
+            text = Path(key_file).expanduser().read_text()
+        except OSError as err:
+            raise MistgridError(f"[tor] client_auth.private_key_file = {key_file!r}: "
+                                f"{err.strerror}; fix: give the key file `mistgrid admin "
+                                "onion-client-key` wrote") from err
+        key = parse_private(text, f"[tor] client_auth.private_key_file = {key_file!r}")
+        connector.onion_ready = OnionAuthorizer(key, tor_control, connector).ready
 
     def start_services(executor: Executor) -> None:
         # Each role imports its own modules here, so a process pays start-up time only for
@@ -187,6 +206,7 @@ def _serve(directory: Path, cfg: ConfigValues, plan: StoragePlan | None, web: bo
             if listener is not None:
                 started.append(start_introducer(
                     directory, tub, listener, hints, tor_control, connector, tor_onion,
+                    cfg.get("tor", "onion.client_auth") or "",
                 ).addCallback(lambda _: print("introducer running", flush=True)))
         if plan is not None:
             from .introduction import publish_storage  # noqa: PLC0415

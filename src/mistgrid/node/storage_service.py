@@ -29,7 +29,7 @@ from ..storage.standalone import load_or_create_swissnum
 from ..storage.tls import create_identity, load_certificate
 from .addresses import auto_addresses, detect_ipv4_addresses, expand_auto
 from .listening import ListenError, cannot_listen, refuse_exposure, remember_port
-from .onion import start_keyed_onion, start_onion_services, with_hint
+from .onion import read_client_auth, start_keyed_onion, start_onion_services, with_hint
 from .plan import I2PDest, StoragePlan
 
 reactor = cast(Any, _reactor)
@@ -129,10 +129,13 @@ async def _start_storage(directory: Path, plan: StoragePlan,
                             port)
         print("tub.location AUTO: " + ", ".join(f"tcp:{h.host}:{h.port}" for h in hints
                                                  if h not in plan.hints), flush=True)
-    onions = await start_onion_services(hints, port, plan.tor_control, connector)
+    client_auth = read_client_auth(Path(plan.onion_client_auth)) \
+        if plan.onion_client_auth else ()
+    onions = await start_onion_services(hints, port, plan.tor_control, connector, client_auth)
     if plan.tor_onion is not None:
         hints = with_hint(hints, Hint("tor", await start_keyed_onion(
-            plan.tor_onion, port, plan.tor_control, connector), plan.tor_onion.external_port))
+            plan.tor_onion, port, plan.tor_control, connector, client_auth),
+            plan.tor_onion.external_port))
     onions.update(await _i2p_destinations(plan, connector, options, site))
     if plan.i2p_dest is not None:
         hints = with_hint(hints, Hint("i2p", onions.pop(dest_hint(plan.i2p_dest)),

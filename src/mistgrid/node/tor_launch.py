@@ -112,7 +112,7 @@ def torrc_text(data_dir: Path, owner_pid: int, extra: str) -> str:
     """The torrc of the node's tor (pure). `extra`: the lines of [tor] launch.torrc."""
     lines = [
         f"DataDirectory {data_dir}",
-        "SocksPort 127.0.0.1:auto",
+        "SocksPort 127.0.0.1:auto ExtendedErrors",  # onion errors told apart
         "ControlPort 127.0.0.1:auto",
         f"ControlPortWriteToFile {data_dir / 'control.port'}",
         "CookieAuthentication 1",

@@ -1,0 +1,93 @@
+"""v3 onion client authorization on the private Tor network (real tor, real nodes):
+a storage node whose onion service admits only the clients in `[tor] onion.client_auth`;
+a client holding an admitted key (`[tor] client_auth.private_key_file`, made by `mistgrid
+admin onion-client-key`) stores and reads; a client without one cannot even reach the
+service, and its welcome page says why in Tor's own words."""
+
+from __future__ import annotations
+
+import json
+import os
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from mistgrid.storage.announcement import servers_yaml
+from mistgrid.testing.procs import Managed, free_ports, stop_all, wait_for
+from mistgrid.testing.tornet import TorNetwork
+
+from ..conftest import run_cli
+from .test_node_tor import MISTGRID, all_connected, announced, welcome
+from .test_tor_launch import tor_section
+
+pytestmark = pytest.mark.slow
+
+
+def test_only_authorized_clients_reach_the_service(tor_network: TorNetwork,
+                                                   tmp_path: Path) -> None:
+    keys = tmp_path / "keys"
+    made = run_cli("admin", "onion-client-key", "alice", "--directory", str(keys))
+    assert made.returncode == 0, made.stderr.decode()
+    assert oct((keys / "alice.auth_private").stat().st_mode)[-3:] == "600"
+    authorized = tmp_path / "authorized_clients"
+    authorized.mkdir()
+    (authorized / "alice.auth").write_text((keys / "alice.auth").read_text())
+
+    (port,) = free_ports(1)
+    storage = tmp_path / "storage"
+    made = run_cli("create-node", "--listen=tor", "--hide-ip", "--webport", "none",
+                   "--port", f"tcp:{port}:interface=127.0.0.1", "--tor-control-port",
+                   f"tcp:127.0.0.1:{tor_network.control_port}", str(storage))
+    assert made.returncode == 0, made.stderr.decode()
+    config = storage / "tahoe.cfg"
+    config.write_text(config.read_text().replace(
+        "[tor]\n", f"[tor]\nonion.client_auth = {authorized}\n", 1))
+    processes = [Managed("storage", [MISTGRID, "run", str(storage)], tmp_path / "storage.log")]
+    try:
+        entry_file = storage / "private" / "announcement.json"
+        wait_for(announced(entry_file), 240, "the client-auth onion service", interval=0.5,
+                 watch=processes)
+        entry = json.loads(entry_file.read_text())
+        urls = {}
+        for name, key in (("alice", keys / "alice.auth_private"), ("mallory", None)):
+            client = tmp_path / name
+            (web,) = free_ports(1)
+            (client / "private").mkdir(parents=True, mode=0o700)
+            (client / "private" / "servers.yaml").write_text(
+                servers_yaml({entry["server-id"]: entry["ann"]}))
+            helpers = tmp_path / f"{name}-tor"  # the pinned-tor wrapper and its torrc lines
+            helpers.mkdir()
+            section = tor_section(helpers, tor_network)
+            if key is not None:
+                section += f"client_auth.private_key_file = {key}\n"
+            (client / "tahoe.cfg").write_text(
+                f"[node]\nanonymous = true\nweb.port = tcp:{web}:interface=127.0.0.1\n"
+                "[client]\nshares.needed = 1\nshares.happy = 1\nshares.total = 1\n"
+                + section)
+            processes.append(Managed(name, [MISTGRID, "run", str(client)],
+                                     tmp_path / f"{name}.log"))
+            wait_for(announced(client / "node.url"), 300, f"{name}'s own tor",
+                     watch=processes)
+            urls[name] = (client / "node.url").read_text().strip()
+
+        wait_for(all_connected(urls["alice"], 1), 240, "alice to reach the service",
+                 interval=1.0, watch=processes)
+        data = os.urandom(100_000)
+        request = urllib.request.Request(urls["alice"] + "uri", data=data, method="PUT")
+        with urllib.request.urlopen(request, timeout=300) as response:
+            cap = response.read().decode()
+        with urllib.request.urlopen(urls["alice"] + "uri/" + cap, timeout=300) as response:
+            assert response.read() == data
+
+        def refused() -> str | None:
+            server = welcome(urls["mallory"])["servers"][0]
+            assert not server["connected"]
+            error = str(server["last_error"])
+            return error if "client authorization" in error else None
+
+        error = wait_for(refused, 120, "mallory to be refused", interval=1.0,
+                         watch=processes)
+        assert "\n" not in error
+    finally:
+        stop_all(processes)
