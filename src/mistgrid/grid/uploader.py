@@ -26,7 +26,7 @@ import attrs
 from twisted.internet import defer
 
 from ..caps.immutable import ChkCap, LiteralCap
-from ..crypto.hashes import storage_index_of
+from ..crypto.hashes import netstring, storage_index_of, tagged_hash
 from ..encoding.params import LIT_MAX_SIZE, EncodingParams
 from ..encoding.upload import ChkEncoder, ShareWrite, convergent_key, random_key
 from ..errors import MistgridError
@@ -141,8 +141,9 @@ async def _upload(source: IO[bytes], size: int, servers: list[StorageClient],
     key = random_key() if convergence is None else await off_reactor(key_pass)
     encoder = ChkEncoder(key, size, params, executor)
     storage_index = storage_index_of(key)
-    upload_secrets = [UploadSecrets(secrets.token_bytes(32), secrets.token_bytes(32),
-                                    secrets.token_bytes(32)) for _ in servers]
+    upload_secrets = [UploadSecrets(upload_secret(key, convergence, server),
+                                    secrets.token_bytes(32), secrets.token_bytes(32))
+                      for server in servers]
     placement = await _place(servers, storage_index, params.total, encoder.share_size,
                              upload_secrets)
 
@@ -191,6 +192,21 @@ async def _upload(source: IO[bytes], size: int, servers: list[StorageClient],
         await _abort(placement, storage_index, upload_secrets)
         raise
     return cap
+
+
+def upload_secret(key: bytes, convergence: bytes | None, server: StorageClient) -> bytes:
+    """The upload secret of this file's shares on `server`. Derived, not random, when the
+    file is convergent: a repeat of an upload that failed half-way (Tor gone mid-way)
+    finds its own partly written shares and finishes them, where a new secret would find
+    them held by the earlier attempt until the server gave up on it. Includes the
+    convergence secret, so a read-cap holder (who knows the key) cannot derive it."""
+    if convergence is None:
+        return secrets.token_bytes(32)  # a random key: a repeat is another file anyway
+    return tagged_hash(UPLOAD_SECRET_TAG, netstring(convergence) + netstring(key)
+                       + netstring(server.permutation_seed))
+
+
+UPLOAD_SECRET_TAG = b"mistgrid_immutable_upload_secret_v1"
 
 
 def _check_happy(placement: _Placement, happy: int, total: int) -> None:

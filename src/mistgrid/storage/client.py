@@ -25,6 +25,7 @@ from twisted.web.client import (
     Agent,
     HTTPConnectionPool,
     RequestTransmissionFailed,
+    ResponseFailed,
     ResponseNeverReceived,
 )
 from twisted.web.http_headers import Headers
@@ -43,8 +44,10 @@ RETRIES = 2
 # Seconds an attempt to reach one of a server's addresses has to itself before the next
 # address is tried alongside it (by route; see _FirstThatConnects).
 HEAD_START = {"direct": 2.0, "socks": 5.0, "tor": 15.0, "i2p": 45.0}
-TRANSIENT = (ResponseNeverReceived, RequestTransmissionFailed, ConnectionLost,
-             ConnectionDone)
+# A connection lost before, during or after a request (a dropped Tor circuit, a proxy
+# restarted): every GBS request is safe to repeat, so these are retried.
+TRANSIENT = (ResponseNeverReceived, RequestTransmissionFailed, ResponseFailed,
+             ConnectionLost, ConnectionDone)
 
 
 class StorageServerError(MistgridError):
