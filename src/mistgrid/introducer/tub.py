@@ -23,8 +23,9 @@ from ..net.connector import Connector, PolicyRefusedError
 
 @implementer(IConnectionHintHandler)
 class ConnectorHints:
-    """Foolscap hint handler: `tcp:HOST:PORT` and `tor:NAME.onion:PORT` -> the connector's
-    endpoint for it (so an anonymous node reaches even tcp: hints only through Tor)."""
+    """Foolscap hint handler: `tcp:HOST:PORT`, `tor:NAME.onion:PORT` and `i2p:NAME.i2p`
+    -> the connector's endpoint for it (so an anonymous node reaches even tcp: hints only
+    through Tor)."""
 
     def __init__(self, connector: Connector) -> None:
         self._connector = connector
@@ -34,10 +35,14 @@ class ConnectorHints:
             parsed = parse_hint(hint)
         except InvalidValueError as err:
             raise InvalidHintError(f"unparseable hint {hint!r}") from err
-        if parsed.kind not in ("tcp", "tor") or parsed.port is None:
+        if parsed.kind == "i2p":  # i2p:NAME.i2p[:PORT]: a stream through the SAM API
+            port = parsed.port or 0
+        elif parsed.kind in ("tcp", "tor") and parsed.port is not None:
+            port = parsed.port
+        else:
             raise InvalidHintError(f"no route for hint type {parsed.kind}")
         try:
-            return self._connector.endpoint(parsed.host, parsed.port), parsed.host
+            return self._connector.endpoint(parsed.host, port), parsed.host
         except PolicyRefusedError as err:
             error = InvalidHintError(str(err))
             error.foolscap_connection_handler_error = str(err)
@@ -54,6 +59,7 @@ def make_tub(pem: Path, connector: Connector) -> Any:
     hints = ConnectorHints(connector)
     tub.addConnectionHintHandler("tcp", hints)
     tub.addConnectionHintHandler("tor", hints)  # tor:NAME.onion:PORT: the policy routes it
+    tub.addConnectionHintHandler("i2p", hints)  # i2p:NAME.i2p: through the SAM API
     tub.setOption("logLocalFailures", False)
     tub.setOption("logRemoteFailures", False)
     tub.startService()

@@ -123,18 +123,54 @@ class _WatchedEndpoint:
 def start_introducer(directory: Path, tub: Any, listener: Listener, hints: tuple[Hint, ...],
                      tor_control: str, connector: Connector,
                      tor_onion: TorOnion | None = None,
-                     client_auth_dir: str = "") -> defer.Deferred[Any]:
+                     client_auth_dir: str = "",
+                     i2p: tuple[str, dict[str, str]] = ("", {})) -> defer.Deferred[Any]:
     """Serve the introducer on the listener, start the onion services of its onion: hints,
     then write its FURL (tcp: and tor: hints; AUTO, or no tub.location, stands for the
     node's addresses); fires once all that is done."""
     return defer.Deferred.fromCoroutine(_start_introducer(
-        directory, tub, listener, hints, tor_control, connector, tor_onion, client_auth_dir))
+        directory, tub, listener, hints, tor_control, connector, tor_onion, client_auth_dir,
+        i2p))
+
+
+I2P_ATTEMPTS = 6  # a router just started may not take a SAM session at once
+I2P_RETRY_DELAY = 5.0
+
+
+async def _i2p_listen(tub: Any, hint: Hint, i2p: tuple[str, dict[str, str]],
+                      connector: Connector, index: int) -> str:
+    """Serve the tub on the I2P destination of an i2p:KEYFILE hint (keys made on first
+    use and kept in KEYFILE); its NAME.b32.i2p."""
+    from twisted.internet import reactor, task  # noqa: PLC0415
+    from txi2p.sam.endpoints import SAMI2PStreamServerEndpoint  # noqa: PLC0415
+
+    sam, options = i2p
+    Path(hint.path).parent.mkdir(parents=True, exist_ok=True)
+    for attempt in range(1, I2P_ATTEMPTS + 1):
+        watched = _WatchedEndpoint(SAMI2PStreamServerEndpoint.new(
+            connector.local_service(sam), hint.path,
+            nickname=f"mistgrid-introducer-{os.getpid()}-{index}", options=dict(options)))
+        tub.listenOn(watched)
+        try:
+            port = await watched.listened
+            break
+        except Exception as err:
+            if attempt == I2P_ATTEMPTS:
+                raise ListenError(f"cannot make the I2P destination of [node] tub.location "
+                                  f"i2p:{hint.path} through the SAM API at {sam}: {err}; "
+                                  "start the I2P router with SAM enabled, or set [i2p] "
+                                  "sam.port") from err
+            await task.deferLater(reactor, I2P_RETRY_DELAY, lambda: None)
+    os.chmod(hint.path, 0o600)  # the destination's private keys
+    print(f"I2P destination {hint.path} is up", flush=True)
+    return str(port.getHost().host)
 
 
 async def _start_introducer(directory: Path, tub: Any, listener: Listener,
                             hints: tuple[Hint, ...], tor_control: str,
                             connector: Connector, tor_onion: TorOnion | None,
-                            client_auth_dir: str) -> None:
+                            client_auth_dir: str,
+                            i2p: tuple[str, dict[str, str]]) -> None:
     from twisted.internet import endpoints, reactor  # noqa: PLC0415
 
     assert listener.port is not None  # introducers always listen on TCP (plan_listener)
@@ -154,6 +190,8 @@ async def _start_introducer(directory: Path, tub: Any, listener: Listener,
     if tor_onion is not None:
         hints = with_hint(hints, Hint("tor", await start_keyed_onion(
             tor_onion, port, tor_control, connector, client_auth), tor_onion.external_port))
+    for index, hint in enumerate(h for h in hints if h.kind == "i2p-destination"):
+        onions[hint] = await _i2p_listen(tub, hint, i2p, connector, index)
     refuse_exposure(listener.anonymous, None, hints)
     location = []
     for hint in hints:
@@ -164,9 +202,13 @@ async def _start_introducer(directory: Path, tub: Any, listener: Listener,
             location.append(f"tor:{hint.host}:{hint.port}")
         elif hint.kind == "onion-service":
             location.append(f"tor:{onions[hint]}:{hint.port}")
+        elif hint.kind == "i2p":
+            location.append(f"i2p:{hint.host}" + (f":{hint.port}" if hint.port else ""))
+        elif hint.kind == "i2p-destination":
+            location.append(f"i2p:{onions[hint]}")
         else:
             raise ListenError(f"[node] tub.location: an introducer cannot use {hint.kind} "
-                              "hints yet; use tcp:, tor: or onion: hints")
+                              "hints; use tcp:, tor:, onion: or i2p: hints")
     tub.setLocation(*location)
     furl_path = directory / "private" / FURL_FILE
     tub.registerReference(IntroducerService(), furlFile=str(furl_path))

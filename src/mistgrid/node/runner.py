@@ -27,7 +27,13 @@ from ..config.check import ConfigValues
 from ..config.location import Hint
 from ..errors import MistgridError
 from ..net.connector import Connector
-from ..policy.anonymity import DEFAULT_TOR_CONTROL, TOR_SOCKS_CANDIDATES, Policy, route
+from ..policy.anonymity import (
+    DEFAULT_I2P_SAM,
+    DEFAULT_TOR_CONTROL,
+    TOR_SOCKS_CANDIDATES,
+    Policy,
+    route,
+)
 from ..storage.tls import create_identity
 from . import pidfile
 from .listening import ListenError
@@ -207,6 +213,7 @@ def _serve(directory: Path, cfg: ConfigValues, plan: StoragePlan | None, web: bo
                 started.append(start_introducer(
                     directory, tub, listener, hints, tor_control, connector, tor_onion,
                     cfg.get("tor", "onion.client_auth") or "",
+                    (policy.i2p_sam or DEFAULT_I2P_SAM, dict(i2p_options)),
                 ).addCallback(lambda _: print("introducer running", flush=True)))
         if plan is not None:
             from .introduction import publish_storage  # noqa: PLC0415
