@@ -158,7 +158,7 @@ def test_tahoe_listen_i2p(tmp_path: Path) -> None:
 def test_listen_forms_refused_where_they_cannot_work(tmp_path: Path) -> None:
     i2p_only = "[node]\ntub.port = listen:i2p\n[i2p]\ndest = true\n"
     _, problems = plan_listener(tmp_path, _cfg(i2p_only), "introducer.port")
-    assert "introducers on I2P are not supported yet" in str(problems[0])
+    assert "an introducer on I2P keeps a loopback tcp: tub.port" in str(problems[0])
     _, problems = plan_listener(tmp_path, _cfg("[node]\ntub.port = listen:tor\n"),
                                 "client.port")
     assert "listen:tor needs [tor] onion = true and onion.local_port" in str(problems[0])

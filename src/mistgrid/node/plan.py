@@ -122,7 +122,8 @@ def plan_listener(directory: Path, cfg: ConfigValues, port_file: str,
     problems = []
     if "listen:i2p" in items and not (i2p_listener and cfg.get("i2p", "dest")):
         problems.append(Problem(key, text, "listen:i2p needs [i2p] dest = true (and a storage "
-                                "node: introducers on I2P are not supported yet)",
+                                "node; an introducer on I2P keeps a loopback tcp: tub.port "
+                                "and names i2p:KEYFILE in tub.location)",
                                 "set [i2p] dest, dest.port and dest.private_key_file"))
     if "listen:tor" in items:
         local = cfg.get("tor", "onion.local_port")
