@@ -185,3 +185,4 @@ def test_launch_refuses_what_cannot_work(tmp_path: Path) -> None:
         assert result.returncode == 1, (section, err)
         assert expected in err and "Traceback" not in err, (section, err)
         time.sleep(0.1)
+

@@ -3,6 +3,8 @@ configuration.rst is accepted; broken files give exactly the expected one-line r
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import attrs
 import pytest
 
@@ -159,3 +161,31 @@ def test_the_model_is_frozen() -> None:
         cfg.values = {}  # type: ignore[misc]
     with pytest.raises(TypeError):
         cfg.get("i2p", "session.options")["a"] = "2"
+
+
+def test_launched_tor_bridges(tmp_path: Path) -> None:
+    """[tor] bridges: the launched tor's torrc uses those bridges alone; obfs4 bridges
+    need obfs4proxy; an empty file and bridges without launch are refused."""
+    from mistgrid.node.tor_launch import (  # noqa: PLC0415
+        TorLaunchError,
+        read_bridges,
+        torrc_text,
+    )
+
+    bridges = tmp_path / "bridges"
+    bridges.write_text("# mine\nBridge 192.0.2.1:443 4352E58420E68F5E40BF7C74FADDCCD9D1349413\n"
+                       "obfs4 192.0.2.2:80 FINGERPRINT cert=abc iat-mode=0\n\n")
+    lines = read_bridges(str(bridges))
+    assert lines == ["192.0.2.1:443 4352E58420E68F5E40BF7C74FADDCCD9D1349413",
+                     "obfs4 192.0.2.2:80 FINGERPRINT cert=abc iat-mode=0"]
+    text = torrc_text(tmp_path, 1, "", lines, "/usr/bin/obfs4proxy")
+    assert "UseBridges 1\n" in text and f"Bridge {lines[0]}\n" in text
+    assert "ClientTransportPlugin obfs4 exec /usr/bin/obfs4proxy\n" in text
+    with pytest.raises(TorLaunchError, match="obfs4proxy"):
+        torrc_text(tmp_path, 1, "", lines, None)
+    assert "UseBridges" not in torrc_text(tmp_path, 1, "")
+    bridges.write_text("# nothing\n\n")
+    with pytest.raises(TorLaunchError, match="no bridge"):
+        read_bridges(str(bridges))
+    _, problems = load_config(f"[tor]\nbridges = {bridges}\n")
+    assert any("[tor] bridges" in str(p) and "launch = true" in str(p) for p in problems)

@@ -125,6 +125,11 @@ def _cross_checks(cfg: ConfigValues) -> list[Problem]:
                                 "the node gives this key to Tor through its control port, "
                                 "and has none", "set [tor] launch = true, or [tor] "
                                 "control.port"))
+    if cfg.get("tor", "bridges") and not cfg.get("tor", "launch"):
+        problems.append(Problem("[tor] bridges", str(cfg.get("tor", "bridges")),
+                                "bridges are given to the Tor the node launches",
+                                "set [tor] launch = true (or put the bridges in your own "
+                                "Tor's torrc)"))
     if cfg.get("tor", "launch.torrc") and not cfg.get("tor", "launch"):
         problems.append(Problem("[tor] launch.torrc", str(cfg.get("tor", "launch.torrc")),
                                 "is read only when the node launches its own Tor",

@@ -45,6 +45,7 @@ KEYS: dict[tuple[str, str], Parser] = {
     ("tor", "launch"): values.boolean,
     ("tor", "tor.executable"): values.text,
     ("tor", "launch.torrc"): values.text,  # mistgrid: extra torrc lines for launch = true
+    ("tor", "bridges"): values.text,  # mistgrid: a file of Bridge lines, for launch = true
     ("tor", "onion"): values.boolean,
     ("tor", "onion.local_port"): values.positive_int,
     ("tor", "onion.external_port"): values.positive_int,

@@ -150,7 +150,8 @@ def _serve(directory: Path, cfg: ConfigValues, plan: StoragePlan | None, web: bo
 
             launched = await launch_tor(private, cfg.get("tor", "tor.executable"),
                                         cfg.get("tor", "launch.torrc"), connector,
-                                        lambda text: print(text, flush=True))
+                                        lambda text: print(text, flush=True),
+                                        cfg.get("tor", "bridges"))
             reactor.addSystemEventTrigger(
                 "before", "shutdown", lambda: defer.Deferred.fromCoroutine(launched.stop()))
             network["tor"] = (f"launched by this node (pid {launched.pid}): SOCKS "

@@ -108,8 +108,40 @@ def tor_executable(configured: str | None) -> str:
     return found
 
 
-def torrc_text(data_dir: Path, owner_pid: int, extra: str) -> str:
-    """The torrc of the node's tor (pure). `extra`: the lines of [tor] launch.torrc."""
+def read_bridges(path: str) -> list[str]:
+    """The bridges of `[tor] bridges = FILE`: one per line, as Tor's `Bridge` option takes
+    them (with or without the word `Bridge`); blank lines and # comments skipped."""
+    try:
+        text = Path(path).expanduser().read_text()
+    except OSError as err:
+        raise TorLaunchError(f"[tor] bridges = {path!r}: {err.strerror}; fix: give a "
+                             "readable file of Bridge lines") from err
+    lines = [line.strip().removeprefix("Bridge ").strip() for line in text.splitlines()
+             if line.strip() and not line.strip().startswith("#")]
+    if not lines:
+        raise TorLaunchError(f"[tor] bridges = {path!r}: no bridge in it; fix: add one "
+                             "Bridge line per bridge (e.g. from bridges.torproject.org)")
+    return lines
+
+
+def bridge_options(bridges: list[str], obfs4proxy: str | None) -> list[str]:
+    """torrc lines that make tor reach the network only through `bridges` (pure)."""
+    lines = ["UseBridges 1", *(f"Bridge {bridge}" for bridge in bridges)]
+    transports = sorted({b.split()[0] for b in bridges if b.split()[0] in ("obfs4",
+                                                                             "obfs3")})
+    if transports:
+        if obfs4proxy is None:
+            raise TorLaunchError("[tor] bridges names obfs4 bridges, but obfs4proxy is not "
+                                 "installed; fix: apt-get install obfs4proxy, or use plain "
+                                 "bridges")
+        lines.append(f"ClientTransportPlugin {','.join(transports)} exec {obfs4proxy}")
+    return lines
+
+
+def torrc_text(data_dir: Path, owner_pid: int, extra: str,
+               bridges: list[str] | None = None, obfs4proxy: str | None = None) -> str:
+    """The torrc of the node's tor (pure). `extra`: the lines of [tor] launch.torrc;
+    `bridges`: of [tor] bridges (the tor then connects to nothing else)."""
     lines = [
         f"DataDirectory {data_dir}",
         "SocksPort 127.0.0.1:auto ExtendedErrors",  # onion errors told apart
@@ -122,17 +154,21 @@ def torrc_text(data_dir: Path, owner_pid: int, extra: str) -> str:
         f"Log notice file {data_dir / 'notice.log'}",
         "AvoidDiskWrites 1",
     ]
+    if bridges:
+        lines += ["# from [tor] bridges", *bridge_options(bridges, obfs4proxy)]
     if extra.strip():
         lines += ["# from [tor] launch.torrc", extra.strip()]
     return "\n".join(lines) + "\n"
 
 
 async def launch_tor(private: Path, executable: str | None, extra_file: str | None,
-                     connector: Connector, say: Callable[[str], None]) -> LaunchedTor:
+                     connector: Connector, say: Callable[[str], None],
+                     bridges_file: str | None = None) -> LaunchedTor:
     """Start the node's tor and wait until it is bootstrapped."""
     import txtorcon  # noqa: PLC0415 (only nodes that launch Tor)
 
     tor = tor_executable(executable)
+    bridges = read_bridges(bridges_file) if bridges_file else None
     extra = ""
     if extra_file:
         try:
@@ -146,7 +182,10 @@ async def launch_tor(private: Path, executable: str | None, extra_file: str | No
     port_file = data_dir / "control.port"
     port_file.unlink(missing_ok=True)
     torrc = data_dir / "torrc"
-    torrc.write_text(torrc_text(data_dir, os.getpid(), extra))
+    torrc.write_text(torrc_text(data_dir, os.getpid(), extra, bridges,
+                                shutil.which("obfs4proxy")))
+    if bridges:
+        say(f"Tor: reaching the network only through {len(bridges)} bridge(s)")
     defaults = data_dir / "empty-defaults-torrc"
     defaults.write_text("")
     watcher = _TorProcess()
