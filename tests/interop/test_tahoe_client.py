@@ -15,7 +15,7 @@ import pytest
 import pytest_twisted
 from twisted.internet import reactor
 
-from mistgrid.caps import parse_cap
+from mistgrid.caps import base32, parse_cap
 from mistgrid.caps.immutable import ChkCap, LiteralCap
 from mistgrid.encoding.params import EncodingParams
 from mistgrid.fileutil import read_convergence
@@ -34,6 +34,7 @@ from .tahoe import TahoeClientNode, start_client_node
 class Grid:
     client: TahoeClientNode  # a Tahoe 1.20 client node that uses the servers below
     nurls: list[Nurl]  # three mistgrid storage servers
+    shares: list[Path]  # where each keeps its shares
 
     def cli(self, *args: str) -> bytes:
         return self.client.cli(*args)
@@ -54,7 +55,8 @@ def grid(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Grid]:
             base / "tahoe-client",
             [(base / f"server{i}" / "private" / "node.pem", nurl, None)
              for i, (_, nurl) in enumerate(servers)], 2, 3, 3)
-        yield Grid(client, [n for _, n in servers])
+        yield Grid(client, [n for _, n in servers],
+                   [base / f"server{i}" / "storage" / "shares" for i in range(3)])
     finally:
         if client is not None:
             client.stop()
@@ -132,3 +134,29 @@ async def test_same_convergence_secret_same_cap(grid: Grid, tmp_path: Path) -> N
     cap = await upload(io.BytesIO(data), len(data), _clients(grid), EncodingParams(2, 3), 3,
                        secret)
     assert cap.to_string() == tahoe_cap
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_repeat_upload_writes_no_extra_share(grid: Grid, tmp_path: Path) -> None:
+    """Tahoe stores a file; a mistgrid client uploads the same bytes with the same
+    convergence secret (the same storage index): every server says which shares it
+    already holds (all of them, as Tahoe's servers do), the uploader counts them, and no
+    server ends up with a second copy of any share (it used to: 2-4 extra copies)."""
+    secret = read_convergence(grid.client.directory / "private" / "convergence")
+    data = os.urandom(300_000)
+    source = tmp_path / "in"
+    source.write_bytes(data)
+    tahoe_cap = parse_cap(grid.cli("put", str(source)).decode().strip())
+    assert isinstance(tahoe_cap, ChkCap)
+
+    def held() -> dict[int, set[str]]:
+        prefix = base32.b2a(tahoe_cap.storage_index)
+        return {i: {p.name for p in root.glob(f"*/{prefix}/*") if p.is_file()}
+                for i, root in enumerate(grid.shares)}
+
+    before = held()
+    assert sum(len(v) for v in before.values()) == 3
+    cap = await upload(io.BytesIO(data), len(data), _clients(grid), EncodingParams(2, 3), 3,
+                       secret)
+    assert cap.to_string() == tahoe_cap.to_string()
+    assert held() == before

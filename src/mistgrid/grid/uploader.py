@@ -74,6 +74,7 @@ async def _place(servers: list[StorageClient], storage_index: bytes, total: int,
     owner: dict[int, int] = {}
     have: dict[int, set[int]] = {}
     to_write: set[int] = set()
+    existing: dict[int, int] = {}  # share number -> a server that says it holds it already
     for _round in range(3):
         by_server: dict[int, set[int]] = {}
         for number, position in wanted.items():
@@ -89,7 +90,12 @@ async def _place(servers: list[StorageClient], storage_index: bytes, total: int,
                 leftover.extend(by_server[position])
                 continue
             already, allocated = answer
+            for number in already:  # every share it holds, asked for or not (as Tahoe)
+                if 0 <= number < total:
+                    existing.setdefault(number, position)
             for number in by_server[position]:
+                if number in existing and number not in already | allocated:
+                    continue  # held elsewhere already
                 if number in already | allocated:
                     owner[number] = position
                     have.setdefault(position, set()).add(number)
@@ -97,11 +103,24 @@ async def _place(servers: list[StorageClient], storage_index: bytes, total: int,
                         to_write.add(number)
                 else:
                     leftover.append(number)
+        leftover = [n for n in leftover if n not in existing]
         others = [p for p in alive if p not in have] or alive
         if not leftover or not others:
             break
         wanted = {n: others[i % len(others)] for i, n in enumerate(sorted(leftover))}
-    return _Placement(servers, owner, have, to_write)
+    # A share some server holds already is not written again elsewhere: that allocation
+    # is given back (a repeat upload of a file another client placed differently).
+    redundant = []
+    for number, position in existing.items():
+        if number in to_write and owner.get(number) != position:
+            redundant.append((owner[number], number))
+            have[owner[number]].discard(number)
+            to_write.discard(number)
+        owner[number] = position
+        have.setdefault(position, set()).add(number)
+    await settle(servers[p].abort(storage_index, n, upload_secrets[p].upload)
+                 for p, n in redundant)
+    return _Placement(servers, owner, {p: ns for p, ns in have.items() if ns}, to_write)
 
 
 async def upload(source: IO[bytes], size: int, servers: list[StorageClient],

@@ -205,7 +205,7 @@ class DiskBackend:
             allocated.add(number)
         if not uploads:
             del self._uploads[storage_index]
-        return have & numbers, allocated
+        return have, allocated  # every share held, asked for or not (as Tahoe answers)
 
     def _upload(self, storage_index: bytes, number: int, secret: bytes) -> _Upload:
         upload = self._uploads.get(storage_index, {}).get(number)
