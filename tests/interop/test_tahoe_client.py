@@ -24,6 +24,7 @@ from mistgrid.grid.downloader import download
 from mistgrid.grid.uploader import upload
 from mistgrid.net.connector import Connector
 from mistgrid.storage.client import StorageClient
+from mistgrid.storage.containers import HEADER
 
 from ..storage.conftest import start_mistgrid_server, wait_until_serving
 from ..storage.gbs_client import GbsClient
@@ -141,7 +142,8 @@ async def test_a_repeat_upload_writes_no_extra_share(grid: Grid, tmp_path: Path)
     """Tahoe stores a file; a mistgrid client uploads the same bytes with the same
     convergence secret (the same storage index): every server says which shares it
     already holds (all of them, as Tahoe's servers do), the uploader counts them, and no
-    server ends up with a second copy of any share (it used to: 2-4 extra copies)."""
+    server ends up with a second copy of any share (it used to: 2-4 extra copies); the
+    repeat upload adds its lease to the shares already there (it used to keep one)."""
     secret = read_convergence(grid.client.directory / "private" / "convergence")
     data = os.urandom(300_000)
     source = tmp_path / "in"
@@ -160,3 +162,9 @@ async def test_a_repeat_upload_writes_no_extra_share(grid: Grid, tmp_path: Path)
                        secret)
     assert cap.to_string() == tahoe_cap.to_string()
     assert held() == before
+    # ... and each share now carries the second uploader's lease beside Tahoe's
+    prefix = base32.b2a(tahoe_cap.storage_index)
+    for root in grid.shares:
+        for share in root.glob(f"*/{prefix}/*"):
+            _version, _size, leases = HEADER.unpack(share.read_bytes()[:HEADER.size])
+            assert leases == 2, share

@@ -205,6 +205,8 @@ class DiskBackend:
             allocated.add(number)
         if not uploads:
             del self._uploads[storage_index]
+        if have:  # a repeat upload: its uploader's lease keeps the shares alive too
+            self.add_or_renew_lease(storage_index, renew, cancel)
         return have, allocated  # every share held, asked for or not (as Tahoe answers)
 
     def _upload(self, storage_index: bytes, number: int, secret: bytes) -> _Upload:
