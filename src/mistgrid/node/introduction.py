@@ -32,7 +32,7 @@ from ..introducer.client import IntroducerClient
 from ..introducer.server import IntroducerService
 from ..net.connector import Connector
 from .addresses import auto_addresses, detect_ipv4_addresses, expand_auto
-from .listening import ListenError, cannot_listen, refuse_exposure, remember_port
+from .listening import ListenError, cannot_listen, listen_i2p, refuse_exposure, remember_port
 from .onion import read_client_auth, start_keyed_onion, start_onion_services, with_hint
 from .plan import Listener, TorOnion
 
@@ -133,34 +133,23 @@ def start_introducer(directory: Path, tub: Any, listener: Listener, hints: tuple
         i2p))
 
 
-I2P_ATTEMPTS = 6  # a router just started may not take a SAM session at once
-I2P_RETRY_DELAY = 5.0
-
-
 async def _i2p_listen(tub: Any, hint: Hint, i2p: tuple[str, dict[str, str]],
                       connector: Connector, index: int) -> str:
     """Serve the tub on the I2P destination of an i2p:KEYFILE hint (keys made on first
     use and kept in KEYFILE); its NAME.b32.i2p."""
-    from twisted.internet import reactor, task  # noqa: PLC0415
     from txi2p.sam.endpoints import SAMI2PStreamServerEndpoint  # noqa: PLC0415
 
     sam, options = i2p
     Path(hint.path).parent.mkdir(parents=True, exist_ok=True)
-    for attempt in range(1, I2P_ATTEMPTS + 1):
+
+    def listen() -> defer.Deferred[Any]:
         watched = _WatchedEndpoint(SAMI2PStreamServerEndpoint.new(
             connector.local_service(sam), hint.path,
             nickname=f"mistgrid-introducer-{os.getpid()}-{index}", options=dict(options)))
         tub.listenOn(watched)
-        try:
-            port = await watched.listened
-            break
-        except Exception as err:
-            if attempt == I2P_ATTEMPTS:
-                raise ListenError(f"cannot make the I2P destination of [node] tub.location "
-                                  f"i2p:{hint.path} through the SAM API at {sam}: {err}; "
-                                  "start the I2P router with SAM enabled, or set [i2p] "
-                                  "sam.port") from err
-            await task.deferLater(reactor, I2P_RETRY_DELAY, lambda: None)
+        return watched.listened
+
+    port = await listen_i2p(listen, hint.path, sam)
     os.chmod(hint.path, 0o600)  # the destination's private keys
     print(f"I2P destination {hint.path} is up", flush=True)
     return str(port.getHost().host)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -51,3 +51,25 @@ def remember_port(port_file: Path | None, port: int, interface: str) -> None:
     temp = port_file.with_name(port_file.name + ".tmp")
     temp.write_text(text + "\n")
     temp.replace(port_file)
+
+
+I2P_ATTEMPTS = 3  # a router just started may not take a SAM session at once
+I2P_RETRY_DELAY = 5.0
+
+
+async def listen_i2p(listen: Callable[[], Awaitable[Any]], path: str, sam: str) -> Any:
+    """The listening port of an I2P destination (the i2p:KEYFILE hint `path`), retried
+    a few times; a ListenError naming the hint and the SAM API otherwise."""
+    from twisted.internet import reactor, task  # noqa: PLC0415 (only nodes on I2P)
+
+    for attempt in range(1, I2P_ATTEMPTS + 1):
+        try:
+            return await listen()
+        except Exception as err:
+            if attempt == I2P_ATTEMPTS:
+                raise ListenError(
+                    f"cannot make the I2P destination of [node] tub.location i2p:{path} "
+                    f"through the SAM API at {sam} ({attempt} tries): {err}; start the I2P "
+                    "router with SAM enabled, or set [i2p] sam.port") from err
+            await task.deferLater(reactor, I2P_RETRY_DELAY, lambda: None)
+    raise AssertionError("unreachable")

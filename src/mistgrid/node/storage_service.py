@@ -9,12 +9,13 @@ the announcement's fields.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from pathlib import Path
 from typing import Any, cast
 
-from twisted.internet import defer, endpoints, ssl, task
+from twisted.internet import defer, endpoints, ssl
 from twisted.internet import reactor as _reactor
 
 from ..config.location import Hint
@@ -28,13 +29,11 @@ from ..storage.server import make_site
 from ..storage.standalone import load_or_create_swissnum
 from ..storage.tls import create_identity, load_certificate
 from .addresses import auto_addresses, detect_ipv4_addresses, expand_auto
-from .listening import ListenError, cannot_listen, refuse_exposure, remember_port
+from .listening import cannot_listen, listen_i2p, refuse_exposure, remember_port
 from .onion import read_client_auth, start_keyed_onion, start_onion_services, with_hint
 from .plan import I2PDest, StoragePlan
 
 reactor = cast(Any, _reactor)
-I2P_ATTEMPTS = 3
-I2P_RETRY_DELAY = 5.0
 
 
 def _nurls(hints: tuple[Hint, ...], spki: bytes, swissnum: str,
@@ -71,19 +70,9 @@ async def _i2p_destinations(plan: StoragePlan, connector: Connector, options: An
         endpoint = SAMI2PStreamServerEndpoint.new(
             connector.local_service(plan.i2p_sam), hint.path,
             nickname=f"mistgrid-server-{os.getpid()}-{index}", options=dict(plan.i2p_options))
-        port: Any = None
-        for attempt in range(1, I2P_ATTEMPTS + 1):  # a router just started may not be ready
-            try:
-                port = await endpoint.listen(TLSMemoryBIOFactory(options, False, site))
-                break
-            except Exception as err:
-                if attempt == I2P_ATTEMPTS:
-                    raise ListenError(
-                        f"cannot make the I2P destination of [node] tub.location "
-                        f"i2p:{hint.path} through the SAM API at {plan.i2p_sam} ({attempt} "
-                        f"tries): {err}; start the I2P router with SAM enabled, or set "
-                        "[i2p] sam.port") from err
-                await task.deferLater(reactor, I2P_RETRY_DELAY, lambda: None)
+        factory = TLSMemoryBIOFactory(options, False, site)
+        port = await listen_i2p(functools.partial(endpoint.listen, factory), hint.path,
+                                plan.i2p_sam)
         os.chmod(hint.path, 0o600)  # the destination's private keys
         names[hint] = str(port.getHost().host)
         print(f"I2P destination {hint.path} is up", flush=True)
