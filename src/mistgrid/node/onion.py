@@ -239,11 +239,20 @@ async def tor_socks_port(tor_control: str, connector: Connector) -> str:
         raise ListenError(f"cannot ask Tor for its SOCKS port through [tor] control.port = "
                           f"{tor_control}: {err}; start tor with a ControlPort, or set "
                           "[tor] socks.port") from err
+    found = socks_listener(answer)
+    if found is None:
+        raise ListenError(f"the Tor at [tor] control.port = {tor_control} has no TCP SOCKS "
+                          "port; give it a SocksPort, or set [tor] socks.port")
+    return found
+
+
+def socks_listener(answer: Any) -> str | None:
+    """The first TCP SOCKS port of a GETINFO net/listeners/socks answer, as an endpoint
+    description (None if Tor has none)."""
     listeners = str(answer.get("net/listeners/socks", "")).replace('"', "").split()
     tcp = [item for item in listeners if not item.startswith("unix:")]
     if not tcp:
-        raise ListenError(f"the Tor at [tor] control.port = {tor_control} has no TCP SOCKS "
-                          "port; give it a SocksPort, or set [tor] socks.port")
+        return None
     host, _, port = tcp[0].rpartition(":")
     return f"tcp:{host.strip('[]')}:{port}"
 

@@ -268,10 +268,9 @@ def _field_text(phase: str, name: str) -> str:
 
 
 async def _socks_port(connection: Any) -> str:
-    answer = await connection.protocol.get_info("net/listeners/socks")
-    listeners = str(answer.get("net/listeners/socks", "")).replace('"', "").split()
-    tcp = [item for item in listeners if not item.startswith("unix:")]
-    if not tcp:
+    from .onion import socks_listener  # noqa: PLC0415
+
+    found = socks_listener(await connection.protocol.get_info("net/listeners/socks"))
+    if found is None:
         raise TorLaunchError("the node's own Tor has no SOCKS port")
-    host, _, port = tcp[0].rpartition(":")
-    return f"tcp:{host.strip('[]')}:{port}"
+    return found

@@ -332,10 +332,12 @@ class DirectoryPages:
                     names[-1] if names else "", ["dirnode", info]),
                     b"text/html; charset=utf-8")
                 return
+            described = ((name, *child_json(c, with_metadata=False))
+                         for name, c in sorted(kids.items()))
             rows = "".join(
-                f"<tr><td>{html.escape(name)}</td><td>{html.escape(child_json(c)[0])}</td>"
-                f"<td>{html.escape(str(child_json(c)[1].get('size', '')))}</td></tr>"
-                for name, c in sorted(kids.items()))
+                f"<tr><td>{html.escape(name)}</td><td>{html.escape(kind)}</td>"
+                f"<td>{html.escape(str(info.get('size', '')))}</td></tr>"
+                for name, kind, info in described)
             page = (f"<html><head><title>directory</title></head><body><table><tr>"
                     f"<th>name</th><th>type</th><th>size</th></tr>{rows}</table>"
                     f"</body></html>")
