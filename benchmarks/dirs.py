@@ -33,7 +33,7 @@ from pathlib import Path
 
 from mistgrid.testing.procs import Managed, stop_all
 
-from .grid import children_cpu_seconds, cpu_seconds
+from .grid import children_cpu_seconds, cpu_seconds, print_beside
 from .nodes import GridUnderTest, mistgrid_grid, tahoe_grid, warm_up
 
 
@@ -110,16 +110,9 @@ def report(runs: int, files: int, entries: int) -> None:
         make_tree(base / "tree", files)
         mine = measure(mistgrid_grid(base), base, runs, files, entries)
         theirs = measure(tahoe_grid(base), base, runs, files, entries)
-    print(f"directories through each CLI; grid of 4 storage nodes + client on 127.0.0.1 "
-          f"(2-of-4); medians of {runs}; seconds and CPU seconds of the CLI and all nodes")
-    header = (f"{'operation':<32} {'mistgrid s':>10} {'cpu':>6} {'tahoe s':>9} {'cpu':>6} "
-              f"{'tahoe/mistgrid':>14}")
-    print(header)
-    print("-" * len(header))
-    for name, (seconds, cpu) in mine.items():
-        t_seconds, t_cpu = theirs[name]
-        print(f"{name:<32} {seconds:10.3f} {cpu:6.2f} {t_seconds:9.3f} {t_cpu:6.2f} "
-              f"{t_seconds / seconds:14.1f}")
+    print_beside(f"directories through each CLI; grid of 4 storage nodes + client on "
+                 f"127.0.0.1 (2-of-4); medians of {runs}; seconds and CPU seconds of the CLI "
+                 "and all nodes", mine, theirs)
 
 
 def main() -> None:

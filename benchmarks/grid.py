@@ -71,6 +71,21 @@ def children_cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def print_beside(title: str, mine: dict[str, tuple[float, float]],
+                 theirs: dict[str, tuple[float, float]]) -> None:
+    """A table of (seconds, CPU seconds) per operation, mistgrid beside Tahoe, with Tahoe's
+    time over mistgrid's."""
+    print(title)
+    header = (f"{'operation':<32} {'mistgrid s':>10} {'cpu':>6} {'tahoe s':>9} {'cpu':>6} "
+              f"{'tahoe/mistgrid':>14}")
+    print(header)
+    print("-" * len(header))
+    for name, (seconds, cpu) in mine.items():
+        t_seconds, t_cpu = theirs[name]
+        print(f"{name:<32} {seconds:10.3f} {cpu:6.2f} {t_seconds:9.3f} {t_cpu:6.2f} "
+              f"{t_seconds / seconds:14.1f}")
+
+
 def run_measured(argv: list[str]) -> tuple[list[str], float, float]:
     """(stdout lines, seconds, peak RSS MB) of a child command."""
     start = time.monotonic()

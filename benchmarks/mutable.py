@@ -24,7 +24,7 @@ from pathlib import Path
 
 from mistgrid.testing.procs import Managed, stop_all
 
-from .grid import cpu_seconds
+from .grid import cpu_seconds, print_beside
 from .nodes import GridUnderTest, mistgrid_grid, tahoe_grid, warm_up
 
 MIB = 1024 * 1024
@@ -106,17 +106,9 @@ def report(runs: int) -> None:
         base = Path(tmp)
         mine = measure(mistgrid_grid(base), base, runs)
         theirs = measure(tahoe_grid(base), base, runs)
-    print(f"mutable files through the web API; grid of 4 storage nodes + client on "
-          f"127.0.0.1 (2-of-4); medians of {runs} (1 KiB: of {5 * runs}); seconds and "
-          "CPU seconds of all nodes")
-    header = (f"{'operation':<32} {'mistgrid s':>10} {'cpu':>6} {'tahoe s':>9} {'cpu':>6} "
-              f"{'tahoe/mistgrid':>14}")
-    print(header)
-    print("-" * len(header))
-    for name, (seconds, cpu) in mine.items():
-        t_seconds, t_cpu = theirs[name]
-        print(f"{name:<32} {seconds:10.3f} {cpu:6.2f} {t_seconds:9.3f} {t_cpu:6.2f} "
-              f"{t_seconds / seconds:14.1f}")
+    print_beside(f"mutable files through the web API; grid of 4 storage nodes + client on "
+                 f"127.0.0.1 (2-of-4); medians of {runs} (1 KiB: of {5 * runs}); seconds "
+                 "and CPU seconds of all nodes", mine, theirs)
 
 
 def main() -> None:
