@@ -18,11 +18,16 @@ from pathlib import Path
 
 import pytest
 
-from mistgrid.storage.announcement import servers_yaml
 from mistgrid.testing.procs import Managed, free_ports, stop_all, wait_for
 from mistgrid.testing.tornet import TorNetwork
 
-from .test_node_tor import MISTGRID, all_connected, announced, stray_connections
+from .test_node_tor import (
+    MISTGRID,
+    all_connected,
+    announced,
+    start_anonymous_client,
+    stray_connections,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -133,7 +138,7 @@ def put(url: str, data: bytes, timeout: float = 300) -> tuple[int, bytes]:
 
 
 def test_a_misbehaving_tor_proxy_fails_closed(tor_network: TorNetwork, tmp_path: Path) -> None:
-    storage_port, proxy_port, web_port = free_ports(3)
+    storage_port, proxy_port = free_ports(2)
     storage = tmp_path / "storage"
     storage.mkdir()
     (storage / "tahoe.cfg").write_text(
@@ -147,18 +152,9 @@ def test_a_misbehaving_tor_proxy_fails_closed(tor_network: TorNetwork, tmp_path:
         entry_file = storage / "private" / "announcement.json"
         wait_for(announced(entry_file), 60, "the storage node", watch=processes)
         entry = json.loads(entry_file.read_text())
-        client = tmp_path / "client"
-        (client / "private").mkdir(parents=True, mode=0o700)
-        (client / "private" / "servers.yaml").write_text(
-            servers_yaml({entry["server-id"]: entry["ann"]}))
-        (client / "tahoe.cfg").write_text(
-            f"[node]\nanonymous = true\nweb.port = tcp:{web_port}:interface=127.0.0.1\n"
-            f"[connections]\ntor.socks-proxy = tcp:127.0.0.1:{proxy_port}\n"
-            "[client]\nshares.needed = 1\nshares.happy = 1\nshares.total = 1\n")
-        processes.append(Managed("client", [MISTGRID, "run", str(client)],
-                                 tmp_path / "client.log"))
-        wait_for(announced(client / "node.url"), 60, "the client", watch=processes)
-        url = (client / "node.url").read_text().strip()
+        url, web_port = start_anonymous_client(
+            tmp_path / "client", {entry["server-id"]: entry["ann"]},
+            f"[connections]\ntor.socks-proxy = tcp:127.0.0.1:{proxy_port}\n", processes)
         wait_for(all_connected(url, 1), 240, "the client to reach the server through Tor",
                  interval=1.0, watch=processes)
 

@@ -151,21 +151,30 @@ def anonymous_client_round_trip(client: Path, entries: dict[str, Any], connectio
     [connections] and further sections) on `entries` (servers.yaml), wait until it reaches
     its one server, then store and read `size` bytes while watching that it touches
     nothing but `proxy_port` (Tor's SOCKS port or its SAM API). Its web API URL."""
+    url, web_port = start_anonymous_client(
+        client, entries, f"[connections]\n{connections}[storage]\nenabled = false\n",
+        processes)
+    wait_for(all_connected(url, 1), 240, what, interval=interval, watch=processes)
+    assert store_and_read_watched(url, processes[-1].pid, proxy_port, web_port, size) == []
+    return url
+
+
+def start_anonymous_client(client: Path, entries: dict[str, Any], sections: str,
+                           processes: list[Managed], timeout: float = 60.0) -> tuple[str, int]:
+    """Write and start an anonymous client node (1-of-1 shares) whose servers.yaml holds
+    `entries` and whose tahoe.cfg has `sections` besides ([connections], [tor], ...);
+    (its web API URL, its web port) once that answers (log: CLIENT.log beside it)."""
     (web_port,) = free_ports(1)
     (client / "private").mkdir(parents=True, mode=0o700, exist_ok=True)
     (client / "private" / "servers.yaml").write_text(servers_yaml(entries))
     (client / "tahoe.cfg").write_text(
-        "[node]\nanonymous = true\n"
-        f"web.port = tcp:{web_port}:interface=127.0.0.1\n[connections]\n{connections}"
-        "[client]\nshares.needed = 1\nshares.happy = 1\nshares.total = 1\n"
-        "[storage]\nenabled = false\n")
-    processes.append(Managed("client", [MISTGRID, "run", str(client)],
-                             client.parent / "client.log"))
-    wait_for(announced(client / "node.url"), 60, "the client's web API", watch=processes)
-    url = (client / "node.url").read_text().strip()
-    wait_for(all_connected(url, 1), 240, what, interval=interval, watch=processes)
-    assert store_and_read_watched(url, processes[-1].pid, proxy_port, web_port, size) == []
-    return url
+        f"[node]\nanonymous = true\nweb.port = tcp:{web_port}:interface=127.0.0.1\n"
+        f"{sections}[client]\nshares.needed = 1\nshares.happy = 1\nshares.total = 1\n")
+    processes.append(Managed(client.name, [MISTGRID, "run", str(client)],
+                             client.parent / f"{client.name}.log"))
+    wait_for(announced(client / "node.url"), timeout, f"{client.name}'s web API",
+             watch=processes)
+    return (client / "node.url").read_text().strip(), web_port
 
 
 def welcome(url: str) -> dict[str, Any]:

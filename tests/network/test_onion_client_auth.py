@@ -13,12 +13,17 @@ from pathlib import Path
 
 import pytest
 
-from mistgrid.storage.announcement import servers_yaml
 from mistgrid.testing.procs import Managed, free_ports, stop_all, wait_for
 from mistgrid.testing.tornet import TorNetwork
 
 from ..conftest import run_cli
-from .test_node_tor import MISTGRID, all_connected, announced, welcome
+from .test_node_tor import (
+    MISTGRID,
+    all_connected,
+    announced,
+    start_anonymous_client,
+    welcome,
+)
 from .test_tor_launch import tor_section
 
 pytestmark = pytest.mark.slow
@@ -51,25 +56,13 @@ def test_only_authorized_clients_reach_the_service(tor_network: TorNetwork,
         entry = json.loads(entry_file.read_text())
         urls = {}
         for name, key in (("alice", keys / "alice.auth_private"), ("mallory", None)):
-            client = tmp_path / name
-            (web,) = free_ports(1)
-            (client / "private").mkdir(parents=True, mode=0o700)
-            (client / "private" / "servers.yaml").write_text(
-                servers_yaml({entry["server-id"]: entry["ann"]}))
             helpers = tmp_path / f"{name}-tor"  # the pinned-tor wrapper and its torrc lines
             helpers.mkdir()
             section = tor_section(helpers, tor_network)
             if key is not None:
                 section += f"client_auth.private_key_file = {key}\n"
-            (client / "tahoe.cfg").write_text(
-                f"[node]\nanonymous = true\nweb.port = tcp:{web}:interface=127.0.0.1\n"
-                "[client]\nshares.needed = 1\nshares.happy = 1\nshares.total = 1\n"
-                + section)
-            processes.append(Managed(name, [MISTGRID, "run", str(client)],
-                                     tmp_path / f"{name}.log"))
-            wait_for(announced(client / "node.url"), 300, f"{name}'s own tor",
-                     watch=processes)
-            urls[name] = (client / "node.url").read_text().strip()
+            urls[name], _ = start_anonymous_client(
+                tmp_path / name, {entry["server-id"]: entry["ann"]}, section, processes, 300)
 
         wait_for(all_connected(urls["alice"], 1), 240, "alice to reach the service",
                  interval=1.0, watch=processes)

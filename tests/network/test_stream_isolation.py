@@ -13,12 +13,11 @@ from pathlib import Path
 import pytest
 
 from mistgrid.net.connector import isolation_credentials
-from mistgrid.storage.announcement import servers_yaml
 from mistgrid.testing.procs import HarnessError, Managed, free_ports, stop_all, wait_for
 from mistgrid.testing.tornet import TorNetwork
 
 from ..conftest import run_cli
-from .test_node_tor import MISTGRID, all_connected, announced
+from .test_node_tor import MISTGRID, all_connected, announced, start_anonymous_client
 
 pytestmark = pytest.mark.slow
 
@@ -70,19 +69,10 @@ def test_each_server_on_its_own_circuit(tor_network: TorNetwork, tmp_path: Path)
             entries[entry["server-id"]] = entry["ann"]
             nurl = entry["ann"]["anonymous-storage-NURLs"][0]
             targets.add(nurl.split("@", 1)[1].split("/", 1)[0].split(",")[0])
-        client = tmp_path / "client"
-        (web,) = free_ports(1)
-        (client / "private").mkdir(parents=True, mode=0o700)
-        (client / "private" / "servers.yaml").write_text(servers_yaml(entries))
-        (client / "tahoe.cfg").write_text(
-            f"[node]\nanonymous = true\nweb.port = tcp:{web}:interface=127.0.0.1\n"
-            f"[connections]\ntor.socks-proxy = tcp:127.0.0.1:{tor_network.socks_port}\n"
-            "[client]\nshares.needed = 1\nshares.happy = 1\nshares.total = 1\n")
-        processes.append(Managed("client", [MISTGRID, "run", str(client)],
-                                 tmp_path / "client.log"))
-        wait_for(announced(client / "node.url"), 60, "the client's web API",
-                 watch=processes)
-        url = (client / "node.url").read_text().strip()
+        url, _ = start_anonymous_client(
+            tmp_path / "client", entries,
+            f"[connections]\ntor.socks-proxy = tcp:127.0.0.1:{tor_network.socks_port}\n",
+            processes)
         wait_for(all_connected(url, 6), 300, "the client to reach all 6 servers",
                  interval=1.0, watch=processes)
 

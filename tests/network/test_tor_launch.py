@@ -25,12 +25,17 @@ from pathlib import Path
 
 import pytest
 
-from mistgrid.storage.announcement import servers_yaml
 from mistgrid.testing.procs import Managed, free_ports, stop_all, wait_for
 from mistgrid.testing.tornet import TorNetwork
 
 from ..conftest import run_cli
-from .test_node_tor import MISTGRID, all_connected, announced, welcome
+from .test_node_tor import (
+    MISTGRID,
+    all_connected,
+    announced,
+    start_anonymous_client,
+    welcome,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -104,7 +109,7 @@ def test_the_guard_refuses_an_unpinned_torrc(tor_network: TorNetwork,
 
 
 def test_nodes_launch_their_own_tor(tor_network: TorNetwork, tmp_path: Path) -> None:
-    storage_port, web_port = free_ports(2)
+    (storage_port,) = free_ports(1)
     storage, client = tmp_path / "storage", tmp_path / "client"
     made = run_cli("create-node", "--listen=tor", "--hide-ip", "--nickname", "onion0",
                    "--webport", "none", "--port", f"tcp:{storage_port}:interface=127.0.0.1",
@@ -123,18 +128,8 @@ def test_nodes_launch_their_own_tor(tor_network: TorNetwork, tmp_path: Path) -> 
         assert entry["ann"]["anonymous-storage-NURLs"][0].startswith("pb+tor://")
         assert "Tor: bootstrapped 100%" in (tmp_path / "storage.log").read_text()
 
-        (client / "private").mkdir(parents=True, mode=0o700)
-        (client / "private" / "servers.yaml").write_text(
-            servers_yaml({entry["server-id"]: entry["ann"]}))
-        (client / "tahoe.cfg").write_text(
-            f"[node]\nanonymous = true\nweb.port = tcp:{web_port}:interface=127.0.0.1\n"
-            "[client]\nshares.needed = 1\nshares.happy = 1\nshares.total = 1\n"
-            + tor_section(tmp_path, tor_network))
-        processes.append(Managed("client", [MISTGRID, "run", str(client)],
-                                 tmp_path / "client.log"))
-        wait_for(announced(client / "node.url"), 300, "the client's own tor",
-                 watch=processes)
-        url = (client / "node.url").read_text().strip()
+        url, _ = start_anonymous_client(client, {entry["server-id"]: entry["ann"]},
+                                        tor_section(tmp_path, tor_network), processes, 300)
         wait_for(all_connected(url, 1), 240, "the client to reach the onion server",
                  interval=1.0, watch=processes)
         client_tor = launched_pid(url)
