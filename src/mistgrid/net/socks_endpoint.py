@@ -6,6 +6,10 @@ each introducer gets circuits of its own), then hands the same TCP connection to
 application's protocol: bytes that arrive after the proxy's reply go to it, and it writes
 straight to the connection. The target name is always sent to the proxy to resolve; it is
 never looked up here. The handshake is bounded by `timeout` seconds.
+
+It decides nothing and opens nothing of its own accord: `net/connector.py` (the one place
+that decides how anything is reached, DESIGN.md) builds it with the proxy endpoint to
+connect through; this module only speaks SOCKS5 on that connection.
 """
 
 from __future__ import annotations
