@@ -31,7 +31,7 @@ import collections
 import enum
 from collections.abc import Iterable
 from concurrent.futures import Executor, Future
-from typing import Any
+from typing import Any, Protocol
 
 import attrs
 import zfec
@@ -254,22 +254,10 @@ class ChkDownload:
     def _check_ueb(self, share: _Share, data: bytes) -> None:
         lay = share.layout
         assert lay is not None
-        length = int.from_bytes(data[: lay.field_size], "big")
-        packed = data[lay.field_size : lay.field_size + length]
-        if len(data) < lay.field_size or length > MAX_UEB_SIZE or len(packed) != length:
-            raise ShareError(share.number, "UEB", "truncated")
-        if ueb_hash(packed) != self.cap.ueb_hash:
-            raise ShareError(share.number, "UEB hash", "does not match the cap")
+        packed = check_ueb_region(self.cap, share.number, lay, data)
         if self._ueb is None:
-            try:
-                ueb = parse_ueb(packed)
-            except UebError as err:  # matches the cap, so the uploader wrote it wrong
-                raise MistgridError(f"the file's UEB is malformed: {err}") from err
-            if (ueb.layout.size, ueb.layout.needed, ueb.layout.total) != (
-                self.cap.size, self.cap.needed, self.cap.total):
-                raise MistgridError("the file's UEB disagrees with the cap")
-            self._ueb = ueb
-            self._layout = ueb.layout
+            self._ueb = parse_checked_ueb(self.cap, packed)
+            self._layout = self._ueb.layout
             self._first_and_last_segments()
         if share_layout_for(self._ueb.layout) != lay:
             raise ShareError(share.number, "header", "offsets do not match the UEB")
@@ -277,30 +265,10 @@ class ChkDownload:
     def _check_hashes(self, share: _Share, data: bytes) -> None:
         lay, ueb = share.layout, self._ueb
         assert lay is not None and ueb is not None
-        if len(data) != lay.uri_extension - lay.plaintext_hash_tree:
-            raise ShareError(share.number, "hash regions", "truncated")
-        tree_size = lay.tree_size
-        if data[:tree_size].count(0) != tree_size:
-            raise ShareError(share.number, "unused region", "not zero")
-        data = data[tree_size:]
-        crypttext_tree = merkle.split_hashes(data[:tree_size])
-        block_tree = merkle.split_hashes(data[tree_size : 2 * tree_size])
-        if crypttext_tree[0] != ueb.crypttext_root_hash or not merkle.verify_full_tree(
-                crypttext_tree):
-            raise ShareError(share.number, "crypttext hash tree")
-        if not merkle.verify_full_tree(block_tree):
-            raise ShareError(share.number, "block hash tree")
-        try:
-            chain = unpack_share_hashes(data[2 * tree_size :])
-            root = merkle.root_from_proof(self.cap.total, share.number, block_tree[0], chain)
-            leaf_listed = chain[merkle.leaf_node(self.cap.total, share.number)]
-        except (LayoutError, KeyError) as err:
-            raise ShareError(share.number, "share hash chain", "incomplete") from err
-        if root != ueb.share_root_hash or leaf_listed != block_tree[0]:
-            raise ShareError(share.number, "share hash chain", "does not reach the UEB root")
+        crypttext_tree, share.block_tree = check_hash_regions(self.cap, ueb, share.number,
+                                                              lay, data)
         if not self._crypttext_tree:
             self._crypttext_tree = crypttext_tree
-        share.block_tree = block_tree
 
     # ---- blocks ----
 
@@ -427,6 +395,72 @@ class ChkDownload:
                     self._ueb is not None
                     and self._flat_hasher.digest() != self._ueb.crypttext_hash):
                 raise MistgridError("the whole ciphertext does not match the UEB's hash")
+
+
+class ChkFileCap(Protocol):
+    """What the checks need of a cap: a read cap or a verify cap."""
+
+    @property
+    def ueb_hash(self) -> bytes: ...
+    @property
+    def needed(self) -> int: ...
+    @property
+    def total(self) -> int: ...
+    @property
+    def size(self) -> int: ...
+
+
+def check_ueb_region(cap: ChkFileCap, number: int, lay: ShareLayout, data: bytes) -> bytes:
+    """The packed UEB read at `lay.uri_extension` (its length field first), checked
+    against the cap's UEB hash; raises ShareError."""
+    length = int.from_bytes(data[: lay.field_size], "big")
+    packed = data[lay.field_size : lay.field_size + length]
+    if len(data) < lay.field_size or length > MAX_UEB_SIZE or len(packed) != length:
+        raise ShareError(number, "UEB", "truncated")
+    if ueb_hash(packed) != cap.ueb_hash:
+        raise ShareError(number, "UEB hash", "does not match the cap")
+    return packed
+
+
+def parse_checked_ueb(cap: ChkFileCap, packed: bytes) -> Ueb:
+    """A UEB whose hash matched the cap: parsed, and agreeing with the cap (else the
+    uploader wrote it wrong: no share can help)."""
+    try:
+        ueb = parse_ueb(packed)
+    except UebError as err:
+        raise MistgridError(f"the file's UEB is malformed: {err}") from err
+    if (ueb.layout.size, ueb.layout.needed, ueb.layout.total) != (
+            cap.size, cap.needed, cap.total):
+        raise MistgridError("the file's UEB disagrees with the cap")
+    return ueb
+
+
+def check_hash_regions(cap: ChkFileCap, ueb: Ueb, number: int, lay: ShareLayout,
+                       data: bytes) -> tuple[list[bytes], list[bytes]]:
+    """(crypttext tree, block tree) of one share from its bytes between the unused
+    plaintext-tree region and the UEB, each checked up to the UEB; raises ShareError."""
+    if len(data) != lay.uri_extension - lay.plaintext_hash_tree:
+        raise ShareError(number, "hash regions", "truncated")
+    tree_size = lay.tree_size
+    if data[:tree_size].count(0) != tree_size:
+        raise ShareError(number, "unused region", "not zero")
+    data = data[tree_size:]
+    crypttext_tree = merkle.split_hashes(data[:tree_size])
+    block_tree = merkle.split_hashes(data[tree_size : 2 * tree_size])
+    if crypttext_tree[0] != ueb.crypttext_root_hash or not merkle.verify_full_tree(
+            crypttext_tree):
+        raise ShareError(number, "crypttext hash tree")
+    if not merkle.verify_full_tree(block_tree):
+        raise ShareError(number, "block hash tree")
+    try:
+        chain = unpack_share_hashes(data[2 * tree_size :])
+        root = merkle.root_from_proof(cap.total, number, block_tree[0], chain)
+        leaf_listed = chain[merkle.leaf_node(cap.total, number)]
+    except (LayoutError, KeyError) as err:
+        raise ShareError(number, "share hash chain", "incomplete") from err
+    if root != ueb.share_root_hash or leaf_listed != block_tree[0]:
+        raise ShareError(number, "share hash chain", "does not reach the UEB root")
+    return crypttext_tree, block_tree
 
 
 def _runs(numbers: list[int]) -> list[tuple[int, int]]:

@@ -24,17 +24,20 @@ MAX_TABLE = 256 * 1024 * 1024
 
 class ImmutableFiles:
     def __init__(self, servers: Callable[[], Sequence[StorageClient]], params: EncodingParams,
-                 happy: int, convergence: bytes | None, executor: Executor | None) -> None:
+                 happy: int, convergence: bytes | None, executor: Executor | None,
+                 lease_secret: bytes | None = None) -> None:
         self._servers = servers
         self.params = params
         self.happy = happy
         self.convergence = convergence
         self._executor = executor
+        self._lease_secret = lease_secret
 
     async def store(self, data: bytes) -> ChkCap | LiteralCap:
         """Upload `data` (convergent with this node's secret); its cap."""
         return await upload(io.BytesIO(data), len(data), list(self._servers()), self.params,
-                            self.happy, self.convergence, executor=self._executor)
+                            self.happy, self.convergence, executor=self._executor,
+                            lease_secret=self._lease_secret)
 
     async def read_all(self, cap: ChkCap | LiteralCap) -> bytes:
         if cap.size > MAX_TABLE:

@@ -179,7 +179,7 @@ async def _retrieve_once(servers: Sequence[StorageClient], cap: MutableCap,
         if len(data) < header.offsets.end:
             data += await servers[server].read_mutable(
                 cap.storage_index, number, len(data), header.offsets.end - len(data))
-        share = await _in(executor, _checked_share, data, number)
+        share = await _in(executor, checked_share, data, number)
         good[number] = share
 
     numbers = sorted(holders, key=lambda n: (n >= prefix.needed, n))
@@ -249,7 +249,7 @@ def _readkey(cap: MutableCap) -> bytes:
     raise MistgridError("a verify cap cannot read a file")
 
 
-def _checked_share(data: bytes, number: int) -> Share:
+def checked_share(data: bytes, number: int) -> Share:
     share = parse_share(data, number)
     core.verify_hashes(share)
     return share

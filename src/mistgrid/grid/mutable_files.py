@@ -135,6 +135,20 @@ class MutableFiles:
     async def replace(self, cap: MutableWriteCap, source: IO[bytes], size: int) -> Published:
         return await self._publish_from(cap, None, source, size)
 
+    async def republish(self, cap: MutableWriteCap) -> Published:
+        """Publish the newest recoverable version again, as the next version, over every
+        share found and onto new servers for the missing ones (a repair: never an older
+        version). A large MDMF file goes through a spooled copy (bounded memory)."""
+        servers = self._servers()
+        mapped = await map_servers(servers, cap)
+        best = mapped.map.best()
+        if best is not None:
+            prefix = mapped.map.prefix_of(best)
+            if self._streams(cap, prefix.data_length):
+                key = await _signing_key(servers, cap, mapped, self._executor)
+                return await self._rewrite_spooled(cap, key, 0, b"")
+        return await self.modify(cap, lambda old: old or b"")
+
     async def info(self, cap: MutableCap) -> Prefix | None:
         """The best version's fields (its size among them), or None when none is found."""
         mapped = await map_servers(self._servers(), cap)

@@ -26,7 +26,7 @@ import attrs
 from twisted.internet import defer
 
 from ..caps.immutable import ChkCap, LiteralCap
-from ..crypto.hashes import netstring, storage_index_of, tagged_hash
+from ..crypto.hashes import lease_secrets, netstring, storage_index_of, tagged_hash
 from ..encoding.params import LIT_MAX_SIZE, EncodingParams
 from ..encoding.upload import ChkEncoder, ShareWrite, convergent_key, random_key
 from ..errors import MistgridError
@@ -67,7 +67,10 @@ class _Placement:
 
 
 async def _place(servers: list[StorageClient], storage_index: bytes, total: int, size: int,
-                 upload_secrets: list[UploadSecrets]) -> _Placement:
+                 upload_secrets: list[UploadSecrets],
+                 distrust: frozenset[tuple[int, int]] = frozenset()) -> _Placement:
+    """`distrust`: (server position, share number) of shares found corrupt (a repair):
+    they count as missing, and that share goes to another server."""
     order = permuted([s.permutation_seed for s in servers], storage_index)
     alive = list(order)
     wanted = {n: alive[p] for n, p in enumerate(spread(total, len(alive)))}
@@ -90,6 +93,7 @@ async def _place(servers: list[StorageClient], storage_index: bytes, total: int,
                 leftover.extend(by_server[position])
                 continue
             already, allocated = answer
+            already = {n for n in already if (position, n) not in distrust}
             for number in already:  # every share it holds, asked for or not (as Tahoe)
                 if 0 <= number < total:
                     existing.setdefault(number, position)
@@ -107,7 +111,15 @@ async def _place(servers: list[StorageClient], storage_index: bytes, total: int,
         others = [p for p in alive if p not in have] or alive
         if not leftover or not others:
             break
-        wanted = {n: others[i % len(others)] for i, n in enumerate(sorted(leftover))}
+        wanted = {}
+        for i, number in enumerate(sorted(leftover)):
+            # never back to a server whose copy of that share is corrupt
+            choices = [p for p in others if (p, number) not in distrust] or \
+                [p for p in alive if (p, number) not in distrust]
+            if choices:
+                wanted[number] = choices[i % len(choices)]
+        if not wanted:
+            break
     # A share some server holds already is not written again elsewhere: that allocation
     # is given back (a repeat upload of a file another client placed differently).
     redundant = []
@@ -123,11 +135,25 @@ async def _place(servers: list[StorageClient], storage_index: bytes, total: int,
     return _Placement(servers, owner, {p: ns for p, ns in have.items() if ns}, to_write)
 
 
+@attrs.frozen
+class Repairing:
+    """An upload that repairs a file: its key and cap are known, and some shares that
+    servers hold are corrupt (server position, share number)."""
+
+    cap: ChkCap
+    distrust: frozenset[tuple[int, int]] = frozenset()
+
+
 async def upload(source: IO[bytes], size: int, servers: list[StorageClient],
                  params: EncodingParams, happy: int, convergence: bytes | None,
                  progress: Callable[[int], None] | None = None,
-                 executor: Executor | None = None) -> LiteralCap | ChkCap:
-    """Upload `size` bytes from `source` (seekable); returns the cap."""
+                 executor: Executor | None = None, lease_secret: bytes | None = None,
+                 repairing: Repairing | None = None) -> LiteralCap | ChkCap:
+    """Upload `size` bytes from `source` (seekable); returns the cap. `lease_secret`: the
+    client's lease secret, from which each server's lease secrets are derived as Tahoe
+    derives them (so `check --add-lease` renews them later); random ones without it.
+    `repairing`: put back the missing shares of that file (the same key, so the same
+    shares; nothing is completed unless the cap comes out the same)."""
     if size <= LIT_MAX_SIZE:
         return LiteralCap(source.read(size))
     if not servers:
@@ -135,17 +161,18 @@ async def upload(source: IO[bytes], size: int, servers: list[StorageClient],
     if executor is None or size <= INLINE_SIZE:
         # a small file: hashing and encoding it take less than handing it to threads
         return await _upload(source, size, servers, params, happy, convergence, progress,
-                             None, None)
+                             None, None, lease_secret, repairing)
     # One thread of its own reads and feeds: feed waits on the executor's segment jobs.
     with ThreadPoolExecutor(1, thread_name_prefix="mistgrid-upload") as feeder:
         return await _upload(source, size, servers, params, happy, convergence, progress,
-                             executor, feeder)
+                             executor, feeder, lease_secret, repairing)
 
 
 async def _upload(source: IO[bytes], size: int, servers: list[StorageClient],
                   params: EncodingParams, happy: int, convergence: bytes | None,
                   progress: Callable[[int], None] | None, executor: Executor | None,
-                  feeder: Executor | None) -> ChkCap:
+                  feeder: Executor | None, lease_secret: bytes | None = None,
+                  repairing: Repairing | None = None) -> ChkCap:
     async def off_reactor(fn: Callable[..., T], *args: Any) -> T:
         if feeder is None:
             return fn(*args)
@@ -157,14 +184,24 @@ async def _upload(source: IO[bytes], size: int, servers: list[StorageClient],
         source.seek(0)
         return key
 
-    key = random_key() if convergence is None else await off_reactor(key_pass)
+    if repairing is not None:
+        key = repairing.cap.key
+    else:
+        key = random_key() if convergence is None else await off_reactor(key_pass)
     encoder = ChkEncoder(key, size, params, executor)
     storage_index = storage_index_of(key)
     upload_secrets = [UploadSecrets(upload_secret(key, convergence, server),
-                                    secrets.token_bytes(32), secrets.token_bytes(32))
+                                    *_lease_secrets(lease_secret, storage_index, server))
                       for server in servers]
     placement = await _place(servers, storage_index, params.total, encoder.share_size,
-                             upload_secrets)
+                             upload_secrets, repairing.distrust if repairing else frozenset())
+
+    def finish() -> tuple[list[ShareWrite], ChkCap]:
+        writes, cap = encoder.finish()
+        if repairing is not None and cap != repairing.cap:
+            raise MistgridError("re-encoding this file did not give the same shares (its "
+                                "UEB was written by other rules); nothing was repaired")
+        return writes, cap
 
     def next_chunk() -> tuple[int, list[ShareWrite]]:
         chunk = source.read(READ_SIZE)
@@ -184,7 +221,7 @@ async def _upload(source: IO[bytes], size: int, servers: list[StorageClient],
         if size <= READ_SIZE:  # one chunk: all of each share in one write where it can
             chunk = await off_reactor(source.read, size)
             writes = await off_reactor(encoder.feed, chunk)
-            more, cap = await off_reactor(encoder.finish)
+            more, cap = await off_reactor(finish)
             _check_happy(placement, happy, params.total)
             await _send(placement, storage_index, upload_secrets, writes + more)
             _check_happy(placement, happy, params.total)
@@ -201,7 +238,7 @@ async def _upload(source: IO[bytes], size: int, servers: list[StorageClient],
                 await landed()
         while in_flight:
             await landed()
-        writes, cap = await off_reactor(encoder.finish)
+        writes, cap = await off_reactor(finish)
         # The last writes complete the shares (they become visible): only while happy.
         _check_happy(placement, happy, params.total)
         await _send(placement, storage_index, upload_secrets, writes)
@@ -226,6 +263,13 @@ def upload_secret(key: bytes, convergence: bytes | None, server: StorageClient) 
 
 
 UPLOAD_SECRET_TAG = b"mistgrid_immutable_upload_secret_v1"
+
+
+def _lease_secrets(lease_secret: bytes | None, storage_index: bytes,
+                   server: StorageClient) -> tuple[bytes, bytes]:
+    if lease_secret is None:
+        return secrets.token_bytes(32), secrets.token_bytes(32)
+    return lease_secrets(lease_secret, storage_index, server.tub_id)
 
 
 def _check_happy(placement: _Placement, happy: int, total: int) -> None:

@@ -67,14 +67,15 @@ def start_web(directory: Path, cfg: ConfigValues, executor: Executor,
     params = EncodingParams(cfg.get("client", "shares.needed"),
                             cfg.get("client", "shares.total"))
     mutable_format = MutableFormat[str(cfg.get("client", "mutable.format")).upper()]
+    lease_secret = ensure_lease_secret(directory / "private")
     settings = ClientSettings(params, cfg.get("client", "shares.happy"),
                               read_convergence(ensure_convergence(directory / "private")),
-                              mutable_format)
+                              mutable_format, lease_secret)
     nickname = cfg.get("node", "nickname") or directory.name
     pool = KeyPool(cfg.get("client", "mutable.key_pool"), executor)
     pool.start()
     mutable = MutableFiles(lambda: [s.client for s in servers], params.needed, params.total,
-                           ensure_lease_secret(directory / "private"), executor, pool)
+                           lease_secret, executor, pool)
     site = make_web_site(WebAPI(servers, settings, executor, nickname, introducers,
                                 network or {}, mutable))
     web_port = cfg.get("node", "web.port")

@@ -300,6 +300,14 @@ class StorageClient:
         await self._call("PUT", f"{V1}/immutable/{base32.b2a(storage_index)}/{number}/abort",
                          "abort", (200,), secrets={"upload-secret": upload_secret})
 
+    async def add_lease(self, storage_index: bytes, renew: bytes, cancel: bytes) -> bool:
+        """Add (or renew) a lease on every share of this storage index here, immutable or
+        mutable; False when the server holds none."""
+        code, _ = await self._call(
+            "PUT", f"{V1}/lease/{base32.b2a(storage_index)}", "add lease", (204, 404),
+            secrets={"lease-renew-secret": renew, "lease-cancel-secret": cancel})
+        return code == 204
+
     async def list_shares(self, storage_index: bytes) -> set[int]:
         _, body = await self._call(
             "GET", f"{V1}/immutable/{base32.b2a(storage_index)}/shares", "list", (200,))

@@ -10,6 +10,7 @@
                              they are verified)
     GET /uri/$CAP?t=json     ["filenode", {rw_uri, ro_uri, verify_uri, size, mutable,
                              format}]
+    POST /uri/$CAP?t=check   check (verify=, repair=, add-lease=, output=JSON): web/checks
     GET /  and  /?t=json     every known server: connection state, route, last error
 
 How this works: a twisted.web leaf resource; each request runs as a coroutine on the
@@ -25,6 +26,7 @@ import json
 import mimetypes
 import os
 import re
+import secrets
 import urllib.parse
 from collections.abc import Coroutine, Iterator, Mapping, Sequence
 from concurrent.futures import Executor
@@ -57,6 +59,7 @@ from ..errors import (
     NotEnoughSharesError,
     UncoordinatedWriteError,
 )
+from ..grid.checker import Checker, parse_any_cap
 from ..grid.directories import (
     BadNameError,
     Directories,
@@ -74,6 +77,7 @@ from ..grid.servers import KnownServer
 from ..grid.uploader import UploadUnhappyError, upload
 from ..introducer.client import IntroducerClient
 from ..storage.server import QuietSite
+from .checks import CheckPages
 from .directories import BadPathError, DirectoryPages
 from .keys import BadRequestError, private_key
 from .multipart import MultipartError, Window, boundary_of, locate_parts
@@ -91,6 +95,8 @@ class ClientSettings:
     happy: int
     convergence: bytes
     mutable_format: MutableFormat = MutableFormat.SDMF
+    # the client's lease secret (private/secret); None: a random one for this process
+    lease_secret: bytes | None = None
 
 
 class ReadOnlyError(MistgridError):
@@ -155,10 +161,15 @@ class WebAPI(resource.Resource):
         found), shown on the welcome page. `mutable`: this node's mutable files."""
         super().__init__()
         self.mutable = mutable
+        self.lease_secret = settings.lease_secret or secrets.token_bytes(32)
         immutable = ImmutableFiles(lambda: [s.client for s in self.servers], settings.params,
-                                   settings.happy, settings.convergence, executor)
-        self.directories = DirectoryPages(self, Directories(mutable, immutable)) \
-            if mutable else None
+                                   settings.happy, settings.convergence, executor,
+                                   self.lease_secret)
+        dirs = Directories(mutable, immutable) if mutable else None
+        self.directories = DirectoryPages(self, dirs) if dirs else None
+        self.checks = CheckPages(self, Checker(
+            lambda: [(s.status.server_id, s.client) for s in self.servers], self.lease_secret,
+            settings.happy, settings.convergence, mutable, executor), dirs)
         self.network = dict(network or {})
         self.servers = servers
         self.introducers = introducers
@@ -222,6 +233,9 @@ class WebAPI(resource.Resource):
                     await self._get(request, path[1], {**args, "filename": [path[-1]]})
             elif len(path) == 2 and path[0] == "uri" and method == "PUT":
                 await self._put_cap(request, path[1], args)
+            elif len(path) == 2 and path[0] == "uri" and method == "POST" and \
+                    args.get("t") == ["check"]:
+                await self.checks.check(request, parse_any_cap(path[1]), args)
             else:
                 self._finish(request, 404, b"no such page\n")
         except MistgridError as err:
@@ -329,7 +343,7 @@ class WebAPI(resource.Resource):
             cap = await upload(content, size, [s.client for s in self.servers],
                                self.settings.params, self.settings.happy,
                                self.settings.convergence, progress=op.advance,
-                               executor=self.executor)
+                               executor=self.executor, lease_secret=self.lease_secret)
         return cap.to_string()
 
     @contextlib.contextmanager

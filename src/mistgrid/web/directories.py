@@ -14,6 +14,7 @@
     POST /uri/$DIRCAP[/PATH]?t=upload     a form's file, linked under its name (or name=)
     GET  ...?t=info                       a page about the object (caps, size, format)
     POST /uri/$DIRCAP[/PATH]?t=stream-manifest   every object below, one JSON line each
+    POST /uri/$DIRCAP[/PATH]?t=check|stream-deep-check|start-deep-check   (web/checks)
     POST /uri/$DIRCAP[/PATH]?t=start-manifest|start-deep-size|start-deep-stats
          &ophandle=H                      the same walks under a handle (web/operations)
     POST /uri/$DIRCAP[/PATH]?t=mkdir&name=NAME   a new subdirectory (also
@@ -49,6 +50,7 @@ from ..caps.mutable import (
 from ..dirnode.children import Child
 from ..dirnode.stats import DeepStats
 from ..errors import CapabilityError, MistgridError
+from ..grid.checker import parse_any_cap
 from ..grid.directories import Directories, check_name, child_directory
 from ..grid.traverse import walk
 from .keys import BadRequestError, private_key
@@ -230,6 +232,20 @@ class DirectoryPages:
             here = root if not names else child_directory(
                 await self.dirs.resolve(root, names), names[-1])
             await self._start_walk(request, here, t.removeprefix("start-"), args)
+        elif method == "POST" and t == "check":
+            if not names:
+                await self.api.checks.check(request, root, args)
+                return
+            child = await self.dirs.resolve(root, names)
+            await self.api.checks.check(request, parse_any_cap(
+                child.rw_uri or child.ro_uri or ""), args)
+        elif method == "POST" and t in ("stream-deep-check", "start-deep-check"):
+            here = root if not names else child_directory(
+                await self.dirs.resolve(root, names), names[-1])
+            if t == "stream-deep-check":
+                await self.api.checks.stream_deep_check(request, here, args)
+            else:
+                await self.api.checks.start_deep_check(request, here, args)
         elif method == "POST" and t == "stream-manifest":
             here = root if not names else child_directory(
                 await self.dirs.resolve(root, names), names[-1])

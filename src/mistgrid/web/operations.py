@@ -3,6 +3,8 @@
     POST $DIRURL?t=start-manifest&ophandle=H     a walk of the tree, its manifest
     POST $DIRURL?t=start-deep-size&ophandle=H    its deep size
     POST $DIRURL?t=start-deep-stats&ophandle=H   its deep statistics
+    POST $DIRURL?t=start-deep-check&ophandle=H   a deep-check (verify=, repair=,
+                                                 add-lease=), run by web/checks
     GET  /operations/H[?t=status][&output=JSON|text|HTML][&retain-for=S]
          [&release-after-complete=true]
     POST /operations/H?t=cancel
@@ -28,13 +30,14 @@ from twisted.internet import reactor as _reactor
 
 from ..dirnode.stats import DeepStats
 from ..errors import MistgridError
+from ..health.deep import DeepCheck
 
 reactor: Any = _reactor
 DAY = 24 * 60 * 60
 UNCOLLECTED_LIFETIME = 4 * DAY
 COLLECTED_LIFETIME = 1 * DAY
 MAX_HANDLES = 1000
-KINDS = ("manifest", "deep-size", "deep-stats")
+KINDS = ("manifest", "deep-size", "deep-stats", "deep-check")
 
 
 class UnknownHandleError(MistgridError):
@@ -55,6 +58,7 @@ class Operation:
     task: defer.Deferred[None] | None = None
     timer: Any = None  # an IDelayedCall
     collected: bool = False
+    deep: DeepCheck | None = None  # a deep-check's totals
 
     def add(self, unit: dict[str, Any]) -> None:
         """One object the walk reached (a unit as stream-manifest gives it)."""
@@ -77,6 +81,9 @@ class Operation:
                                "stats": self.stats.to_json()})
         elif self.kind == "deep-size":
             result["size"] = self.stats.deep_size
+        elif self.deep is not None:
+            result.update(self.deep.to_json())
+            result["stats"] = self.stats.to_json()
         else:
             result.update(self.stats.to_json())
         return result
@@ -89,6 +96,10 @@ class Operation:
             lines += [f"{'/'.join(path)} {cap}".lstrip() for path, cap in self.manifest]
         elif self.kind == "deep-size":
             lines.append(f"size: {self.stats.deep_size}")
+        elif self.deep is not None:
+            lines += self.deep.lines()
+            lines += [f"{'/'.join(path) or '<root>'}: {data.get('summary', 'not healthy')}"
+                      for path, data in self.deep.unhealthy_files]
         else:
             lines += [f"{key}: {value}" for key, value in self.stats.to_json().items()]
         return "\n".join(lines) + "\n"

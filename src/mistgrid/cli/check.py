@@ -1,0 +1,146 @@
+"""`check` and `deep-check`, as Tahoe's CLI has them: each asks the local node's web API
+(`t=check`, `t=stream-deep-check`) and prints Tahoe's words (or the node's JSON with
+--raw). Exit status 0 whatever the files' health, as Tahoe's; 1 when the walk stops."""
+
+from __future__ import annotations
+
+import json
+import urllib.parse
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..errors import MistgridError
+from ..health.results import describe
+from .aliases import load_aliases, split_where, uri_path
+from .data import connect_local, node_option
+from .files import call, checked
+from .progress import count_progress
+
+
+def _flags(t: str, verify: bool, repair: bool, add_lease: bool) -> str:
+    query = {"t": t, "output": "JSON"}
+    for name, on in (("verify", verify), ("repair", repair), ("add-lease", add_lease)):
+        if on:
+            query[name] = "true"
+    return urllib.parse.urlencode(query)
+
+
+def _options(fn: Any) -> Any:
+    for option in reversed([
+        click.option("--verify", is_flag=True,
+                     help="Read and check every byte of every share (slower)."),
+        click.option("--repair", is_flag=True,
+                     help="Put back missing or corrupt shares of an unhealthy file."),
+        click.option("--add-lease", is_flag=True,
+                     help="Add or renew this client's lease on every share found."),
+        click.option("--raw", is_flag=True, help="Print the node's JSON."),
+    ]):
+        fn = option(fn)
+    return fn
+
+
+@click.command()
+@click.argument("where", nargs=-1)
+@_options
+@node_option
+def check(where: tuple[str, ...], verify: bool, repair: bool, add_lease: bool, raw: bool,
+          node_dir: Path) -> None:
+    """Check the health of files or directories (a cap or ALIAS:PATH each; default: the
+    tahoe: alias)."""
+    aliases = load_aliases(node_dir)
+    for place in where or (None,):
+        cap, names = split_where(place, aliases)
+        body = checked(*call(node_dir, "POST", uri_path(cap, names) + "?"
+                             + _flags("check", verify, repair, add_lease)), "check")
+        if raw:
+            click.echo(body.decode())
+            continue
+        for line in describe(json.loads(body)):
+            click.echo(line)
+
+
+@click.command("deep-check")
+@click.argument("where", nargs=-1)
+@_options
+@click.option("-v", "--verbose", is_flag=True, help="A line for every object checked.")
+@node_option
+def deep_check(where: tuple[str, ...], verify: bool, repair: bool, add_lease: bool,
+               raw: bool, verbose: bool, node_dir: Path) -> None:
+    """Check (and repair) everything below directories, streaming as it goes."""
+    aliases = load_aliases(node_dir)
+    for place in where or (None,):
+        cap, names = split_where(place, aliases)
+        _deep_check_one(node_dir, uri_path(cap, names) + "?" + _flags(
+            "stream-deep-check", verify, repair, add_lease), repair, raw, verbose)
+
+
+def _deep_check_one(node_dir: Path, path: str, repair: bool, raw: bool,
+                    verbose: bool) -> None:
+    from ..health.deep import DeepCheck  # noqa: PLC0415
+
+    totals = DeepCheck(repair)
+    conn, base = connect_local(node_dir)
+    try:
+        conn.request("POST", base + path)
+        response = conn.getresponse()
+        if response.status >= 400:
+            checked(response.status, response.read(), "deep-check")
+        with count_progress("checked") as tick:
+            while line := response.readline():
+                text = line.decode("utf-8", "replace").strip()
+                if text.startswith("ERROR:"):
+                    raise MistgridError(f"the walk stopped: {text[6:].strip()}")
+                if not text:
+                    continue
+                if raw:
+                    click.echo(text)
+                    continue
+                unit = json.loads(text)
+                if unit.get("type") not in ("file", "directory"):
+                    continue
+                tick()
+                data = unit.get("check-and-repair-results") or unit.get("check-results") or {}
+                _tally(totals, unit["path"], data, repair)
+                _print_unit(unit["path"], data, repair, verbose)
+    except OSError as err:
+        raise MistgridError(f"cannot reach the node's web API: {err}") from err
+    finally:
+        conn.close()
+    if not raw:
+        for closing in totals.lines():
+            click.echo(closing)
+
+
+def _tally(totals: Any, path: list[str], data: dict[str, Any], repair: bool) -> None:
+    totals.checked += 1
+    pre = data.get("pre-repair-results", data) if repair else data
+    post = data.get("post-repair-results", data) if repair else data
+    if pre.get("results", {}).get("healthy", True):
+        totals.healthy += 1
+    else:
+        totals.unhealthy += 1
+    if post.get("results", {}).get("healthy", True):
+        totals.healthy_after += 1
+    else:
+        totals.unhealthy_after += 1
+    if data.get("repair-attempted"):
+        totals.repairs_attempted += 1
+        totals.repairs_successful += int(bool(data.get("repair-successful")))
+
+
+def _print_unit(path: list[str], data: dict[str, Any], repair: bool, verbose: bool) -> None:
+    pre = data.get("pre-repair-results", data) if repair else data
+    results = pre.get("results", {})
+    if verbose:
+        name = "/".join(path) or "<root>"
+        if repair:
+            click.echo(f"{name}: {'healthy' if results.get('healthy', True) else 'not healthy'}")
+        else:
+            click.echo(f"{name}: {data.get('summary', 'Healthy (LIT)')}")
+    for server, si, number in results.get("list-corrupt-shares", []):
+        click.echo(f" corrupt: server {server}, SI {si}, shnum {number}")
+    if repair and data.get("repair-attempted"):
+        click.echo(" repair successful" if data.get("repair-successful") else
+                   " repair failed")

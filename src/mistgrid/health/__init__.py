@@ -1,0 +1,1 @@
+"""Checking, verifying and repairing files: results and their rules (pure)."""
