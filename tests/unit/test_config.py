@@ -85,6 +85,20 @@ BAD = {
     "bad expire mode": ("[storage]\nexpire.mode = never\n",
                         ["not an expiration mode; fix: write age or cutoff-date"]),
     "bad size": ("[storage]\nreserved_space = lots\n", ["not a size"]),
+    "expire without mode": ("[storage]\nexpire.enabled = true\n",
+                            ["needs expire.mode (there is no default)"]),
+    "cutoff without date": ("[storage]\nexpire.enabled = true\nexpire.mode = cutoff-date\n",
+                            ["needs expire.cutoff_date"]),
+    "override with cutoff": ("[storage]\nexpire.mode = cutoff-date\n"
+                             "expire.cutoff_date = 2026-01-16\n"
+                             "expire.override_lease_duration = 2mo\n",
+                             ["only works with expire.mode = age"]),
+    "date with age": ("[storage]\nexpire.mode = age\nexpire.cutoff_date = 2026-01-16\n",
+                      ["only works with expire.mode = cutoff-date"]),
+    "bad duration": ("[storage]\nexpire.override_lease_duration = soon\n",
+                     ["not a duration"]),
+    "bad date": ("[storage]\nexpire.mode = cutoff-date\nexpire.cutoff_date = 16/01/2026\n",
+                 ["not a date"]),
     "bad furl": ("[client]\nintroducer.furl = http://example\n", ["not a FURL"]),
     "bad session options": ("[i2p]\nsession.options = inbound.length\n",
                             ["'inbound.length' is not key=value"]),
@@ -93,6 +107,25 @@ BAD = {
     "several at once": ("[node]\nanonymus = 1\ntub.port = tcp:0\n[client]\nshares.total = x\n",
                         ["unknown key", "port 0", "not a share count"]),
 }
+
+
+@pytest.mark.parametrize("text, seconds", [
+    ("7days", 7 * 86400), ("31day", 31 * 86400), ("60 days", 60 * 86400),
+    ("2mo", 62 * 86400), ("3 month", 93 * 86400), ("12 months", 372 * 86400),
+    ("2years", 730 * 86400), ("90 seconds", 90), ("5 minutes", 300), ("1 hour", 3600),
+])
+def test_durations_as_tahoe_writes_them(text: str, seconds: int) -> None:
+    """garbage-collection.rst's duration strings (and mistgrid's shorter units)."""
+    cfg, problems = load_config(f"[storage]\nexpire.override_lease_duration = {text}\n")
+    assert [str(p) for p in problems] == []
+    assert cfg.get("storage", "expire.override_lease_duration") == seconds
+
+
+def test_cutoff_date_is_utc_midnight() -> None:
+    cfg, problems = load_config("[storage]\nexpire.enabled = true\nexpire.mode = "
+                                "cutoff-date\nexpire.cutoff_date = 2009-01-16\n")
+    assert [str(p) for p in problems] == []
+    assert cfg.get("storage", "expire.cutoff_date") == 1232064000
 
 
 @pytest.mark.parametrize("name", sorted(GOOD))

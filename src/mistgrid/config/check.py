@@ -140,8 +140,36 @@ def _cross_checks(cfg: ConfigValues) -> list[Problem]:
     return problems
 
 
+def _expiry_checks(cfg: ConfigValues, flagged: bool = False) -> list[Problem]:
+    """[storage] expire.*: the combinations garbage-collection.rst allows (`flagged`: the
+    cutoff date was given but is not a date, said already)."""
+    problems = []
+    mode = cfg.get("storage", "expire.mode")
+    if cfg.get("storage", "expire.enabled") and mode is None:
+        problems.append(Problem("[storage] expire.enabled", "true",
+                                "needs expire.mode (there is no default)",
+                                "add expire.mode = age (or cutoff-date)"))
+    if mode == "cutoff-date" and not cfg.is_set("storage", "expire.cutoff_date") \
+            and not flagged:
+        problems.append(Problem("[storage] expire.mode", "cutoff-date",
+                                "needs expire.cutoff_date",
+                                "add expire.cutoff_date = YYYY-MM-DD"))
+    if mode == "cutoff-date" and cfg.is_set("storage", "expire.override_lease_duration"):
+        problems.append(Problem("[storage] expire.override_lease_duration",
+                                str(cfg.get("storage", "expire.override_lease_duration")),
+                                "only works with expire.mode = age",
+                                "remove it, or use expire.mode = age"))
+    if mode != "cutoff-date" and cfg.is_set("storage", "expire.cutoff_date"):
+        problems.append(Problem("[storage] expire.cutoff_date",
+                                str(cfg.get("storage", "expire.cutoff_date")),
+                                "only works with expire.mode = cutoff-date",
+                                "remove it, or use expire.mode = cutoff-date"))
+    return problems
+
+
 def load_config(text: str) -> tuple[ConfigValues, list[Problem]]:
     raw = read_config(text)
     parsed, problems = check_keys(raw)
     cfg = ConfigValues(parsed)
-    return cfg, problems + _cross_checks(cfg)
+    flagged = any(p.key == "[storage] expire.cutoff_date" for p in problems)
+    return cfg, problems + _cross_checks(cfg) + _expiry_checks(cfg, flagged)

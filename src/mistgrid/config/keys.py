@@ -86,13 +86,15 @@ KEYS: dict[tuple[str, str], Parser] = {
     ("storage", "plugins"): values.text,
     ("storage", "expire.enabled"): values.boolean,
     ("storage", "expire.mode"): values.expire_mode,
-    ("storage", "expire.override_lease_duration"): values.text,
-    ("storage", "expire.cutoff_date"): values.text,
+    ("storage", "expire.override_lease_duration"): values.duration,
+    ("storage", "expire.cutoff_date"): values.date,
     ("storage", "expire.immutable"): values.boolean,
     ("storage", "expire.mutable"): values.boolean,
     # mistgrid's own: seconds an immutable upload may go without a write before it is
     # aborted (its space freed, another upload of the same share allowed)
     ("storage", "upload.idle_timeout"): values.positive_int,
+    # mistgrid's own: how often the lease crawler starts a pass over the store
+    ("storage", "lease_crawler.cycle_time"): values.duration,
     # [helper]
     ("helper", "enabled"): values.boolean,
 }

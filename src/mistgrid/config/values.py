@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import re
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
@@ -89,6 +90,34 @@ def _one_of(what: str, *choices: str) -> Callable[[str], str]:
         return lowered
 
     return parse
+
+
+DAY = 24 * 60 * 60
+_DURATION_UNITS = {"day": DAY, "mo": 31 * DAY, "month": 31 * DAY, "year": 365 * DAY,
+                   # mistgrid's additions (Tahoe's smallest unit is a day)
+                   "second": 1, "sec": 1, "minute": 60, "min": 60, "hour": 3600}
+_DURATION = re.compile(r"([0-9]{1,9})\s*(day|month|mo|year|second|sec|minute|min|hour)s?",
+                       re.IGNORECASE)
+
+
+def duration(value: str) -> int:
+    """A duration as Tahoe writes one ("7days", "60 days", "2mo", "3 month", "2years"),
+    or in seconds, minutes or hours -> seconds."""
+    match = _DURATION.fullmatch(value.strip())
+    if match is None:
+        raise InvalidValueError("not a duration",
+                                "write a number and a unit, e.g. 31days, 2months or 1year")
+    return int(match.group(1)) * _DURATION_UNITS[match.group(2).lower()]
+
+
+def date(value: str) -> int:
+    """"2009-01-16" -> the UTC midnight that starts that day, in seconds since the epoch."""
+    try:
+        parsed = datetime.datetime.strptime(value.strip(), "%Y-%m-%d")
+    except ValueError:
+        raise InvalidValueError("not a date", "write it as YYYY-MM-DD, e.g. 2026-01-16") \
+            from None
+    return int(parsed.replace(tzinfo=datetime.UTC).timestamp())
 
 
 mutable_format = _one_of("a mutable file format", "sdmf", "mdmf")

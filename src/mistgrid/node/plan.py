@@ -27,6 +27,7 @@ from ..policy.anonymity import (
     violations,
 )
 from ..storage.backend import UPLOAD_IDLE_TIMEOUT
+from ..storage.expiry import DEFAULT_CYCLE_TIME, ExpirationPolicy
 
 
 @attrs.frozen
@@ -83,6 +84,8 @@ class StoragePlan:
     upload_idle_timeout: float = UPLOAD_IDLE_TIMEOUT
     anonymous: bool = False  # checked again where listeners and announcements are built
     onion_client_auth: str = ""  # [tor] onion.client_auth: authorized clients' keys
+    expiration: ExpirationPolicy = attrs.field(factory=ExpirationPolicy)  # [storage] expire.*
+    crawler_cycle: float = DEFAULT_CYCLE_TIME  # [storage] lease_crawler.cycle_time
 
 
 _TCP = re.compile(r"tcp:(?:interface=([^:]+):)?([0-9]+)(?::interface=([^:]+))?")
@@ -215,7 +218,20 @@ def plan_storage(directory: Path, cfg: ConfigValues) -> tuple[StoragePlan | None
                        tuple(sorted((cfg.get("i2p", "session.options") or {}).items())),
                        listener.port_file, onion, dest,
                        cfg.get("storage", "upload.idle_timeout") or UPLOAD_IDLE_TIMEOUT,
-                       listener.anonymous, cfg.get("tor", "onion.client_auth") or ""), []
+                       listener.anonymous, cfg.get("tor", "onion.client_auth") or "",
+                       expiration_policy(cfg),
+                       cfg.get("storage", "lease_crawler.cycle_time") or DEFAULT_CYCLE_TIME), []
+
+
+def expiration_policy(cfg: ConfigValues) -> ExpirationPolicy:
+    """[storage] expire.* (already checked: config/check.py)."""
+    enabled = bool(cfg.get("storage", "expire.enabled"))
+    return ExpirationPolicy(
+        enabled, cfg.get("storage", "expire.mode") or "age",
+        cfg.get("storage", "expire.override_lease_duration"),
+        cfg.get("storage", "expire.cutoff_date"),
+        cfg.get("storage", "expire.immutable", True) is not False,
+        cfg.get("storage", "expire.mutable", True) is not False)
 
 
 def check_node(directory: Path) -> tuple[ConfigValues | None, list[str]]:

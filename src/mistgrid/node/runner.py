@@ -216,15 +216,19 @@ def _serve(directory: Path, cfg: ConfigValues, plan: StoragePlan | None, web: bo
                     cfg.get("tor", "onion.client_auth") or "",
                     (policy.i2p_sam or DEFAULT_I2P_SAM, dict(i2p_options)),
                 ).addCallback(lambda _: print("introducer running", flush=True)))
+        storage_status = None
         if plan is not None:
             from .introduction import publish_storage  # noqa: PLC0415
-            from .storage_service import start_storage  # noqa: PLC0415
+            from .storage_service import StorageStatus, start_storage  # noqa: PLC0415
             storage_plan = attrs.evolve(plan, tor_control=tor_control)
-            started.append(start_storage(directory, storage_plan, connector).addCallback(
+            storage_status = StorageStatus()
+            started.append(start_storage(directory, storage_plan, connector,
+                                         storage_status).addCallback(
                 lambda fields: publish_storage(private, clients, fields, nickname)))
         if web:
             from .web_service import start_web  # noqa: PLC0415
-            started.append(start_web(directory, cfg, executor, servers, clients, network))
+            started.append(start_web(directory, cfg, executor, servers, clients, network,
+                                     storage_status))
         gathered = defer.gatherResults(started, consumeErrors=True)
         gathered.addCallbacks(ready, lambda f: failed(f.value.subFailure))
 

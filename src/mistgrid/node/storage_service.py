@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 from typing import Any, cast
 
+import attrs
 from twisted.internet import defer, endpoints, ssl
 from twisted.internet import reactor as _reactor
 
@@ -25,6 +26,7 @@ from ..gbs.nurl import Nurl
 from ..net.connector import Connector
 from ..storage.announcement import announcement, server_id
 from ..storage.backend import DiskBackend
+from ..storage.crawler import CrawlerService, LeaseCrawler
 from ..storage.server import make_site
 from ..storage.standalone import load_or_create_swissnum
 from ..storage.tls import create_identity, load_certificate
@@ -84,20 +86,34 @@ def dest_hint(dest: I2PDest) -> Hint:
     return Hint("i2p-destination", "", None, str(dest.key_file))
 
 
-def start_storage(directory: Path, plan: StoragePlan,
-                  connector: Connector) -> defer.Deferred[dict[str, Any]]:
-    """Listen, start onion services, then write the NURLs and the announcement (and fire
-    with the announcement's fields, for introducers)."""
-    return defer.Deferred.fromCoroutine(_start_storage(directory, plan, connector))
+@attrs.define
+class StorageStatus:
+    """What the node's web pages show of its storage server (filled in as it starts)."""
+
+    crawler: LeaseCrawler | None = None
+    backend: DiskBackend | None = None
 
 
-async def _start_storage(directory: Path, plan: StoragePlan,
-                         connector: Connector) -> dict[str, Any]:
+def start_storage(directory: Path, plan: StoragePlan, connector: Connector,
+                  status: StorageStatus | None = None) -> defer.Deferred[dict[str, Any]]:
+    """Listen, start onion services and the lease crawler, then write the NURLs and the
+    announcement (and fire with the announcement's fields, for introducers)."""
+    return defer.Deferred.fromCoroutine(_start_storage(directory, plan, connector, status))
+
+
+async def _start_storage(directory: Path, plan: StoragePlan, connector: Connector,
+                         status: StorageStatus | None) -> dict[str, Any]:
     private = directory / "private"
     pem = create_identity(private)
     swissnum = load_or_create_swissnum(private)
     backend = DiskBackend(plan.storage_dir, reserved_space=plan.reserved_space,
                           upload_idle_timeout=plan.upload_idle_timeout)
+    crawler = LeaseCrawler(backend, plan.expiration)
+    service = CrawlerService(crawler, reactor, plan.crawler_cycle)
+    service.start()
+    reactor.addSystemEventTrigger("before", "shutdown", service.stop)
+    if status is not None:
+        status.crawler, status.backend = crawler, backend
     options = ssl.PrivateCertificate.loadPEM(pem.read_text()).options()
     cert = load_certificate(pem)
     site = make_site(backend, swissnum.encode("ascii"))

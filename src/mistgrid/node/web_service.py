@@ -62,7 +62,8 @@ def ensure_lease_secret(private: Path) -> bytes:
 
 def start_web(directory: Path, cfg: ConfigValues, executor: Executor,
               servers: list[KnownServer], introducers: list[IntroducerClient],
-              network: Mapping[str, str] | None = None) -> defer.Deferred[None]:
+              network: Mapping[str, str] | None = None,
+              storage: Any = None) -> defer.Deferred[None]:
     """The web API on web.port, for `servers` (which introducers may add to)."""
     params = EncodingParams(cfg.get("client", "shares.needed"),
                             cfg.get("client", "shares.total"))
@@ -77,7 +78,7 @@ def start_web(directory: Path, cfg: ConfigValues, executor: Executor,
     mutable = MutableFiles(lambda: [s.client for s in servers], params.needed, params.total,
                            lease_secret, executor, pool)
     site = make_web_site(WebAPI(servers, settings, executor, nickname, introducers,
-                                network or {}, mutable))
+                                network or {}, mutable, storage))
     web_port = cfg.get("node", "web.port")
 
     def listening(port: Any) -> None:

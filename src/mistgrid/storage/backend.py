@@ -101,7 +101,7 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _remove_empty(directory: Path, levels: int) -> None:
+def remove_empty(directory: Path, levels: int) -> None:
     """Remove `directory` and up to `levels - 1` parents while they are empty."""
     for _ in range(levels):
         try:
@@ -271,7 +271,7 @@ class DiskBackend:
             self._uploads.pop(storage_index, None)
         if upload is not None:
             upload.path.unlink(missing_ok=True)
-            _remove_empty(upload.path.parent, 2)
+            remove_empty(upload.path.parent, 2)
 
     def abort(self, storage_index: bytes, number: int, secret: bytes) -> None:
         upload = self._uploads.get(storage_index, {}).get(number)
@@ -370,7 +370,7 @@ class DiskBackend:
                 share.create(write_enabler)
             share.write([(w.offset, w.data) for w in vectors.writes], vectors.new_length)
             share.add_or_renew_lease(renew, cancel, expiration)
-        _remove_empty(self._bucket(storage_index), 2)
+        remove_empty(self._bucket(storage_index), 2)
         return True, reads
 
     # ---- leases ----

@@ -156,9 +156,10 @@ class WebAPI(resource.Resource):
                  executor: Executor | None, nickname: str,
                  introducers: Sequence[IntroducerClient] = (),
                  network: Mapping[str, str] | None = None,
-                 mutable: MutableFiles | None = None) -> None:
+                 mutable: MutableFiles | None = None, storage: Any = None) -> None:
         """`network`: how this node reaches its networks (e.g. which Tor SOCKS port it
-        found), shown on the welcome page. `mutable`: this node's mutable files."""
+        found), shown on the welcome page. `mutable`: this node's mutable files.
+        `storage`: this node's storage server's status (a StorageStatus), if it has one."""
         super().__init__()
         self.mutable = mutable
         self.lease_secret = settings.lease_secret or secrets.token_bytes(32)
@@ -178,6 +179,7 @@ class WebAPI(resource.Resource):
         self.nickname = nickname
         self.operations = Operations()
         self.history = History()
+        self.storage = storage
 
     def render(self, request: server.Request) -> Any:
         defer.Deferred.fromCoroutine(self._handle(request)).addErrback(
@@ -206,6 +208,8 @@ class WebAPI(resource.Resource):
                 else:
                     self._finish(request, 200, self.history.page(),
                                  b"text/html; charset=utf-8")
+            elif path in (["storage"], ["storage", ""]) and method == "GET":
+                self._storage_page(request, args)
             elif path == ["uri"] and method in ("PUT", "POST") and args.get("t") == ["mkdir"]:
                 await self._directory_pages().mkdir(request, args)
             elif path == ["uri"] and method == "POST" and \
@@ -255,6 +259,35 @@ class WebAPI(resource.Resource):
         request.setHeader(b"content-length", str(len(body)).encode())  # never the file's
         request.write(body)
         request.finish()
+
+    def _storage_page(self, request: server.Request, args: dict[str, list[str]]) -> None:
+        """/storage: this node's storage server and its lease crawler (Tahoe's path;
+        `t=json` gives the lease crawler's state and totals in Tahoe's key names)."""
+        crawler = getattr(self.storage, "crawler", None)
+        backend = getattr(self.storage, "backend", None)
+        if crawler is None or backend is None:
+            self._finish(request, 404, b"this node runs no storage server\n")
+            return
+        data = {"stats": {"storage_server.accepting_immutable_shares": True,
+                          "storage_server.disk_avail": backend.available_space(),
+                          "storage_server.reserved_space": backend.reserved_space},
+                **crawler.status()}
+        if (args.get("t") or [""])[-1] == "json":
+            self._finish(request, 200, json.dumps(data).encode(), b"application/json")
+            return
+        checker, progress = data["lease-checker"], data["lease-checker-progress"]
+        expiring = f"enabled, {checker['mode']}" if checker["expiration-enabled"] \
+            else "disabled"
+        lines = [f"Lease crawler: {'running' if progress['cycle-in-progress'] else 'idle'}"
+                 f" ({progress['cycle-complete-percentage']}% of this pass)",
+                 f"Expiration: {expiring}", f"Passes completed: {checker['cycle']}"]
+        for past in checker["history"][-3:]:
+            lines.append(f"  pass {past['cycle']}: {past['examined-shares']} shares, "
+                         f"{past['expired-leases']} leases expired, {past['deleted-shares']}"
+                         f" shares ({past['deleted-bytes']} bytes) reclaimed")
+        page = ("<html><head><title>Storage</title></head><body><h1>Storage server</h1>"
+                f"<pre>{html.escape(chr(10).join(lines))}</pre></body></html>")
+        self._finish(request, 200, page.encode(), b"text/html; charset=utf-8")
 
     async def _welcome(self, request: server.Request, args: dict[str, list[str]]) -> None:
         # Fresh status where a probe answers within WELCOME_WAIT seconds; the page never

@@ -1,0 +1,112 @@
+"""Lease expiry on real storage nodes (`[storage] expire.*`): with `expire.mode = age` and
+a short override duration, a file whose leases were not renewed is gone after the lease
+crawler's pass, a renewed one (`t=check&add-lease=true`) is untouched, and the storage
+node's /storage?t=json says what the pass reclaimed."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mistgrid.caps import base32, parse_cap
+from mistgrid.storage.announcement import servers_yaml
+from mistgrid.testing.procs import Managed, free_ports, stop_all, wait_for
+
+from ..conftest import run_cli
+from .test_check_repair import age_leases, check, leases
+from .test_web_grid import exists, http, start
+
+DAY = 86400
+
+
+@pytest.fixture(scope="module")
+def expiring_grid(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path, str]]:
+    """(client web URL, base directory, storage0's web URL): 2 storage nodes whose
+    crawlers pass every 2 seconds and expire leases older than 1 day; a 1-of-2 client."""
+    base = tmp_path_factory.mktemp("expiry")
+    processes: list[Managed] = []
+    try:
+        entries = {}
+        ports = free_ports(4)
+        for i in range(2):
+            node = base / f"storage{i}"
+            run_cli("create-node", "--nickname", f"s{i}", "--webport",
+                    f"tcp:{ports[2 + i]}:interface=127.0.0.1",
+                    "--port", f"tcp:{ports[i]}:interface=127.0.0.1",
+                    "--location", f"tcp:127.0.0.1:{ports[i]}", str(node))
+            config = node / "tahoe.cfg"
+            config.write_text(config.read_text().replace("[storage]\n", (
+                "[storage]\nexpire.enabled = true\nexpire.mode = age\n"
+                "expire.override_lease_duration = 1 day\n"
+                "lease_crawler.cycle_time = 2 seconds\n"), 1))
+            processes.append(start(node, base / f"storage{i}.log"))
+            announcement = node / "private" / "announcement.json"
+            wait_for(exists(announcement), 30, "a storage node", watch=processes)
+            entry = json.loads(announcement.read_text())
+            entries[entry["server-id"]] = entry["ann"]
+        (web,) = free_ports(1)
+        client = base / "client"
+        run_cli("create-client", "--webport", f"tcp:{web}:interface=127.0.0.1",
+                "--shares-needed", "1", "--shares-happy", "2", "--shares-total", "2",
+                str(client))
+        (client / "private" / "servers.yaml").write_text(servers_yaml(entries))
+        processes.append(start(client, base / "client.log"))
+        wait_for(lambda: True if (client / "node.url").exists() else None, 30,
+                 "the client's web API", watch=processes)
+        storage_web = (base / "storage0" / "node.url")
+        wait_for(lambda: True if storage_web.exists() else None, 30, "storage0's web API",
+                 watch=processes)
+        yield ((client / "node.url").read_text().strip(), base,
+               storage_web.read_text().strip())
+    finally:
+        stop_all(processes)
+
+
+def shares_of(base: Path, cap: str) -> list[Path]:
+    si = base32.b2a(parse_cap(cap).storage_index)  # type: ignore[union-attr]
+    return sorted(p for i in range(2) for p in (base / f"storage{i}").glob(
+        f"**/shares/*/{si}/*") if p.name.isdigit())
+
+
+def test_unrenewed_files_expire_and_renewed_ones_stay(
+        expiring_grid: tuple[str, Path, str]) -> None:
+    url, base, storage_url = expiring_grid
+    caps = {}
+    for name in ("kept", "dropped"):
+        code, made = http("PUT", url + "uri", os.urandom(5000))
+        assert code == 200
+        caps[name] = made.decode()
+    # both were made (or last renewed) two days ago, as far as their leases say
+    two_days_ago = int(time.time()) - 2 * DAY + 31 * DAY
+    for cap in caps.values():
+        files = shares_of(base, cap)
+        assert len(files) == 2
+        for path in files:
+            age_leases(path, two_days_ago)
+    check(url + "uri/" + caps["kept"], **{"add-lease": "true"})
+    for path in shares_of(base, caps["kept"]):
+        assert leases(path)[0].expiration > time.time() + 30 * DAY
+    before = json.loads(http("GET", storage_url + "storage?t=json")[1])["lease-checker"]
+    wait_for(lambda: True if not shares_of(base, caps["dropped"]) else None, 30,
+             "the crawler to expire the unrenewed file")
+    assert len(shares_of(base, caps["kept"])) == 2
+    assert http("GET", url + "uri/" + caps["kept"])[0] == 200
+    assert http("GET", url + "uri/" + caps["dropped"])[0] in (404, 410, 503)
+
+    def reclaimed() -> dict[str, Any] | None:
+        now: dict[str, Any] = json.loads(http("GET", storage_url + "storage?t=json")[1])[
+            "lease-checker"]
+        done = sum(h["deleted-shares"] for h in now["history"])
+        return now if now["cycle"] > before["cycle"] and done >= 1 else None
+
+    crawler = wait_for(reclaimed, 30, "a finished pass to report what it reclaimed")
+    assert crawler["expiration-enabled"] and crawler["mode"] == "age"
+    assert crawler["override-lease-duration"] == DAY
+    page = http("GET", storage_url + "storage")[1].decode()
+    assert "Lease crawler" in page and "reclaimed" in page
