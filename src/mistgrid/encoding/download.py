@@ -193,6 +193,11 @@ class ChkDownload:
         return self._ueb
 
     @property
+    def spare_shares(self) -> int:
+        """Shares offered and not used yet: what a dropped share can be replaced with."""
+        return len(self._candidates)
+
+    @property
     def decoding(self) -> Future[SegmentResult] | None:
         """The job of the segment whose plaintext is next out, if it is decoding."""
         if self._jobs and self._jobs[0].segment == self._next_emit:

@@ -11,12 +11,16 @@ in flight. Each chunk's writes go to all servers in parallel, one request per sh
 (its blocks of that chunk are contiguous), so the upload runs at the pace of the slowest
 server, not the sum of all; a server that fails mid-way costs only its shares while
 happiness holds. The writes that complete the shares go last, after everything else
-landed and happiness was checked once more.
+landed and happiness was checked once more. A server that stops answering while the others
+answer (hung: SIGSTOP, a wedged route) is given up on after a patience that depends on its
+route (`settle_within`), so it costs seconds, not its requests' two-minute timeout: at
+allocation its shares go to other servers; mid-way it costs its shares.
 """
 
 from __future__ import annotations
 
 import secrets
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import Executor, ThreadPoolExecutor
@@ -24,6 +28,7 @@ from typing import IO, Any, TypeVar
 
 import attrs
 from twisted.internet import defer
+from twisted.internet import reactor as _reactor
 
 from ..caps.immutable import ChkCap, LiteralCap
 from ..crypto.hashes import lease_secrets, netstring, storage_index_of, tagged_hash
@@ -35,9 +40,27 @@ from ..storage.client import StorageClient, UploadSecrets
 from .threads import in_thread
 
 T = TypeVar("T")
+reactor: Any = _reactor
 READ_SIZE = 1024 * 1024
 INLINE_SIZE = 64 * 1024  # files this small are encoded on the reactor thread
 WINDOW = 3  # chunks of READ_SIZE plaintext whose writes may be in flight at once
+# Seconds at least a silent server gets once half have answered, by route: a first
+# connection over Tor, and more so I2P, can take tens of seconds without anything wrong.
+ALLOCATE_PATIENCE = {"direct": 5.0, "tor": 30.0, "socks": 30.0, "i2p": 90.0}
+WRITE_PATIENCE = {"direct": 10.0, "tor": 30.0, "socks": 30.0, "i2p": 90.0}
+
+
+def patience(table: dict[str, float], servers: Iterable[StorageClient]) -> float:
+    """The longest patience any of `servers`' routes asks for."""
+    return max((table.get(_route(s), max(table.values())) for s in servers),
+               default=table["direct"])
+
+
+def _route(server: StorageClient) -> str:
+    try:
+        return server.route
+    except Exception:  # a test double, or a NURL the connector no longer routes
+        return "i2p"
 
 
 class UploadUnhappyError(MistgridError):
@@ -55,6 +78,65 @@ async def settle(coros: Iterable[Awaitable[T]]) -> list[T | BaseException]:
 
     deferreds = [defer.Deferred.fromCoroutine(one(c)) for c in coros]
     results: list[T | BaseException] = await defer.gatherResults(deferreds)
+    return results
+
+
+class HungServerError(MistgridError):
+    """A server that stopped answering while the others answered."""
+
+
+async def settle_within(coros: Iterable[Awaitable[T]], minimum: float,
+                        patience: float = 4.0) -> list[T | BaseException]:
+    """Like `settle`, but once half have answered, the rest get `patience` times as long
+    as that took (at least `minimum` seconds); any still silent then are cancelled and
+    count as failed (HungServerError), so one hung server (SIGSTOP, a wedged route) costs
+    seconds, not its requests' timeout. With one alone there is nothing to compare: it is
+    waited for."""
+
+    async def one(coro: Awaitable[T]) -> T | BaseException:
+        try:
+            return await coro
+        except Exception as err:
+            return err
+
+    deferreds = [defer.Deferred.fromCoroutine(one(c)) for c in coros]
+    silent = HungServerError("no answer")
+    results: list[T | BaseException] = [silent] * len(deferreds)
+    pending = set(range(len(deferreds)))
+    done: defer.Deferred[None] = defer.Deferred()
+    began = time.monotonic()
+    timer: list[Any] = []
+
+    def give_up() -> None:
+        if done.called:
+            return
+        for index in sorted(pending):
+            results[index] = HungServerError(
+                f"no answer in {time.monotonic() - began:.0f} s while the others answered")
+        pending.clear()
+        done.callback(None)
+        for d in deferreds:
+            if not d.called:
+                d.cancel()
+
+    def finished(value: T | BaseException, index: int) -> None:
+        if done.called or index not in pending:
+            return
+        results[index] = value
+        pending.discard(index)
+        if not pending:
+            done.callback(None)
+        elif len(pending) <= len(deferreds) // 2 and not timer:
+            delay = max(minimum, patience * (time.monotonic() - began))
+            timer.append(reactor.callLater(delay, give_up))
+
+    for index, d in enumerate(deferreds):
+        d.addCallback(finished, index)
+    if deferreds:
+        await done
+    for call in timer:
+        if call.active():
+            call.cancel()
     return results
 
 
@@ -83,9 +165,9 @@ async def _place(servers: list[StorageClient], storage_index: bytes, total: int,
         for number, position in wanted.items():
             by_server.setdefault(position, set()).add(number)
         positions = list(by_server)
-        answers = await settle(
-            servers[p].allocate(storage_index, by_server[p], size, upload_secrets[p])
-            for p in positions)
+        answers = await settle_within(
+            (servers[p].allocate(storage_index, by_server[p], size, upload_secrets[p])
+             for p in positions), patience(ALLOCATE_PATIENCE, servers))
         leftover: list[int] = []
         for position, answer in zip(positions, answers, strict=True):
             if isinstance(answer, BaseException):
@@ -130,8 +212,8 @@ async def _place(servers: list[StorageClient], storage_index: bytes, total: int,
             to_write.discard(number)
         owner[number] = position
         have.setdefault(position, set()).add(number)
-    await settle(servers[p].abort(storage_index, n, upload_secrets[p].upload)
-                 for p, n in redundant)
+    await settle_within((servers[p].abort(storage_index, n, upload_secrets[p].upload)
+                         for p, n in redundant), patience(ALLOCATE_PATIENCE, servers))
     return _Placement(servers, owner, {p: ns for p, ns in have.items() if ns}, to_write)
 
 
@@ -315,7 +397,8 @@ async def _send(placement: _Placement, storage_index: bytes,
                 storage_index, number, upload_secrets[position].upload, write.offset,
                 write.data)
 
-    results = await settle(send_share(n, w) for n, w in by_share.items())
+    results = await settle_within((send_share(n, w) for n, w in by_share.items()),
+                                  patience(WRITE_PATIENCE, placement.servers))
     for number, result in zip(by_share, results, strict=True):
         if isinstance(result, BaseException):  # the server lost: so is this share
             position = placement.owner.pop(number, None)
@@ -326,5 +409,7 @@ async def _send(placement: _Placement, storage_index: bytes,
 
 async def _abort(placement: _Placement, storage_index: bytes,
                  upload_secrets: list[UploadSecrets]) -> None:
-    await settle(placement.servers[p].abort(storage_index, n, upload_secrets[p].upload)
-                 for n, p in placement.owner.items() if n in placement.to_write)
+    await settle_within((placement.servers[p].abort(storage_index, n,
+                                                    upload_secrets[p].upload)
+                         for n, p in placement.owner.items() if n in placement.to_write),
+                        patience(ALLOCATE_PATIENCE, placement.servers))

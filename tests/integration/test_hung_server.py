@@ -1,0 +1,138 @@
+"""A storage server that hangs (SIGSTOP: its connections stay open, nothing answers) in the
+middle of a download: the client moves to another share's server and the download
+completes within 20 s of the hang, byte for byte (Tahoe's client takes ~60 s; mistgrid
+took ~270 s before: a 120 s request timeout, then retries)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mistgrid.caps import base32, parse_cap
+from mistgrid.storage.announcement import servers_yaml
+from mistgrid.testing.procs import Managed, free_ports, stop_all, wait_for
+
+from ..conftest import run_cli
+from .test_web_grid import exists, http, start
+
+SIZE = 48 * 1024 * 1024
+SERVERS = 5
+
+
+@pytest.fixture(scope="module")
+def grid(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path,
+                                                                     list[Managed]]]:
+    """(client URL, base directory, the 5 storage node processes); 2-of-4, happy 4."""
+    base = tmp_path_factory.mktemp("hung")
+    processes: list[Managed] = []
+    try:
+        entries = {}
+        for i, port in enumerate(free_ports(SERVERS)):
+            node = base / f"storage{i}"
+            run_cli("create-node", "--nickname", f"s{i}", "--webport", "none",
+                    "--port", f"tcp:{port}:interface=127.0.0.1",
+                    "--location", f"tcp:127.0.0.1:{port}", str(node))
+            processes.append(start(node, base / f"storage{i}.log"))
+            announcement = node / "private" / "announcement.json"
+            wait_for(exists(announcement), 30, "a storage node", watch=processes)
+            entry = json.loads(announcement.read_text())
+            entries[entry["server-id"]] = entry["ann"]
+        (web,) = free_ports(1)
+        client = base / "client"
+        run_cli("create-client", "--webport", f"tcp:{web}:interface=127.0.0.1",
+                "--shares-needed", "2", "--shares-happy", "4", "--shares-total", "4",
+                str(client))
+        (client / "private" / "servers.yaml").write_text(servers_yaml(entries))
+        storage = list(processes)
+        processes.append(start(client, base / "client.log"))
+        wait_for(exists(client / "node.url"), 30, "the client's web API", watch=processes)
+        yield (client / "node.url").read_text().strip(), base, storage
+    finally:
+        for proc in processes:
+            if proc.alive():
+                os.kill(proc.pid, signal.SIGCONT)
+        stop_all(processes)
+
+
+def holder_of(base: Path, cap: str, number: int) -> int:
+    si = base32.b2a(parse_cap(cap).storage_index)  # type: ignore[union-attr]
+    for i in range(SERVERS):
+        if list((base / f"storage{i}").glob(f"**/shares/*/{si}/{number}")):
+            return i
+    raise AssertionError(f"no server holds share {number}")
+
+
+def test_a_download_moves_on_from_a_hung_server(
+        grid: tuple[str, Path, list[Managed]]) -> None:
+    url, base, storage = grid
+    data = os.urandom(SIZE)
+    status, cap = http("PUT", url + "uri", data)
+    assert status == 200, cap
+    # the download starts with the primary shares (0 and 1): hang share 0's server
+    victim = storage[holder_of(base, cap.decode(), 0)]
+    digest = hashlib.sha256()
+    with urllib.request.urlopen(url + "uri/" + cap.decode(), timeout=60) as response:
+        digest.update(response.read(4 * 1024 * 1024))
+        os.kill(victim.pid, signal.SIGSTOP)
+        hung = time.monotonic()
+        try:
+            while chunk := response.read(1024 * 1024):
+                digest.update(chunk)
+            took = time.monotonic() - hung
+        finally:
+            os.kill(victim.pid, signal.SIGCONT)
+    assert digest.digest() == hashlib.sha256(data).digest()
+    assert took < 20, f"the download took {took:.1f} s after the hang"
+
+
+def test_a_server_hung_before_the_download_is_left_out(
+        grid: tuple[str, Path, list[Managed]]) -> None:
+    url, base, storage = grid
+    data = os.urandom(3 * 1024 * 1024)
+    status, cap = http("PUT", url + "uri", data)
+    assert status == 200
+    victim = storage[holder_of(base, cap.decode(), 0)]
+    os.kill(victim.pid, signal.SIGSTOP)
+    try:
+        began = time.monotonic()
+        assert http("GET", url + "uri/" + cap.decode()) == (200, data)
+        took = time.monotonic() - began
+    finally:
+        os.kill(victim.pid, signal.SIGCONT)
+    assert took < 20, f"the download took {took:.1f} s"
+
+
+def test_an_upload_gives_up_on_a_hung_server(
+        grid: tuple[str, Path, list[Managed]]) -> None:
+    """A server that hangs where the upload would put a share: the upload leaves it out
+    within seconds and places that share on the fifth server."""
+    url, base, storage = grid
+    data = os.urandom(2 * 1024 * 1024)
+    status, cap = http("PUT", url + "uri", data)  # where the shares of this file go
+    assert status == 200
+    si = base32.b2a(parse_cap(cap.decode()).storage_index)  # type: ignore[union-attr]
+    victim = holder_of(base, cap.decode(), 0)
+    for i in range(SERVERS):  # gone again, so the same upload has to place them afresh
+        for path in (base / f"storage{i}").glob(f"**/shares/*/{si}/*"):
+            path.unlink()
+    os.kill(storage[victim].pid, signal.SIGSTOP)
+    try:
+        began = time.monotonic()
+        status, again = http("PUT", url + "uri", data)
+        took = time.monotonic() - began
+        assert status == 200 and again == cap, again
+        assert http("GET", url + "uri/" + cap.decode()) == (200, data)
+    finally:
+        os.kill(storage[victim].pid, signal.SIGCONT)
+    assert took < 20, f"the upload took {took:.1f} s"
+    holders = {i for i in range(SERVERS)
+               if list((base / f"storage{i}").glob(f"**/shares/*/{si}/*"))}
+    assert victim not in holders and len(holders) == 4, holders
