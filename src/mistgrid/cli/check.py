@@ -142,5 +142,7 @@ def _print_unit(path: list[str], data: dict[str, Any], repair: bool, verbose: bo
     for server, si, number in results.get("list-corrupt-shares", []):
         click.echo(f" corrupt: server {server}, SI {si}, shnum {number}")
     if repair and data.get("repair-attempted"):
+        problem = data.get("repair-problem")
         click.echo(" repair successful" if data.get("repair-successful") else
-                   " repair failed")
+                   f" repair failed: {'/'.join(path) or '<root>'}"
+                   + (f": {problem}" if problem else ""))

@@ -57,6 +57,7 @@ from .threads import in_thread
 from .uploader import Repairing, settle, upload
 
 SPOOL_IN_MEMORY = 8 * 1024 * 1024  # a repair keeps a file this small in memory
+FIRST_READ = 64 * 1024  # bytes of each share a verify asks for first
 FileCap = LiteralCap | ChkCap | ChkVerifierCap | MutableCap
 
 
@@ -144,9 +145,16 @@ class Checker:
     async def _verify_share(self, cap: ChkCap | ChkVerifierCap, server: StorageClient,
                             number: int) -> ShareVerifier:
         verifier = ShareVerifier(cap, number)
+        # The first read fetches the share's first FIRST_READ bytes: a small share (most
+        # of a directory tree's) is then checked from that one answer.
+        head = await server.read(cap.storage_index, number, 0, FIRST_READ)
         while (request := verifier.next_read()) is not None:
-            data = await server.read(cap.storage_index, number, request.offset,
-                                     request.length)
+            end = request.offset + request.length
+            if end <= len(head) or len(head) < FIRST_READ:  # all of it is in hand
+                data = head[request.offset:end]
+            else:
+                data = await server.read(cap.storage_index, number, request.offset,
+                                         request.length)
             try:
                 if self._executor is not None and request.purpose == "blocks":
                     await in_thread(self._executor, verifier.give, data)
@@ -162,8 +170,17 @@ class Checker:
         servers = list(self._servers())
         names = [name for name, _ in servers]
         ueb = await self._read_ueb(cap, servers, pre)
-        distrust = frozenset((names.index(c.server), c.number) for c in pre.corrupt
-                             if c.server in names)
+        position = {name: i for i, name in enumerate(names)}
+        distrust = frozenset((position[c.server], c.number) for c in pre.corrupt
+                             if c.server in position)
+        held: dict[int, set[int]] = {position[n]: set() for n in pre.servers_responding
+                                     if n in position}
+        for number, holders in pre.sharemap.items():
+            for name in holders:
+                if name in position:
+                    held.setdefault(position[name], set()).add(int(number))
+        for server, corrupt_number in distrust:
+            held.setdefault(server, set()).add(corrupt_number)
         params = EncodingParams(cap.needed, cap.total, ueb.layout.segment_size)
         clients = [client for _, client in servers]
         with tempfile.SpooledTemporaryFile(SPOOL_IN_MEMORY) as spool:
@@ -174,7 +191,8 @@ class Checker:
             await upload(spool, cap.size, clients, params, 1,
                          self._convergence, executor=self._executor,
                          lease_secret=self._lease_secret,
-                         repairing=Repairing(cap, distrust))
+                         repairing=Repairing(cap, distrust, {
+                             p: frozenset(ns) for p, ns in held.items()}))
 
     async def _read_ueb(self, cap: ChkCap, servers: list[tuple[str, StorageClient]],
                         pre: CheckResults) -> Ueb:
@@ -230,11 +248,9 @@ class Checker:
             data += await server.read_mutable(cap.storage_index, number, len(data),
                                               header.offsets.end - len(data))
         share = await self._in(checked_share, data, number)
-        if isinstance(cap, MutableWriteCap):
-            try:
-                await self._in(core.recover_signing_key, cap, share.encrypted_private_key)
-            except MistgridError as err:
-                raise _CorruptError(f"encrypted private key: {err}") from err
+        if isinstance(cap, MutableWriteCap) and not core.private_key_matches(
+                cap, share.encrypted_private_key):
+            raise _CorruptError("encrypted private key: not this file's key")
 
     async def _in(self, fn: Callable[..., Any], *args: Any) -> Any:
         if self._executor is None:

@@ -150,17 +150,35 @@ class _Placement:
 
 async def _place(servers: list[StorageClient], storage_index: bytes, total: int, size: int,
                  upload_secrets: list[UploadSecrets],
-                 distrust: frozenset[tuple[int, int]] = frozenset()) -> _Placement:
-    """`distrust`: (server position, share number) of shares found corrupt (a repair):
-    they count as missing, and that share goes to another server."""
+                 repairing: Repairing | None = None) -> _Placement:
+    """With `repairing`: shares found corrupt count as missing and go to other servers,
+    and the missing shares go first to the servers that answered the check holding no
+    share (in permuted order), so the repair spreads the file as widely as it can."""
     order = permuted([s.permutation_seed for s in servers], storage_index)
     alive = list(order)
+    distrust = repairing.distrust if repairing else frozenset()
     wanted = {n: alive[p] for n, p in enumerate(spread(total, len(alive)))}
+    if repairing is not None and repairing.held is not None:
+        held = repairing.held
+        good = {p: {n for n in ns if (p, n) not in distrust} for p, ns in held.items()}
+        present = {n for ns in good.values() for n in ns}
+        answering = [p for p in order if p in held]
+        empty = [p for p in answering if not good[p]]
+        by_load = sorted(answering, key=lambda p: (len(good[p]), answering.index(p)))
+        missing = [n for n in range(total) if n not in present]
+        targets = empty + [p for p in by_load if p not in empty]
+        wanted = {}
+        for i, number in enumerate(missing):
+            choices = [p for p in targets if (p, number) not in distrust] or targets
+            if choices:
+                wanted[number] = choices[i % len(choices)]
     owner: dict[int, int] = {}
     have: dict[int, set[int]] = {}
     to_write: set[int] = set()
     existing: dict[int, int] = {}  # share number -> a server that says it holds it already
-    for _round in range(3):
+    # Each round asks only servers not yet failed, so this ends; a grid with many servers
+    # gone (stopped for good, still listed) needs as many rounds as it takes.
+    for _round in range(len(servers) + 1):
         by_server: dict[int, set[int]] = {}
         for number, position in wanted.items():
             by_server.setdefault(position, set()).add(number)
@@ -224,6 +242,8 @@ class Repairing:
 
     cap: ChkCap
     distrust: frozenset[tuple[int, int]] = frozenset()
+    # what each server that answered the check holds (server position -> share numbers)
+    held: dict[int, frozenset[int]] | None = None
 
 
 async def upload(source: IO[bytes], size: int, servers: list[StorageClient],
@@ -276,7 +296,7 @@ async def _upload(source: IO[bytes], size: int, servers: list[StorageClient],
                                     *_lease_secrets(lease_secret, storage_index, server))
                       for server in servers]
     placement = await _place(servers, storage_index, params.total, encoder.share_size,
-                             upload_secrets, repairing.distrust if repairing else frozenset())
+                             upload_secrets, repairing)
 
     def finish() -> tuple[list[ShareWrite], ChkCap]:
         writes, cap = encoder.finish()

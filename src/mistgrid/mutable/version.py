@@ -49,13 +49,19 @@ def encrypt_private_key(writekey: bytes, private_der: bytes) -> bytes:
     return CtrStream(writekey).process(private_der)
 
 
+def private_key_matches(cap: MutableWriteCap, encrypted: bytes) -> bool:
+    """Whether a share's encrypted private key is the key this write cap names (the write
+    key is a hash of it), without loading it."""
+    return ssk_writekey(CtrStream(cap.writekey).process(encrypted)) == cap.writekey
+
+
 def recover_signing_key(cap: MutableWriteCap, encrypted: bytes) -> SigningKey:
     """The signing key from a share's encrypted copy; MistgridError unless it is the key
     this write cap names."""
     der = CtrStream(cap.writekey).process(encrypted)
     if ssk_writekey(der) != cap.writekey:
         raise MistgridError("the share's encrypted private key is not this file's key")
-    key = SigningKey.of(rsa.load_private_der(der))
+    key = SigningKey.of(rsa.load_private_der(der, authenticated=True))
     if ssk_fingerprint(key.public_der) != cap.fingerprint:
         raise MistgridError("the share's private key does not match the cap's fingerprint")
     return key
