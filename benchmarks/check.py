@@ -95,7 +95,7 @@ def measure(grid: GridUnderTest, base: Path, runs: int, size_mib: int,
             for path in share_files(grid, cap):
                 if storage_node in path.parents:
                     path.unlink()
-            results.setdefault(f"repair, {size_mib} MiB (1 server's shares)", []).append(
+            results.setdefault(f"repair, {size_mib} MiB", []).append(
                 timed(processes, functools.partial(cli, "check", "--repair", cap)))
             results.setdefault(f"deep-check, {files} files", []).append(
                 timed(processes, functools.partial(cli, "deep-check", "bench:")))

@@ -46,6 +46,7 @@ from ..shares.mutable import (
 )
 from ..storage.client import MutableSecrets, ShareVectors, StorageClient
 from .mutable import (
+    READ_PATIENCE,
     Mapped,
     NotEnoughServersError,
     Published,
@@ -55,7 +56,7 @@ from .mutable import (
     map_servers,
     retrieve,
 )
-from .uploader import settle
+from .uploader import patience, settle, settle_within
 
 WINDOW_BYTES = 4 * 1024 * 1024  # plaintext read or written per round of requests
 Sink = Callable[[bytes], Awaitable[None] | None]
@@ -139,8 +140,9 @@ async def read_range(servers: Sequence[StorageClient], cap: MutableCap, start: i
                     batch.append((number, server))
             for item in batch:
                 candidates.remove(item)
-            results = await settle(_open(servers, cap, mapped, prefix, s, n, executor)
-                                   for n, s in batch)
+            results = await settle_within((_open(servers, cap, mapped, prefix, s, n,
+                                                 executor) for n, s in batch),
+                                          patience(READ_PATIENCE, servers))
             for (number, server), result in zip(batch, results, strict=True):
                 if isinstance(result, _Share):
                     open_shares[number] = result
@@ -156,9 +158,9 @@ async def read_range(servers: Sequence[StorageClient], cap: MutableCap, start: i
         shares = list(open_shares.values())
         begin = g.block_offset(segment)
         length = g.block_offset(upto) + SALT_SIZE + g.block_length(upto) - begin
-        answers = await settle(servers[s.server].read_mutable(
+        answers = await settle_within((servers[s.server].read_mutable(
             cap.storage_index, s.number, s.offsets.share_data + begin, length)
-            for s in shares)
+            for s in shares), patience(READ_PATIENCE, servers))
         pieces: dict[int, dict[int, bytes]] = {seg: {} for seg in range(segment, upto + 1)}
         failed = False
         for share, answer in zip(shares, answers, strict=True):

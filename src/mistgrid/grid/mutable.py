@@ -48,7 +48,11 @@ from ..placement.happiness import permuted
 from ..shares.mutable import HEADER_READ_SIZE, Header, Prefix, Share, parse_header, parse_share
 from ..storage.client import MutableSecrets, ShareVectors, StorageClient
 from .threads import in_thread
-from .uploader import settle
+from .uploader import WRITE_PATIENCE, patience, settle, settle_within
+
+# Seconds at least a server silent while half the others answered is waited for when
+# mapping and reading, by route (it is then left out: its shares are not used).
+READ_PATIENCE = {"direct": 2.0, "tor": 15.0, "socks": 15.0, "i2p": 45.0}
 
 reactor: Any = _reactor
 FIRST_READ = 4096  # a share's header, keys and signature, usually all of a small share
@@ -110,7 +114,9 @@ async def _map_one(server: StorageClient, index: int, cap: MutableCap, servermap
 async def map_servers(servers: Sequence[StorageClient], cap: MutableCap) -> Mapped:
     servermap = ServerMap()
     heads: dict[tuple[int, int], bytes] = {}
-    await settle(_map_one(s, i, cap, servermap, heads) for i, s in enumerate(servers))
+    # a server that stays silent while the others answered is left out of the map
+    await settle_within((_map_one(s, i, cap, servermap, heads)
+                         for i, s in enumerate(servers)), patience(READ_PATIENCE, servers))
     return Mapped(servermap, heads)
 
 
@@ -199,7 +205,8 @@ async def _retrieve_once(servers: Sequence[StorageClient], cap: MutableCap,
         for item in batch:
             queue.remove(item)
             used.add(item[1])
-        results = await settle(fetch(n, s) for n, s in batch)
+        results = await settle_within((fetch(n, s) for n, s in batch),
+                                      patience(READ_PATIENCE, servers))
         for (number, server), result in zip(batch, results, strict=True):
             if isinstance(result, BaseException):
                 reason = _reason(result)
@@ -315,7 +322,8 @@ async def publish(servers: Sequence[StorageClient], cap: MutableWriteCap,
             raise UncoordinatedWriteError(
                 "another writer changed this file first (its first share was not what "
                 "was read); read it again and retry")
-        rest = await settle(write(p.server, p.number, p.test) for p in plan[1:])
+        rest = await settle_within((write(p.server, p.number, p.test) for p in plan[1:]),
+                                   patience(WRITE_PATIENCE, servers))
         results = first + rest
     else:
         results = []
