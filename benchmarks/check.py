@@ -23,7 +23,6 @@ import argparse
 import functools
 import os
 import re
-import statistics
 import tempfile
 from pathlib import Path
 
@@ -32,7 +31,7 @@ from mistgrid.grid.checker import parse_any_cap
 from mistgrid.testing.procs import Managed, stop_all
 
 from .dirs import make_tree, timed
-from .grid import print_beside
+from .grid import median_pairs, print_beside
 from .nodes import GridUnderTest, mistgrid_grid, tahoe_grid, warm_up
 
 
@@ -101,9 +100,7 @@ def measure(grid: GridUnderTest, base: Path, runs: int, size_mib: int,
                 timed(processes, functools.partial(cli, "deep-check", "bench:")))
     finally:
         stop_all(processes)
-    return {name: (statistics.median(v[0] for v in values),
-                   statistics.median(v[1] for v in values))
-            for name, values in results.items()}
+    return median_pairs(results)
 
 
 def report(runs: int, size_mib: int, files: int) -> None:

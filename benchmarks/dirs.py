@@ -25,7 +25,6 @@ import argparse
 import base64
 import json
 import os
-import statistics
 import tempfile
 import time
 from collections.abc import Callable
@@ -33,7 +32,7 @@ from pathlib import Path
 
 from mistgrid.testing.procs import Managed, stop_all
 
-from .grid import children_cpu_seconds, cpu_seconds, print_beside
+from .grid import children_cpu_seconds, cpu_seconds, median_pairs, print_beside
 from .nodes import GridUnderTest, mistgrid_grid, tahoe_grid, warm_up
 
 
@@ -99,9 +98,7 @@ def measure(grid: GridUnderTest, base: Path, runs: int, files: int,
                 processes, cli("stats", target + "/tree")))
     finally:
         stop_all(processes)
-    return {name: (statistics.median(v[0] for v in values),
-                   statistics.median(v[1] for v in values))
-            for name, values in results.items()}
+    return median_pairs(results)
 
 
 def report(runs: int, files: int, entries: int) -> None:

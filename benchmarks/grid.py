@@ -71,6 +71,14 @@ def children_cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def median_pairs(results: dict[str, list[tuple[float, float]]]
+                 ) -> dict[str, tuple[float, float]]:
+    """{operation: (median seconds, median CPU seconds)} of several runs' pairs."""
+    return {name: (statistics.median(v[0] for v in values),
+                   statistics.median(v[1] for v in values))
+            for name, values in results.items()}
+
+
 def print_beside(title: str, mine: dict[str, tuple[float, float]],
                  theirs: dict[str, tuple[float, float]]) -> None:
     """A table of (seconds, CPU seconds) per operation, mistgrid beside Tahoe, with Tahoe's

@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 from mistgrid.testing.procs import Managed, stop_all
 
-from .grid import cpu_seconds, print_beside
+from .grid import cpu_seconds, median_pairs, print_beside
 from .nodes import GridUnderTest, mistgrid_grid, tahoe_grid, warm_up
 
 MIB = 1024 * 1024
@@ -96,9 +95,7 @@ def measure(grid: GridUnderTest, base: Path, runs: int) -> dict[str, tuple[float
                 web_call(grid, "PUT", f"/uri/{text}?offset={50 * MIB + i}", patch)))
     finally:
         stop_all(processes)
-    return {name: (statistics.median(v[0] for v in values),
-                   statistics.median(v[1] for v in values))
-            for name, values in results.items()}
+    return median_pairs(results)
 
 
 def report(runs: int) -> None:

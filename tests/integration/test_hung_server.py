@@ -17,11 +17,9 @@ from pathlib import Path
 import pytest
 
 from mistgrid.caps import base32, parse_cap
-from mistgrid.storage.announcement import servers_yaml
-from mistgrid.testing.procs import Managed, free_ports, stop_all, wait_for
+from mistgrid.testing.procs import Managed, stop_all
 
-from ..conftest import run_cli
-from .test_web_grid import exists, http, start
+from .test_web_grid import http, start_grid
 
 SIZE = 48 * 1024 * 1024
 SERVERS = 5
@@ -34,27 +32,8 @@ def grid(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path,
     base = tmp_path_factory.mktemp("hung")
     processes: list[Managed] = []
     try:
-        entries = {}
-        for i, port in enumerate(free_ports(SERVERS)):
-            node = base / f"storage{i}"
-            run_cli("create-node", "--nickname", f"s{i}", "--webport", "none",
-                    "--port", f"tcp:{port}:interface=127.0.0.1",
-                    "--location", f"tcp:127.0.0.1:{port}", str(node))
-            processes.append(start(node, base / f"storage{i}.log"))
-            announcement = node / "private" / "announcement.json"
-            wait_for(exists(announcement), 30, "a storage node", watch=processes)
-            entry = json.loads(announcement.read_text())
-            entries[entry["server-id"]] = entry["ann"]
-        (web,) = free_ports(1)
-        client = base / "client"
-        run_cli("create-client", "--webport", f"tcp:{web}:interface=127.0.0.1",
-                "--shares-needed", "2", "--shares-happy", "4", "--shares-total", "4",
-                str(client))
-        (client / "private" / "servers.yaml").write_text(servers_yaml(entries))
-        storage = list(processes)
-        processes.append(start(client, base / "client.log"))
-        wait_for(exists(client / "node.url"), 30, "the client's web API", watch=processes)
-        yield (client / "node.url").read_text().strip(), base, storage
+        client = start_grid(base, processes, servers=SERVERS)
+        yield (client / "node.url").read_text().strip(), base, processes[:SERVERS]
     finally:
         for proc in processes:
             if proc.alive():

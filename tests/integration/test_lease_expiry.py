@@ -15,12 +15,10 @@ from typing import Any
 import pytest
 
 from mistgrid.caps import base32, parse_cap
-from mistgrid.storage.announcement import servers_yaml
-from mistgrid.testing.procs import Managed, free_ports, stop_all, wait_for
+from mistgrid.testing.procs import Managed, stop_all, wait_for
 
-from ..conftest import run_cli
 from .test_check_repair import age_leases, check, leases
-from .test_web_grid import exists, http, start
+from .test_web_grid import exists, http, start_grid
 
 DAY = 86400
 
@@ -32,36 +30,13 @@ def expiring_grid(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[st
     base = tmp_path_factory.mktemp("expiry")
     processes: list[Managed] = []
     try:
-        entries = {}
-        ports = free_ports(4)
-        for i in range(2):
-            node = base / f"storage{i}"
-            run_cli("create-node", "--nickname", f"s{i}", "--webport",
-                    f"tcp:{ports[2 + i]}:interface=127.0.0.1",
-                    "--port", f"tcp:{ports[i]}:interface=127.0.0.1",
-                    "--location", f"tcp:127.0.0.1:{ports[i]}", str(node))
-            config = node / "tahoe.cfg"
-            config.write_text(config.read_text().replace("[storage]\n", (
-                "[storage]\nexpire.enabled = true\nexpire.mode = age\n"
-                "expire.override_lease_duration = 1 day\n"
-                "lease_crawler.cycle_time = 2 seconds\n"), 1))
-            processes.append(start(node, base / f"storage{i}.log"))
-            announcement = node / "private" / "announcement.json"
-            wait_for(exists(announcement), 30, "a storage node", watch=processes)
-            entry = json.loads(announcement.read_text())
-            entries[entry["server-id"]] = entry["ann"]
-        (web,) = free_ports(1)
-        client = base / "client"
-        run_cli("create-client", "--webport", f"tcp:{web}:interface=127.0.0.1",
-                "--shares-needed", "1", "--shares-happy", "2", "--shares-total", "2",
-                str(client))
-        (client / "private" / "servers.yaml").write_text(servers_yaml(entries))
-        processes.append(start(client, base / "client.log"))
-        wait_for(lambda: True if (client / "node.url").exists() else None, 30,
-                 "the client's web API", watch=processes)
-        storage_web = (base / "storage0" / "node.url")
-        wait_for(lambda: True if storage_web.exists() else None, 30, "storage0's web API",
-                 watch=processes)
+        client = start_grid(base, processes, servers=2, needed=1, happy=2, total=2,
+                            storage_lines=("expire.enabled = true\nexpire.mode = age\n"
+                                           "expire.override_lease_duration = 1 day\n"
+                                           "lease_crawler.cycle_time = 2 seconds\n"),
+                            storage_web=True)
+        storage_web = base / "storage0" / "node.url"
+        wait_for(exists(storage_web), 30, "storage0's web API", watch=processes)
         yield ((client / "node.url").read_text().strip(), base,
                storage_web.read_text().strip())
     finally:

@@ -30,32 +30,48 @@ def start(node: Path, log: Path) -> Managed:
     return Managed(f"mistgrid run {node.name}", [MISTGRID, "run", str(node)], log)
 
 
+def start_grid(base: Path, processes: list[Managed], servers: int = 4, needed: int = 2,
+               happy: int = 4, total: int = 4, storage_lines: str = "",
+               storage_web: bool = False) -> Path:
+    """Storage nodes storage0.. (`storage_lines` added to their [storage] section; a web
+    port each with `storage_web`) and a client listing them in servers.yaml, started and
+    appended to `processes` (storage nodes first); the client's directory once its web API
+    is up."""
+    entries = {}
+    ports = free_ports(2 * servers + 1)  # all at once: none handed out twice
+    for i, port in enumerate(ports[:servers]):
+        node = base / f"storage{i}"
+        web = f"tcp:{ports[servers + i]}:interface=127.0.0.1" if storage_web else "none"
+        run_cli("create-node", "--nickname", f"s{i}", "--webport", web,
+                "--port", f"tcp:{port}:interface=127.0.0.1",
+                "--location", f"tcp:127.0.0.1:{port}", str(node))
+        if storage_lines:
+            config = node / "tahoe.cfg"
+            config.write_text(config.read_text().replace(
+                "[storage]\n", f"[storage]\n{storage_lines}", 1))
+        processes.append(start(node, base / f"storage{i}.log"))
+        announcement = node / "private" / "announcement.json"
+        wait_for(exists(announcement), 30, "a storage node", watch=processes)
+        entry = json.loads(announcement.read_text())
+        entries[entry["server-id"]] = entry["ann"]
+    web_port = ports[-1]
+    client = base / "client"
+    run_cli("create-client", "--webport", f"tcp:{web_port}:interface=127.0.0.1",
+            "--shares-needed", str(needed), "--shares-happy", str(happy),
+            "--shares-total", str(total), str(client))
+    (client / "private" / "servers.yaml").write_text(servers_yaml(entries))
+    processes.append(start(client, base / "client.log"))
+    wait_for(exists(client / "node.url"), 30, "the client's web API", watch=processes)
+    return client
+
+
 @pytest.fixture(scope="module")
 def web_grid(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     """(web API URL, the directory holding every node and log)."""
     base = tmp_path_factory.mktemp("webgrid")
     processes: list[Managed] = []
     try:
-        entries = {}
-        for i, port in enumerate(free_ports(4)):
-            node = base / f"storage{i}"
-            run_cli("create-node", "--nickname", f"s{i}", "--webport", "none",
-                    "--port", f"tcp:{port}:interface=127.0.0.1",
-                    "--location", f"tcp:127.0.0.1:{port}", str(node))
-            processes.append(start(node, base / f"storage{i}.log"))
-            announcement = node / "private" / "announcement.json"
-            wait_for(exists(announcement), 30, "a storage node", watch=processes)
-            entry = json.loads(announcement.read_text())
-            entries[entry["server-id"]] = entry["ann"]
-        (web,) = free_ports(1)
-        client = base / "client"
-        run_cli("create-client", "--webport", f"tcp:{web}:interface=127.0.0.1",
-                "--shares-needed", "2", "--shares-happy", "4", "--shares-total", "4",
-                str(client))
-        (client / "private" / "servers.yaml").write_text(servers_yaml(entries))
-        processes.append(start(client, base / "client.log"))
-        wait_for(lambda: True if (client / "node.url").exists() else None, 30,
-                 "the client's web API", watch=processes)
+        client = start_grid(base, processes)
         yield (client / "node.url").read_text().strip(), base
     finally:
         stop_all(processes)

@@ -67,16 +67,16 @@ class UploadUnhappyError(MistgridError):
     """Not enough servers accepted shares to meet happiness."""
 
 
+async def _caught(coro: Awaitable[T]) -> T | BaseException:
+    try:
+        return await coro
+    except Exception as err:
+        return err
+
+
 async def settle(coros: Iterable[Awaitable[T]]) -> list[T | BaseException]:
     """Run all at once; each result or the exception it raised."""
-
-    async def one(coro: Awaitable[T]) -> T | BaseException:
-        try:
-            return await coro
-        except Exception as err:
-            return err
-
-    deferreds = [defer.Deferred.fromCoroutine(one(c)) for c in coros]
+    deferreds = [defer.Deferred.fromCoroutine(_caught(c)) for c in coros]
     results: list[T | BaseException] = await defer.gatherResults(deferreds)
     return results
 
@@ -93,13 +93,7 @@ async def settle_within(coros: Iterable[Awaitable[T]], minimum: float,
     seconds, not its requests' timeout. With one alone there is nothing to compare: it is
     waited for."""
 
-    async def one(coro: Awaitable[T]) -> T | BaseException:
-        try:
-            return await coro
-        except Exception as err:
-            return err
-
-    deferreds = [defer.Deferred.fromCoroutine(one(c)) for c in coros]
+    deferreds = [defer.Deferred.fromCoroutine(_caught(c)) for c in coros]
     silent = HungServerError("no answer")
     results: list[T | BaseException] = [silent] * len(deferreds)
     pending = set(range(len(deferreds)))

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import html
 import json
-import urllib.parse
 from collections import deque
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
@@ -35,8 +34,9 @@ from ..grid.directories import Directories
 from ..grid.traverse import walk
 from ..health.deep import DeepCheck
 from ..health.results import CheckResults, RepairResults
+from .directories import write_units
 from .keys import BadRequestError
-from .operations import Operation
+from .operations import Operation, start_for_request
 
 if TYPE_CHECKING:
     from .api import WebAPI
@@ -119,28 +119,15 @@ class CheckPages:
     async def stream_deep_check(self, request: server.Request, here: DirectoryCap,
                                 args: dict[str, list[str]]) -> None:
         stats = DeepStats()
-        request.setResponseCode(200)
-        request.setHeader(b"content-type", b"text/plain; charset=utf-8")
-        try:
+
+        async def units() -> AsyncIterator[dict[str, Any]]:
             async for unit, _ in self._units(here, args, stats):
-                if request.finished or request._disconnected:
-                    return
-                request.write(json.dumps(unit).encode() + b"\n")
-            final: dict[str, Any] = {"type": "stats", "stats": stats.to_json()}
-            request.write(json.dumps(final).encode() + b"\n")
-        except MistgridError as err:
-            if not request.startedWriting:
-                raise
-            request.write(b"ERROR: " + str(err).encode() + b"\n")
-        if not request.finished and not request._disconnected:
-            request.finish()
+                yield unit
+
+        await write_units(request, units(), stats)
 
     async def start_deep_check(self, request: server.Request, here: DirectoryCap,
                                args: dict[str, list[str]]) -> None:
-        handle = (args.get("ophandle") or [""])[-1]
-        retain = (args.get("retain-for") or [""])[-1]
-        if retain and not retain.isdigit():
-            raise BadRequestError("retain-for= is a number of seconds")
         si = getattr(here.file, "storage_index", None)
         si_text = base32.b2a(si) if si else None
         repair = flag(args, "repair")
@@ -152,11 +139,6 @@ class CheckPages:
                 if results is not None:
                     deep.add(unit["path"], results)
 
-        self.api.operations.start(handle, "deep-check", si_text, run,
-                                  int(retain) if retain else None)
-        target = "/operations/" + urllib.parse.quote(handle, safe="")
-        output = (args.get("output") or [""])[-1]
-        if output:
-            target += "?output=" + urllib.parse.quote(output, safe="")
+        target = start_for_request(self.api.operations, args, "deep-check", si_text, run)
         request.setHeader(b"location", target.encode())
         self.api._finish(request, 302, f"see {target}\n".encode())

@@ -30,7 +30,7 @@ import html
 import io
 import json
 import os
-import urllib.parse
+from collections.abc import AsyncIterator
 from typing import IO, TYPE_CHECKING, Any
 
 from twisted.internet import threads
@@ -54,7 +54,7 @@ from ..grid.checker import parse_any_cap
 from ..grid.directories import Directories, check_name, child_directory
 from ..grid.traverse import walk
 from .keys import BadRequestError, private_key
-from .operations import Operation
+from .operations import Operation, start_for_request
 
 if TYPE_CHECKING:
     from .api import WebAPI
@@ -279,10 +279,6 @@ class DirectoryPages:
     async def _start_walk(self, request: server.Request, here: DirectoryCap, kind: str,
                           args: dict[str, list[str]]) -> None:
         """Start a walk under an operation handle; redirect to its status page."""
-        handle = (args.get("ophandle") or [""])[-1]
-        retain = (args.get("retain-for") or [""])[-1]
-        if retain and not retain.isdigit():
-            raise BadRequestError("retain-for= is a number of seconds")
         dirs = self.dirs
 
         async def run(op: Operation) -> None:
@@ -290,34 +286,14 @@ class DirectoryPages:
                 op.add(unit)
 
         si = getattr(here.file, "storage_index", None)
-        self.api.operations.start(handle, kind, base32.b2a(si) if si else None, run,
-                                  int(retain) if retain else None)
-        target = "/operations/" + urllib.parse.quote(handle, safe="")
-        output = (args.get("output") or [""])[-1]
-        if output:
-            target += "?output=" + urllib.parse.quote(output, safe="")
+        target = start_for_request(self.api.operations, args, kind,
+                                   base32.b2a(si) if si else None, run)
         request.setHeader(b"location", target.encode())
         self.api._finish(request, 302, f"see {target}\n".encode())
 
     async def _stream_manifest(self, request: server.Request, here: DirectoryCap) -> None:
-        """One JSON line per object reachable (written as the walk goes), then one with
-        the deep statistics; an error after the first line becomes an error line."""
         stats = DeepStats()
-        request.setResponseCode(200)
-        request.setHeader(b"content-type", b"text/plain; charset=utf-8")
-        try:
-            async for unit in walk(self.dirs, here, stats):
-                if request.finished or request._disconnected:
-                    return
-                request.write(json.dumps(unit).encode() + b"\n")
-            final: dict[str, Any] = {"type": "stats", "stats": stats.to_json()}
-            request.write(json.dumps(final).encode() + b"\n")
-        except MistgridError as err:
-            if not request.startedWriting:
-                raise
-            request.write(b"ERROR: " + str(err).encode() + b"\n")
-        if not request.finished and not request._disconnected:
-            request.finish()
+        await write_units(request, walk(self.dirs, here, stats), stats)
 
     async def _get(self, request: server.Request, root: DirectoryCap, names: list[str],
                    t: str, args: dict[str, list[str]]) -> None:
@@ -413,6 +389,27 @@ class DirectoryPages:
 
 MAX_CHILDREN_BODY = 64 * 1024 * 1024
 MAX_CAP_BODY = 64 * 1024  # a cap is a few hundred bytes
+
+
+async def write_units(request: server.Request, units: AsyncIterator[dict[str, Any]],
+                      stats: DeepStats) -> None:
+    """One JSON line per unit (written as the walk goes), then one with the deep
+    statistics; an error after the first line becomes an "ERROR: ..." line, as Tahoe's."""
+    request.setResponseCode(200)
+    request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+    try:
+        async for unit in units:
+            if request.finished or request._disconnected:
+                return
+            request.write(json.dumps(unit).encode() + b"\n")
+        final: dict[str, Any] = {"type": "stats", "stats": stats.to_json()}
+        request.write(json.dumps(final).encode() + b"\n")
+    except MistgridError as err:
+        if not request.startedWriting:
+            raise
+        request.write(b"ERROR: " + str(err).encode() + b"\n")
+    if not request.finished and not request._disconnected:
+        request.finish()
 
 
 def children_from_json(body: bytes) -> list[Child]:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import html
 import json
 import time
+import urllib.parse
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -209,6 +210,23 @@ class Operations:
 
 class BadOperationError(MistgridError):
     """A slow operation that cannot start (400)."""
+
+
+def start_for_request(operations: Operations, args: dict[str, list[str]], kind: str,
+                      origin_si: str | None,
+                      run: Callable[[Operation], Awaitable[None]]) -> str:
+    """Start `run` under the request's ophandle= (and retain-for=); the path of its status
+    page (with the request's output=), for the redirect."""
+    handle = (args.get("ophandle") or [""])[-1]
+    retain = (args.get("retain-for") or [""])[-1]
+    if retain and not retain.isdigit():
+        raise BadOperationError("retain-for= is a number of seconds")
+    operations.start(handle, kind, origin_si, run, int(retain) if retain else None)
+    target = "/operations/" + urllib.parse.quote(handle, safe="")
+    output = (args.get("output") or [""])[-1]
+    if output:
+        target += "?output=" + urllib.parse.quote(output, safe="")
+    return target
 
 
 def render(op: Operation, output: str) -> tuple[bytes, bytes]:
