@@ -15,6 +15,7 @@ from mistgrid.caps import base32, parse_cap
 from mistgrid.caps.mutable import MutableWriteCap, parse_mutable_cap
 from mistgrid.storage.containers import DATA_OFFSET, LEASE, MUTABLE_DATA_OFFSET, Lease
 
+from ..conftest import run_cli
 from .test_web_grid import http, web_grid  # noqa: F401
 
 
@@ -211,3 +212,35 @@ def test_add_lease_renews_the_uploaders_own_lease(web_grid: tuple[str, Path]) ->
     for path in files.values():
         (lease,) = leases(path)
         assert lease.expiration > time.time() + 30 * 24 * 3600
+
+
+def test_cli_check_and_deep_check_words(web_grid: tuple[str, Path]) -> None:  # noqa: F811
+    """`mistgrid check` and `deep-check` print Tahoe's lines, with the totals."""
+    url, base = web_grid
+    client = base / "client"
+    status, root = http("POST", url + "uri?t=mkdir")
+    root_url = url + "uri/" + root.decode()
+    status, cap = http("PUT", root_url + "/a", os.urandom(5000))
+    assert status == 201
+    assert http("PUT", root_url + "/b", os.urandom(6000))[0] == 201
+    si = parse_cap(cap.decode()).storage_index  # type: ignore[union-attr]
+    next(iter(share_files(base, si).values())).unlink()
+
+    def cli(*args: str) -> str:
+        result = run_cli(args[0], "-d", str(client), *args[1:])
+        assert result.returncode == 0, result.stderr.decode()
+        return result.stdout.decode()
+
+    out = cli("check", cap.decode())
+    assert "Summary: Not Healthy: 3 shares (enc 2-of-4)" in out
+    assert " good-shares: 3 (encoding is 2-of-4)" in out
+    out = cli("deep-check", "-v", root.decode())
+    assert "a: Not Healthy: 3 shares (enc 2-of-4)" in out
+    assert out.splitlines()[-1] == "done: 3 objects checked, 2 healthy, 1 unhealthy"
+    out = cli("deep-check", "--repair", root.decode())
+    assert out.splitlines()[-4:] == [
+        "done: 3 objects checked", " pre-repair: 2 healthy, 1 unhealthy",
+        " 1 repairs attempted, 1 successful, 0 failed",
+        " post-repair: 3 healthy, 0 unhealthy"], out
+    raw = [json.loads(line) for line in cli("deep-check", "--raw", root.decode()).splitlines()]
+    assert raw[-1]["type"] == "stats" and len(raw) == 4

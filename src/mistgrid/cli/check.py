@@ -11,12 +11,10 @@ from typing import Any
 
 import click
 
-from ..errors import MistgridError
 from ..health.results import describe
 from .aliases import load_aliases, split_where, uri_path
-from .data import connect_local, node_option
-from .files import call, checked
-from .progress import count_progress
+from .data import node_option
+from .files import call, checked, stream_units
 
 
 def _flags(t: str, verify: bool, repair: bool, add_lease: bool) -> str:
@@ -81,53 +79,18 @@ def _deep_check_one(node_dir: Path, path: str, repair: bool, raw: bool,
     from ..health.deep import DeepCheck  # noqa: PLC0415
 
     totals = DeepCheck(repair)
-    conn, base = connect_local(node_dir)
-    try:
-        conn.request("POST", base + path)
-        response = conn.getresponse()
-        if response.status >= 400:
-            checked(response.status, response.read(), "deep-check")
-        with count_progress("checked") as tick:
-            while line := response.readline():
-                text = line.decode("utf-8", "replace").strip()
-                if text.startswith("ERROR:"):
-                    raise MistgridError(f"the walk stopped: {text[6:].strip()}")
-                if not text:
-                    continue
-                if raw:
-                    click.echo(text)
-                    continue
-                unit = json.loads(text)
-                if unit.get("type") not in ("file", "directory"):
-                    continue
-                tick()
-                data = unit.get("check-and-repair-results") or unit.get("check-results") or {}
-                _tally(totals, unit["path"], data, repair)
-                _print_unit(unit["path"], data, repair, verbose)
-    except OSError as err:
-        raise MistgridError(f"cannot reach the node's web API: {err}") from err
-    finally:
-        conn.close()
+    for unit in stream_units(node_dir, path, "deep-check", "checked"):
+        if raw:
+            click.echo(json.dumps(unit))
+            continue
+        if unit.get("type") not in ("file", "directory"):
+            continue
+        data = unit.get("check-and-repair-results") or unit.get("check-results") or {}
+        totals.add_json(unit["path"], data)
+        _print_unit(unit["path"], data, repair, verbose)
     if not raw:
         for closing in totals.lines():
             click.echo(closing)
-
-
-def _tally(totals: Any, path: list[str], data: dict[str, Any], repair: bool) -> None:
-    totals.checked += 1
-    pre = data.get("pre-repair-results", data) if repair else data
-    post = data.get("post-repair-results", data) if repair else data
-    if pre.get("results", {}).get("healthy", True):
-        totals.healthy += 1
-    else:
-        totals.unhealthy += 1
-    if post.get("results", {}).get("healthy", True):
-        totals.healthy_after += 1
-    else:
-        totals.unhealthy_after += 1
-    if data.get("repair-attempted"):
-        totals.repairs_attempted += 1
-        totals.repairs_successful += int(bool(data.get("repair-successful")))
 
 
 def _print_unit(path: list[str], data: dict[str, Any], repair: bool, verbose: bool) -> None:

@@ -229,21 +229,22 @@ def mv(source: str, target: str, node_dir: Path) -> None:
     checked(*call(node_dir, "DELETE", uri_path(source_cap, source_names)), "mv")
 
 
-def _stream_manifest(node_dir: Path, where: str | None) -> Iterator[dict[str, Any]]:
-    """The walk's units as the node sends them (the last one: the statistics), with a
-    count of objects walked on a terminal."""
-    cap, names = split_where(where, load_aliases(node_dir))
+def stream_units(node_dir: Path, path: str, what: str, counting: str
+                 ) -> Iterator[dict[str, Any]]:
+    """The JSON lines of a streaming walk (`path` on the node's web API: stream-manifest,
+    stream-deep-check) as they arrive, with a count on a terminal; an "ERROR:" line stops
+    it with that reason."""
     conn, base = connect_local(node_dir)
     try:
-        conn.request("POST", base + uri_path(cap, names) + "?t=stream-manifest")
+        conn.request("POST", base + path)
         response = conn.getresponse()
         if response.status >= 400:
-            checked(response.status, response.read(), "manifest")
-        with count_progress("walking") as tick:
+            checked(response.status, response.read(), what)
+        with count_progress(counting) as tick:
             while line := response.readline():
                 text = line.decode("utf-8", "replace").strip()
                 if text.startswith("ERROR:"):
-                    raise MistgridError(f"the walk failed: {text[6:].strip()}")
+                    raise MistgridError(f"the walk stopped: {text[6:].strip()}")
                 if text:
                     tick()
                     yield json.loads(text)
@@ -251,6 +252,13 @@ def _stream_manifest(node_dir: Path, where: str | None) -> Iterator[dict[str, An
         raise MistgridError(f"cannot reach the node's web API: {err}") from err
     finally:
         conn.close()
+
+
+def _stream_manifest(node_dir: Path, where: str | None) -> Iterator[dict[str, Any]]:
+    """The walk's units as the node sends them (the last one: the statistics)."""
+    cap, names = split_where(where, load_aliases(node_dir))
+    return stream_units(node_dir, uri_path(cap, names) + "?t=stream-manifest", "manifest",
+                        "walking")
 
 
 def _deep_stats(node_dir: Path, where: str | None) -> dict[str, Any]:

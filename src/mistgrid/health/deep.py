@@ -30,24 +30,30 @@ class DeepCheck:
     unhealthy_files: list[list[Any]] = attrs.field(factory=list)
 
     def add(self, path: list[str], results: CheckResults | RepairResults) -> None:
+        self.add_json(path, results.to_json())
+
+    def add_json(self, path: list[str], data: dict[str, Any]) -> None:
+        """One object's `t=check` (or check-and-repair) JSON, as the node sends it."""
         self.checked += 1
-        pre = results.pre if isinstance(results, RepairResults) else results
-        post = results.post if isinstance(results, RepairResults) else results
-        if pre.healthy:
+        repaired = "repair-attempted" in data
+        pre = data.get("pre-repair-results", data) if repaired else data
+        post = data.get("post-repair-results", pre) if repaired else data
+        pre_results, post_results = pre.get("results", {}), post.get("results", {})
+        if pre_results.get("healthy", True):
             self.healthy += 1
         else:
             self.unhealthy += 1
-            self.unhealthy_files.append([list(path), results.to_json()])
-        if post.healthy:
+            self.unhealthy_files.append([list(path), data])
+        if post_results.get("healthy", True):
             self.healthy_after += 1
         else:
             self.unhealthy_after += 1
-        si = pre.storage_index_text
-        self.corrupt.extend([c.server, si, c.number] for c in pre.corrupt)
-        self.corrupt_after.extend([c.server, si, c.number] for c in post.corrupt)
-        if isinstance(results, RepairResults) and results.attempted:
+        self.corrupt.extend(list(c) for c in pre_results.get("list-corrupt-shares", []))
+        self.corrupt_after.extend(list(c) for c in post_results.get("list-corrupt-shares",
+                                                                    []))
+        if data.get("repair-attempted"):
             self.repairs_attempted += 1
-            self.repairs_successful += int(results.successful)
+            self.repairs_successful += int(bool(data.get("repair-successful")))
 
     def to_json(self) -> dict[str, Any]:
         result: dict[str, Any] = {"root-storage-index": self.root_si or "",
