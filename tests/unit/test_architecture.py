@@ -101,7 +101,9 @@ LOOPBACK_ONLY = {
     "net/connector.py": "the connector itself",
     "node/addresses.py": "an unconnected UDP socket, only to ask the kernel (ioctl) for "
                          "interface addresses: nothing sent, nothing resolved",
-    "node/directory.py": "binds a socket to 127.0.0.1 to find a free port; connects nowhere",
+    "node/directory.py": "binds a socket to 127.0.0.1 to find a free port (for an onion "
+                         "service, for the SAM port of the node's own i2pd); connects "
+                         "nowhere",
     "cli/data.py": "the CLI reaches its own node's web API at the address in node.url",
     "node/demo.py": "the demo reaches the web API of the grid it started on 127.0.0.1",
 }

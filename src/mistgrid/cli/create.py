@@ -30,6 +30,11 @@ def _options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--i2p-sam-port", default="", metavar="ENDPOINT",
                      help="The I2P router's SAM API, for --listen=i2p and .i2p servers "
                      "(default tcp:127.0.0.1:7656)."),
+        click.option("--i2p-launch", is_flag=True,
+                     help="Start an I2P router (i2pd) of the node's own ([i2p] launch = "
+                     "true), rather than use a running one."),
+        click.option("--i2p-executable", default="", metavar="PATH",
+                     help="The i2pd to launch (default: i2pd on $PATH)."),
         click.option("--tor-socks-port", default="", metavar="ENDPOINT",
                      help="Tor's SOCKS port, for .onion servers and --hide-ip (default "
                      "tcp:127.0.0.1:9050)."),

@@ -134,6 +134,7 @@ def _cross_checks(cfg: ConfigValues) -> list[Problem]:
         problems.append(Problem("[tor] launch.torrc", str(cfg.get("tor", "launch.torrc")),
                                 "is read only when the node launches its own Tor",
                                 "set [tor] launch = true, or remove launch.torrc"))
+    problems += _i2p_launch_problems(cfg)
     # anonymous and reveal-IP-address that disagree are not refused: the node is anonymous
     # if either says so (the safe reading), so the seed's client lines work on a directory
     # that create-client wrote with reveal-IP-address = true.
@@ -173,3 +174,29 @@ def load_config(text: str) -> tuple[ConfigValues, list[Problem]]:
     cfg = ConfigValues(parsed)
     flagged = any(p.key == "[storage] expire.cutoff_date" for p in problems)
     return cfg, problems + _cross_checks(cfg) + _expiry_checks(cfg, flagged)
+
+
+def _i2p_launch_problems(cfg: ConfigValues) -> list[Problem]:
+    """[i2p] launch starts the node's own router: naming a running one too is refused
+    (Tahoe refuses sam.port with launch), as are launch keys without launch."""
+    problems = []
+    if cfg.get("i2p", "launch"):
+        if cfg.get("i2p", "sam.port"):
+            problems.append(Problem("[i2p] sam.port", str(cfg.get("i2p", "sam.port")),
+                                    "names a running I2P router, but [i2p] launch = true "
+                                    "starts the node's own",
+                                    "remove sam.port, or set launch = false"))
+        if cfg.get("connections", "i2p.sam-api"):
+            problems.append(Problem("[connections] i2p.sam-api",
+                                    str(cfg.get("connections", "i2p.sam-api")),
+                                    "names a running I2P router, but [i2p] launch = true "
+                                    "starts the node's own",
+                                    "remove it, or set [i2p] launch = false"))
+        if not cfg.get("i2p", "enabled"):
+            problems.append(Problem("[i2p] launch", "true", "[i2p] enabled = false",
+                                    "set enabled = true, or launch = false"))
+    elif cfg.get("i2p", "launch.config"):
+        problems.append(Problem("[i2p] launch.config", str(cfg.get("i2p", "launch.config")),
+                                "is read only when the node launches its own I2P router",
+                                "set [i2p] launch = true, or remove launch.config"))
+    return problems

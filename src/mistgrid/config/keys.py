@@ -60,6 +60,7 @@ KEYS: dict[tuple[str, str], Parser] = {
     ("i2p", "launch"): values.boolean,
     ("i2p", "i2p.configdir"): values.text,
     ("i2p", "i2p.executable"): values.text,
+    ("i2p", "launch.config"): values.text,  # mistgrid: extra i2pd.conf lines for launch
     ("i2p", "dest"): values.boolean,
     ("i2p", "dest.port"): values.positive_int,
     ("i2p", "dest.private_key_file"): values.text,

@@ -50,6 +50,8 @@ class NodeSpec:
     tor_launch: bool = False  # [tor] launch = true: the node starts its own Tor
     tor_executable: str = ""
     i2p_sam_port: str = ""
+    i2p_launch: bool = False  # [i2p] launch = true: the node starts its own I2P router
+    i2p_executable: str = ""
     base: str = ""  # the node directory (absolute), for paths written into tahoe.cfg
 
     def tub(self) -> tuple[str, str]:
@@ -92,7 +94,7 @@ class NodeSpec:
             raise NodeDirError(f"--listen={','.join(self.listen)} takes no --hostname or "
                                "--location (the onion or I2P address is made when the node "
                                "first starts)")
-        return self.port or f"tcp:{_free_loopback_port()}:interface=127.0.0.1"
+        return self.port or f"tcp:{free_loopback_port()}:interface=127.0.0.1"
 
     def _onion_hint(self) -> str:
         return f"onion:{ONION_PORT}:hiddenServiceDir={self.base}/private/onion"
@@ -101,8 +103,9 @@ class NodeSpec:
 ONION_PORT = 3457
 
 
-def _free_loopback_port() -> int:
-    """A port free on 127.0.0.1 now: where the node listens for its onion service."""
+def free_loopback_port() -> int:
+    """A port free on 127.0.0.1 now: where the node listens for its onion service, or
+    where its own I2P router opens SAM."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
@@ -114,6 +117,9 @@ def render_config(spec: NodeSpec) -> str:
     if spec.tor_launch and (spec.tor_control_port or spec.tor_socks_port):
         raise NodeDirError("--tor-launch starts the node's own Tor: leave out "
                            "--tor-control-port and --tor-socks-port")
+    if spec.i2p_launch and spec.i2p_sam_port:
+        raise NodeDirError("--i2p-launch starts the node's own I2P router: leave out "
+                           "--i2p-sam-port")
     port, location = spec.tub()
     webport = "" if spec.webport == "none" else spec.webport
     lines = ["# mistgrid node configuration: see docs/configuration.md", "", "[node]",
@@ -133,7 +139,12 @@ def render_config(spec: NodeSpec) -> str:
     elif "tor" in spec.listen or spec.tor_control_port:
         lines += ["[tor]", f"control.port = {spec.tor_control_port or DEFAULT_TOR_CONTROL}",
                   ""]
-    if "i2p" in spec.listen or spec.i2p_sam_port:
+    if spec.i2p_launch:
+        lines += ["[i2p]", "launch = true"]
+        if spec.i2p_executable:
+            lines.append(f"i2p.executable = {spec.i2p_executable}")
+        lines.append("")
+    elif "i2p" in spec.listen or spec.i2p_sam_port:
         lines += ["[i2p]", f"sam.port = {spec.i2p_sam_port or DEFAULT_I2P_SAM}", ""]
     if spec.kind != "introducer":
         lines += ["[client]", f"shares.needed = {spec.shares_needed}",

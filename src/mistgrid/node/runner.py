@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, cast
@@ -103,6 +104,11 @@ async def _find_tor_socks(policy: Policy, i2p_options: Any,
                      i2p_options=i2p_options)
 
 
+def _first_error(failure: Any) -> Any:
+    """gatherResults' FirstError as the error it wraps (one line for the person)."""
+    return failure.value.subFailure
+
+
 def _serve(directory: Path, cfg: ConfigValues, plan: StoragePlan | None, web: bool,
            introducing: tuple[Listener | None, tuple[Hint, ...], TorOnion | None],
            furls: list[tuple[str, str]]) -> list[str]:
@@ -139,27 +145,32 @@ def _serve(directory: Path, cfg: ConfigValues, plan: StoragePlan | None, web: bo
         reactor.stop()
 
     network: dict[str, str] = {}
+    early_site: Any = None  # the web port, opened early while Tor or I2P starts
 
     tor_control = cfg.get("tor", "control.port") or DEFAULT_TOR_CONTROL
 
     async def start_async(executor: Executor) -> None:
-        nonlocal connector, tor_control
-        if cfg.get("tor", "launch") and cfg.get("tor", "enabled"):
-            # The node's own Tor, bootstrapped before anything is announced or connected.
-            from .tor_launch import launch_tor  # noqa: PLC0415
-
-            launched = await launch_tor(private, cfg.get("tor", "tor.executable"),
-                                        cfg.get("tor", "launch.torrc"), connector,
-                                        lambda text: print(text, flush=True),
-                                        cfg.get("tor", "bridges"))
-            reactor.addSystemEventTrigger(
-                "before", "shutdown", lambda: defer.Deferred.fromCoroutine(launched.stop()))
-            network["tor"] = (f"launched by this node (pid {launched.pid}): SOCKS "
-                              f"{launched.socks}, control {launched.control}, bootstrapped")
-            tor_control = launched.control
-            connector = Connector(reactor, functools.partial(
-                route, attrs.evolve(policy, tor_socks=launched.socks, tor_assumed=False)),
-                i2p_options=i2p_options)
+        nonlocal connector, policy, early_site
+        if web and (launch_tor or launch_i2p):
+            from .web_service import open_starting_web  # noqa: PLC0415
+            early_site = await open_starting_web(directory, cfg, network)
+        launches = [defer.Deferred.fromCoroutine(launch()) for launch in (
+            launch_tor, launch_i2p) if launch is not None]
+        if launches:
+            # The node's own Tor and I2P router (started together), ready before anything
+            # is announced or connected through them; meanwhile the web port shows how far
+            # they are.
+            await defer.gatherResults(launches, consumeErrors=True).addErrback(_first_error)
+            connector = Connector(reactor, functools.partial(route, policy),
+                                  i2p_options=i2p_options)
+        if cfg.get("i2p", "i2p.configdir") and not cfg.get("i2p", "launch"):
+            from .i2p_launch import configdir_sam  # noqa: PLC0415
+            policy = attrs.evolve(policy, i2p_sam=configdir_sam(cfg.get("i2p",
+                                                                        "i2p.configdir")),
+                                  i2p_assumed=False)
+            connector = Connector(reactor, functools.partial(route, policy),
+                                  i2p_options=i2p_options)
+        if cfg.get("tor", "launch"):
             authorize_onions()
             start_services(executor)
             return
@@ -176,6 +187,45 @@ def _serve(directory: Path, cfg: ConfigValues, plan: StoragePlan | None, web: bo
                 route, attrs.evolve(policy, tor_socks=socks)), i2p_options=i2p_options)
         authorize_onions()
         start_services(executor)
+
+    async def start_tor() -> None:
+        nonlocal policy, tor_control
+        from .tor_launch import launch_tor  # noqa: PLC0415
+
+        launched = await launch_tor(private, cfg.get("tor", "tor.executable"),
+                                    cfg.get("tor", "launch.torrc"), connector,
+                                    progress("tor", "Tor: "), cfg.get("tor", "bridges"))
+        reactor.addSystemEventTrigger(
+            "before", "shutdown", lambda: defer.Deferred.fromCoroutine(launched.stop()))
+        network["tor"] = (f"launched by this node (pid {launched.pid}): SOCKS "
+                          f"{launched.socks}, control {launched.control}, bootstrapped")
+        tor_control = launched.control
+        policy = attrs.evolve(policy, tor_socks=launched.socks, tor_assumed=False)
+
+    async def start_i2p() -> None:
+        nonlocal policy
+        from .i2p_launch import launch_i2p  # noqa: PLC0415
+
+        launched = await launch_i2p(private, cfg.get("i2p", "i2p.executable"),
+                                    cfg.get("i2p", "i2p.configdir"),
+                                    cfg.get("i2p", "launch.config"), i2p_options, connector,
+                                    progress("i2p", "I2P: "))
+        reactor.addSystemEventTrigger(
+            "before", "shutdown", lambda: defer.Deferred.fromCoroutine(launched.stop()))
+        network["i2p"] = (f"launched by this node (pid {launched.pid}): SAM "
+                          f"{launched.sam}, data in {launched.data_dir}, ready")
+        policy = attrs.evolve(policy, i2p_sam=launched.sam, i2p_assumed=False)
+
+    def progress(name: str, prefix: str) -> Callable[[str], None]:
+        """Say a launch's progress on the terminal and on the (starting) welcome page."""
+        def say(text: str) -> None:
+            print(text, flush=True)
+            network[name] = text.removeprefix(prefix)
+        return say
+
+    launch_tor = start_tor if cfg.get("tor", "launch") and cfg.get("tor", "enabled") else None
+    launch_i2p = start_i2p if cfg.get("i2p", "launch") and cfg.get("i2p", "enabled") \
+        else None
 
     def authorize_onions() -> None:
         """[tor] client_auth.private_key_file: Tor is given the key before each onion."""
@@ -220,7 +270,8 @@ def _serve(directory: Path, cfg: ConfigValues, plan: StoragePlan | None, web: bo
         if plan is not None:
             from .introduction import publish_storage  # noqa: PLC0415
             from .storage_service import StorageStatus, start_storage  # noqa: PLC0415
-            storage_plan = attrs.evolve(plan, tor_control=tor_control)
+            storage_plan = attrs.evolve(plan, tor_control=tor_control,
+                                        i2p_sam=policy.i2p_sam or DEFAULT_I2P_SAM)
             storage_status = StorageStatus()
             started.append(start_storage(directory, storage_plan, connector,
                                          storage_status).addCallback(
@@ -228,7 +279,7 @@ def _serve(directory: Path, cfg: ConfigValues, plan: StoragePlan | None, web: bo
         if web:
             from .web_service import start_web  # noqa: PLC0415
             started.append(start_web(directory, cfg, executor, servers, clients, network,
-                                     storage_status))
+                                     storage_status, early_site))
         gathered = defer.gatherResults(started, consumeErrors=True)
         gathered.addCallbacks(ready, lambda f: failed(f.value.subFailure))
 

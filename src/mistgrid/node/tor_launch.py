@@ -15,7 +15,6 @@ shutdown the node stops tor and waits for it to exit.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import time
@@ -24,17 +23,17 @@ from pathlib import Path
 from typing import Any, cast
 
 import attrs
-from twisted.internet import defer, protocol, task
 from twisted.internet import reactor as _reactor
+from twisted.internet import task
 
 from ..errors import MistgridError
 from ..net.connector import Connector
+from .owned_process import OwnedProcess, spawn_owned
 
 reactor = cast(Any, _reactor)
 DATA_DIR = "tor"  # under NODEDIR/private/
 START_TIMEOUT = 60.0  # seconds for tor to open its control port
 BOOTSTRAP_TIMEOUT = 600.0  # seconds for tor to reach 100% (the public network: ~30-60 s)
-STOP_TIMEOUT = 10.0
 
 
 class TorLaunchError(MistgridError):
@@ -45,51 +44,18 @@ class TorLaunchError(MistgridError):
 class LaunchedTor:
     """A running tor of the node's own."""
 
-    process: Any  # IProcessTransport
+    process: OwnedProcess
     control: str  # endpoint description of its control port
     socks: str  # endpoint description of its SOCKS port
     connection: Any  # the txtorcon Tor the node keeps open (ownership)
-    exited: defer.Deferred[None]
 
     @property
     def pid(self) -> int:
-        return int(self.process.pid)
+        return self.process.pid
 
     async def stop(self) -> None:
-        """Stop tor (TERM, then KILL after STOP_TIMEOUT) and wait for it to exit."""
-        if self.exited.called:
-            return
-        try:
-            self.process.signalProcess("TERM")
-        except Exception:  # already gone
-            return
-        timer = reactor.callLater(STOP_TIMEOUT, self._kill)
-        await self.exited
-        if timer.active():
-            timer.cancel()
-
-    def _kill(self) -> None:
-        with contextlib.suppress(Exception):  # gone meanwhile
-            self.process.signalProcess("KILL")
-
-
-class _TorProcess(protocol.ProcessProtocol):
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-        self.exited: defer.Deferred[None] = defer.Deferred()
-        self._partial = b""
-
-    def outReceived(self, data: bytes) -> None:  # noqa: N802 (Twisted's name)
-        self._partial += data
-        *lines, self._partial = self._partial.split(b"\n")
-        self.lines.extend(line.decode("utf-8", "replace") for line in lines)
-        del self.lines[:-20]  # the last lines, for an error message
-
-    errReceived = outReceived  # noqa: N815
-
-    def processEnded(self, reason: Any) -> None:  # noqa: N802
-        if not self.exited.called:
-            self.exited.callback(None)
+        """Stop tor (TERM, then KILL) and wait for it to exit."""
+        await self.process.stop()
 
 
 def tor_executable(configured: str | None) -> str:
@@ -188,11 +154,8 @@ async def launch_tor(private: Path, executable: str | None, extra_file: str | No
         say(f"Tor: reaching the network only through {len(bridges)} bridge(s)")
     defaults = data_dir / "empty-defaults-torrc"
     defaults.write_text("")
-    watcher = _TorProcess()
-    process = reactor.spawnProcess(
-        watcher, tor, [tor, "--defaults-torrc", str(defaults), "-f", str(torrc)],
-        env=dict(os.environ))
-    say(f"Tor: started {tor} (pid {process.pid}), data in {data_dir}")
+    watcher = spawn_owned("tor", tor, ["--defaults-torrc", str(defaults), "-f", str(torrc)])
+    say(f"Tor: started {tor} (pid {watcher.pid}), data in {data_dir}")
     try:
         control = await _control_port(port_file, watcher)
         connection = await txtorcon.connect(reactor, connector.local_service(control))
@@ -200,20 +163,18 @@ async def launch_tor(private: Path, executable: str | None, extra_file: str | No
         await _bootstrapped(connection, watcher, say)
         socks = await _socks_port(connection)
     except BaseException:
-        if not watcher.exited.called:
-            process.signalProcess("KILL")
-            await watcher.exited
+        await watcher.kill_and_wait()
         raise
-    return LaunchedTor(process, control, socks, connection, watcher.exited)
+    return LaunchedTor(watcher, control, socks, connection)
 
 
-def _died(watcher: _TorProcess, when: str) -> TorLaunchError:
-    last = " | ".join(line.strip() for line in watcher.lines[-3:] if line.strip())
-    return TorLaunchError(f"the node's own Tor exited {when}: {last or 'no output'}; "
+def _died(watcher: OwnedProcess, when: str) -> TorLaunchError:
+    return TorLaunchError(f"the node's own Tor exited {when}: "
+                          f"{watcher.last_words() or 'no output'}; "
                           "fix: check [tor] launch.torrc and tor.executable")
 
 
-async def _control_port(port_file: Path, watcher: _TorProcess) -> str:
+async def _control_port(port_file: Path, watcher: OwnedProcess) -> str:
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         if watcher.exited.called:
@@ -228,7 +189,7 @@ async def _control_port(port_file: Path, watcher: _TorProcess) -> str:
                          f"{START_TIMEOUT:.0f} s")
 
 
-async def _bootstrapped(connection: Any, watcher: _TorProcess,
+async def _bootstrapped(connection: Any, watcher: OwnedProcess,
                         say: Callable[[str], None]) -> None:
     deadline = time.monotonic() + BOOTSTRAP_TIMEOUT
     last = -1

@@ -63,8 +63,9 @@ def ensure_lease_secret(private: Path) -> bytes:
 def start_web(directory: Path, cfg: ConfigValues, executor: Executor,
               servers: list[KnownServer], introducers: list[IntroducerClient],
               network: Mapping[str, str] | None = None,
-              storage: Any = None) -> defer.Deferred[None]:
-    """The web API on web.port, for `servers` (which introducers may add to)."""
+              storage: Any = None, site: Any = None) -> defer.Deferred[None]:
+    """The web API on web.port, for `servers` (which introducers may add to); given the
+    `site` that `open_starting_web` opened, the web API takes its place there."""
     params = EncodingParams(cfg.get("client", "shares.needed"),
                             cfg.get("client", "shares.total"))
     mutable_format = MutableFormat[str(cfg.get("client", "mutable.format")).upper()]
@@ -77,15 +78,34 @@ def start_web(directory: Path, cfg: ConfigValues, executor: Executor,
     pool.start()
     mutable = MutableFiles(lambda: [s.client for s in servers], params.needed, params.total,
                            lease_secret, executor, pool)
-    site = make_web_site(WebAPI(servers, settings, executor, nickname, introducers,
-                                network or {}, mutable, storage))
+    api = WebAPI(servers, settings, executor, nickname, introducers, network or {}, mutable,
+                 storage)
+    if site is not None:
+        site.resource = api
+        return defer.succeed(None)
+    return _listen(directory, cfg, make_web_site(api)).addCallback(lambda _: None)
+
+
+def open_starting_web(directory: Path, cfg: ConfigValues,
+                      network: Mapping[str, str]) -> defer.Deferred[Any]:
+    """Open web.port now, showing how far the node's own Tor or I2P router has got (the
+    `network` texts, read live); the Site, for `start_web` to put the web API in."""
+    from ..web.starting import StartingPage  # noqa: PLC0415
+
+    site = make_web_site(StartingPage(cfg.get("node", "nickname") or directory.name, network))
+    return _listen(directory, cfg, site)
+
+
+def _listen(directory: Path, cfg: ConfigValues, site: Any) -> defer.Deferred[Any]:
+    """Serve `site` on web.port; the Site once listening (node.url written)."""
     web_port = cfg.get("node", "web.port")
 
-    def listening(port: Any) -> None:
+    def listening(port: Any) -> Any:
         address = port.getHost()
         host = f"[{address.host}]" if ":" in address.host else address.host  # IPv6
         (directory / "node.url").write_text(f"http://{host}:{address.port}/\n")
         print(f"web API on http://{host}:{address.port}/", flush=True)
+        return site
 
     listened: defer.Deferred[Any] = endpoints.serverFromString(reactor, web_port).listen(site)
     return listened.addCallbacks(listening, cannot_listen("[node] web.port", web_port))

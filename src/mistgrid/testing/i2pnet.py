@@ -81,13 +81,32 @@ NOWHERE_HOSTS_URL = "http://" + "a" * 52 + ".b32.i2p/hosts.txt"
 def router_config(router: Router, reseed_zip: Path) -> str:
     """The i2pd.conf of one router (every line pins it to this network)."""
     log = router.data_dir / "i2pd.log"
+    head, sections = pinning_config(router.host, router.ntcp2_port, reseed_zip).split(
+        "\n\n", 1)
     return f"""\
 log = file
 logfile = {log}
 loglevel = info
-host = {router.host}
-address4 = {router.host}
-port = {router.ntcp2_port}
+{head}
+daemon = false
+
+[sam]
+enabled = true
+address = 127.0.0.1
+port = {router.sam_port}
+singlethread = false
+
+{sections}"""
+
+
+def pinning_config(host: str, ntcp2_port: int, reseed_zip: Path) -> str:
+    """The i2pd.conf lines that keep a router on this network (also what a node that
+    launches its own i2pd is given in `[i2p] launch.config`): its main section, a blank
+    line, then its sections."""
+    return f"""\
+host = {host}
+address4 = {host}
+port = {ntcp2_port}
 ipv4 = true
 ipv6 = false
 nat = false
@@ -95,12 +114,11 @@ reservedrange = false
 netid = {NETID}
 floodfill = true
 bandwidth = X
-daemon = false
 
 [ntcp2]
 enabled = true
 published = true
-port = {router.ntcp2_port}
+port = {ntcp2_port}
 
 [ssu2]
 enabled = false
@@ -114,12 +132,6 @@ enabled = false
 
 [socksproxy]
 enabled = false
-
-[sam]
-enabled = true
-address = 127.0.0.1
-port = {router.sam_port}
-singlethread = false
 
 [bob]
 enabled = false
@@ -294,6 +306,12 @@ class I2PNetwork:
         port = self.routers[index].sam_port
         return wait_for(lambda: _try_session(port, name, options), timeout,
                         f"SAM on router{index}", interval=0.5, watch=self.processes)
+
+    def launch_config(self, number: int) -> str:
+        """`[i2p] launch.config` lines that put a router a node launches itself on this
+        network (number n: its own address 127.0.0.(30+n), a free NTCP2 port)."""
+        (port,) = free_ports(1)
+        return pinning_config(f"127.0.0.{30 + number}", port, self.reseed_zip)
 
     def sam_port(self, index: int = 0) -> int:
         return self.routers[index].sam_port

@@ -665,7 +665,7 @@ def _number(digits: bytes) -> int:
     return int(stripped) if len(stripped) <= 19 else 2**64
 
 
-def make_web_site(api: WebAPI) -> server.Site:
+def make_web_site(api: resource.Resource) -> server.Site:
     # No access log: a request line like GET /uri/URI:CHK:... is a cap. Form bodies are not
     # parsed into memory by twisted.web: POST /uri?t=upload reads them with locate_parts.
     site = QuietSite(api, parsePOSTFormSubmission=False)
