@@ -66,6 +66,9 @@ def networks(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Networks]:
     i2p_missing = _missing("i2pd") or (
         "" if shutil.which("cc") or shutil.which("gcc") else
         "no C compiler for the i2pd shim (apt-get install gcc libc6-dev)")
+    # The base temp directory is made on first use; made by both start threads at once
+    # there were two, and mktemp refused one ("not a normalized and relative path").
+    tmp_path_factory.getbasetemp()
     pool = ThreadPoolExecutor(2, thread_name_prefix="network-start")
     start = time.monotonic()
     tor = None if tor_missing else pool.submit(
