@@ -21,6 +21,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -66,17 +67,21 @@ def pinned_tor(tmp_path: Path, tor_network: TorNetwork) -> Path:
     return script
 
 
-def launch_lines(tmp_path: Path, tor_network: TorNetwork) -> Path:
-    """[tor] launch.torrc: what pins a tor to the private network."""
+def launch_lines(tmp_path: Path, tor_network: TorNetwork,
+                 options: Mapping[str, list[str]] | None = None) -> Path:
+    """[tor] launch.torrc: what pins a tor to the private network (`options`, if given,
+    instead of the network's usual pinning options)."""
     path = tmp_path / "private-network.torrc"
-    path.write_text("".join(f"{key} {value}\n" for key, values in
-                            tor_network.pinning_options().items() for value in values))
+    chosen = tor_network.pinning_options() if options is None else options
+    path.write_text("".join(f"{key} {value}\n" for key, values in chosen.items()
+                            for value in values))
     return path
 
 
-def tor_section(tmp_path: Path, tor_network: TorNetwork) -> str:
+def tor_section(tmp_path: Path, tor_network: TorNetwork,
+                options: Mapping[str, list[str]] | None = None) -> str:
     return (f"[tor]\nlaunch = true\ntor.executable = {pinned_tor(tmp_path, tor_network)}\n"
-            f"launch.torrc = {launch_lines(tmp_path, tor_network)}\n")
+            f"launch.torrc = {launch_lines(tmp_path, tor_network, options)}\n")
 
 
 def launched_pid(url: str) -> int:

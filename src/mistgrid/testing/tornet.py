@@ -188,6 +188,49 @@ def consensus_relays(path: Path) -> dict[str, set[str]] | None:
 NEEDED_FLAGS = {"Exit", "Guard", "HSDir", "Running", "Valid", "Fast", "Stable"}
 
 
+@attrs.frozen
+class BridgeRelay:
+    """A bridge of this network: a relay in no consensus, reached only by its Bridge line."""
+
+    process: Managed
+    or_port: int
+    fingerprint: str
+
+    @property
+    def line(self) -> str:
+        """What a client's `Bridge` option (or mistgrid's `[tor] bridges` file) takes."""
+        return f"127.0.0.1:{self.or_port} {self.fingerprint}"
+
+
+def bridge_torrc(authorities: Iterable[Authority], data_dir: Path, or_port: int,
+                 nickname: str) -> str:
+    """A bridge relay of this network: unpublished (clients fetch its descriptor from it),
+    not an exit, no SOCKS port."""
+    return render_torrc([
+        *network_options(authorities),
+        ("DataDirectory", str(data_dir)),
+        ("Nickname", nickname),
+        ("Address", "127.0.0.1"),
+        ("ORPort", f"127.0.0.1:{or_port}"),
+        ("BridgeRelay", "1"),
+        ("PublishServerDescriptor", "0"),
+        ("AssumeReachable", "1"),
+        ("ExitRelay", "0"),
+        ("SocksPort", "0"),
+        ("Log", f"notice file {data_dir / 'notice.log'}"),
+    ])
+
+
+# A client that uses bridges must use microdescriptors: with UseMicrodescriptors 0 every
+# relay has a full descriptor of the general purpose, and tor 0.4.9 then finds no relay it
+# may connect to directly (router_can_choose_node() wants a bridge-purpose descriptor for a
+# direct connection through bridges, and a general-purpose one in every case), so it never
+# builds a circuit and stays at 75%. Microdescriptors cannot express the exits' loopback
+# policy, so such a client reaches onion services only (no exit circuits): enough for a grid
+# of onion servers.
+BRIDGE_CLIENT_MICRODESCRIPTORS = ("UseMicrodescriptors", "1")
+
+
 def tor_binary() -> str:
     return require_binary("tor", "tor")
 
@@ -283,6 +326,33 @@ class TorNetwork:
             if key != "__OwningControllerProcess":
                 result.setdefault(key, []).append(value)
         return result
+
+    def bridge_client_options(self) -> Mapping[str, list[str]]:
+        """`pinning_options()` for a client that reaches this network through bridges."""
+        result = dict(self.pinning_options())
+        key, value = BRIDGE_CLIENT_MICRODESCRIPTORS
+        result[key] = [value]
+        return result
+
+    def start_bridge(self, base: Path, nickname: str = "mgbridge0",
+                     timeout: float = 60.0) -> BridgeRelay:
+        """Start a bridge relay of this network; returns once it has bootstrapped. The
+        caller stops it (`.process.stop()`)."""
+        data_dir = ensure_dir(base / nickname)
+        fingerprint = make_relay_key(data_dir)
+        (or_port,) = free_ports(1)
+        torrc = data_dir / "torrc"
+        torrc.write_text(bridge_torrc(self.authorities, data_dir, or_port, nickname))
+        process = self._launch(tor_binary(), nickname, torrc)
+        log = data_dir / "notice.log"
+        try:
+            wait_for(lambda: True if log.exists() and "Bootstrapped 100%" in log.read_text()
+                     else None, timeout, f"bridge {nickname} to bootstrap", interval=0.5,
+                     watch=[process])
+        except BaseException:
+            process.stop()
+            raise
+        return BridgeRelay(process, or_port, fingerprint)
 
     def control(self) -> TorControl:
         return TorControl(self.control_port, self.client_dir / "control_auth_cookie")
