@@ -17,7 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from mistgrid.testing.straceproof import STRACE_ARGS, connections_to, findings
+from mistgrid.testing.straceproof import (
+    STRACE_ARGS,
+    connections_to,
+    findings,
+    split_daemons,
+)
 
 from ..conftest import REPO
 
@@ -53,15 +58,65 @@ def test_the_proof_sees_a_direct_connection_and_a_lookup(tmp_path: Path) -> None
     assert connections_to(lines, ports[0]) == 1
 
 
+def test_a_launched_daemons_calls_are_told_apart() -> None:
+    """split_daemons: the node's lines, and each launched daemon's from its execve on
+    (its threads too); a failed execve of the name does not count."""
+    tor_relay = 'connect(5, {sa_family=AF_INET, sin_port=htons(5000), ' \
+        'sin_addr=inet_addr("127.0.0.1")}, 16) = 0'
+    log = [
+        '100 clone3({flags=CLONE_VM}, 88) = 101',
+        '101 connect(7, {sa_family=AF_INET, sin_port=htons(9050), '
+        'sin_addr=inet_addr("127.0.0.1")}, 16) = 0',
+        '100 clone(child_stack=NULL, flags=SIGCHLD) = 200',
+        '200 execve("/usr/local/bin/tor", ["tor"], 0x1 /* 3 vars */) = -1 ENOENT',
+        '200 execve("/tmp/pinned-tor", ["pinned-tor"], 0x1 /* 3 vars */) = 0',
+        '200 execve("/usr/sbin/tor", ["tor"], 0x1 /* 3 vars */) = 0',
+        f'200 {tor_relay}',
+        '200 clone3({flags=CLONE_VM} <unfinished ...>',
+        '200 <... clone3 resumed> => {parent_tid=[201]}, 88) = 201',
+        f'201 {tor_relay}',
+    ]
+    own, daemons = split_daemons(log, {"tor", "i2pd"})
+    assert own == log[:5] and list(daemons) == [200]
+    assert daemons[200] == log[5:]
+    assert findings(own, {9050}) == []
+    assert len(findings(daemons[200], {9050})) == 2
+    assert findings(daemons[200], set(), {("127.0.0.1", 5000)}) == []
+
+
+def test_a_daemons_address_probe_is_told_from_a_connection() -> None:
+    """A launched tor asks the kernel for its interfaces (netlink) and its address (a
+    datagram socket connected to 18.0.0.1:9, which sends nothing): allowed for a daemon,
+    not for the node; a stream connection to the same address is caught either way."""
+    probe = [
+        '300 socket(AF_INET, SOCK_DGRAM|SOCK_CLOEXEC, IPPROTO_IP) = 13',
+        '300 connect(13, {sa_family=AF_INET, sin_port=htons(9), '
+        'sin_addr=inet_addr("18.0.0.1")}, 16) = 0',
+        '300 sendto(14, ..., 20, 0, {sa_family=AF_NETLINK, nl_pid=0, '
+        'nl_groups=00000000}, 12) = 20',
+    ]
+    assert findings(probe, set(), daemon=True) == []
+    assert len(findings(probe, set())) == 2
+    stream = ['300 socket(AF_INET, SOCK_STREAM|SOCK_CLOEXEC, IPPROTO_TCP) = 13', probe[1]]
+    assert len(findings(stream, set(), daemon=True)) == 1
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("network, lives", [
     ("tor", {"introducer": 2, "storage": 2, "client": 2}),
-    ("i2p", {"storage": 1, "client": 2}),
+    ("tor-launch", {"introducer": 2, "storage": 2, "client": 2}),
+    ("i2p-grid", {"introducer": 1, "storage": 1, "client": 2}),
 ])
 def test_whole_life_of_an_anonymous_grid_under_strace(tmp_path: Path, network: str,
                                                       lives: dict[str, int]) -> None:
-    _require("strace", "unshare", *(("tor", "tor-gencert") if network == "tor" else
-                                    ("i2pd", "cc")))
+    """`tor`: every node uses the private network's running tor. `tor-launch`: the
+    storage node launches its own tor, the client one that reaches the network only
+    through a bridge; the node's own calls go to its tor's SOCKS and control ports alone,
+    and its tor's to the network's relays (the bridged one's to the bridge alone).
+    `i2p-grid`: introducer, storage node and client on I2P alone, each through its
+    router's SAM port."""
+    tor = network.startswith("tor")
+    _require("strace", "unshare", *(("tor", "tor-gencert") if tor else ("i2pd", "cc")))
     out = tmp_path / "life"
     out.mkdir()
     helper = subprocess.run(
@@ -70,11 +125,17 @@ def test_whole_life_of_an_anonymous_grid_under_strace(tmp_path: Path, network: s
     report = helper.stdout.decode()[-3000:] + helper.stderr.decode()[-3000:]
     assert helper.returncode == 0, report
     result = json.loads((out / "result.json").read_text())
-    allowed = set(result["allowed"])
     assert {node: len(logs) for node, logs in result["logs"].items()} == lives
-    for logs in result["logs"].values():
-        for log in logs:
-            lines = Path(log).read_text().splitlines()
-            assert findings(lines, allowed) == [], log
-            assert sum(connections_to(lines, port) for port in allowed) > 0, \
-                (log, "the proof saw no connection at all")
+    for check in result["checks"]:
+        lines = Path(check["log"]).read_text().splitlines()
+        own, daemons = split_daemons(lines, {"tor", "i2pd"})
+        assert len(daemons) == check["daemons"], (check["log"], list(daemons))
+        ports = set(check["ports"])
+        assert findings(own, ports) == [], check["log"]
+        assert sum(connections_to(own, port) for port in ports) > 0, \
+            (check["log"], "the proof saw no connection at all")
+        peers = {(address, port) for address, port in check["peers"]}
+        for pid, calls in daemons.items():
+            assert findings(calls, set(), peers, daemon=True) == [], (check["log"], pid)
+            assert any(connections_to(calls, port) for _a, port in peers), \
+                (check["log"], pid, "the daemon reached none of its peers")

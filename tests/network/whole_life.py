@@ -1,17 +1,19 @@
 """The whole life of an anonymous grid, every node under `strace -f`, meant to run inside a
 network namespace that has only a loopback interface (`unshare -n python -m
-tests.network.whole_life OUT`): see test_whole_life.py.
+tests.network.whole_life OUT LIFE`): see test_whole_life.py.
 
 `tor`: a private Tor network (in the namespace too), then an onion-only introducer, an
 onion-only anonymous storage node and an anonymous client, each made by `mistgrid
 create-*` and traced from its first instruction: start, introduction, 5 MiB stored and read
 back, every node stopped and started again (the file read again, another stored), stop.
-`i2p`: the same life on a private I2P network for an anonymous client with TCP disabled
-(restarted; I2P has no introducers yet: it is given the server's announcement), and an
-anonymous storage node whose only address is an I2P destination (traced, not restarted: a
-destination started again on this private network is not found again for many minutes,
-while the floodfills still hand out its old lease set). Writes OUT/result.json
-with the allowed ports and the strace logs; exits non-zero on any failure.
+`tor-launch`: the same, but the storage node launches its own tor and the client one that
+reaches the network only through a private bridge relay (their tors traced with them).
+`i2p-grid`: a private I2P network and a grid on I2P alone (introducer, storage node and
+client; TCP disabled, no Tor); the client is restarted, the introducer and the storage
+node are not (a destination started again on this private network is not found again for
+many minutes, while the floodfills still hand out its old lease set).
+Writes OUT/result.json with the strace logs and, for each, what it may show; exits
+non-zero on any failure.
 """
 
 from __future__ import annotations
@@ -19,20 +21,22 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import socket
 import struct
 import sys
 import urllib.request
 from pathlib import Path
+from typing import Any
 
-from mistgrid.storage.announcement import servers_yaml
 from mistgrid.testing.i2pnet import CLIENT_SESSION_OPTIONS, SERVER_SESSION_OPTIONS, I2PNetwork
 from mistgrid.testing.procs import Managed, free_ports, stop_all, wait_for
 from mistgrid.testing.straceproof import STRACE_ARGS
-from mistgrid.testing.tornet import TorNetwork
+from mistgrid.testing.tornet import BridgeRelay, TorNetwork
 
 from ..conftest import run_cli
 from .test_node_tor import MISTGRID, all_connected, announced
+from .test_tor_launch import tor_section
 
 SIZE = 5 * 1024 * 1024
 
@@ -55,6 +59,21 @@ class Life:
         self.processes: list[Managed] = []
         self.nodes: list[Path] = []
         self.logs: dict[str, list[str]] = {}
+        self.allowed: list[int] = []
+
+    def rule(self, node: str, run: int) -> dict[str, Any]:
+        """What the trace of `node`'s run may show: the loopback ports the node itself may
+        reach, the (address, port) peers a daemon it launched may reach, and how many
+        daemons it launches."""
+        return {"ports": self.allowed, "peers": [], "daemons": 0}
+
+    def live(self) -> None:
+        raise NotImplementedError
+
+    def checks(self) -> list[dict[str, Any]]:
+        return [{"log": log, **self.rule(node, run)}
+                for node, logs in self.logs.items()
+                for run, log in enumerate(logs, 1)]
 
     def end(self) -> None:
         """Stop every node, then reap strace: a SIGTERM to strace only detaches it, and
@@ -168,43 +187,170 @@ def _options(values: dict[str, str]) -> str:
     return ",".join(f"{k}={v}" for k, v in values.items())
 
 
-class I2PLife(Life):
-    def __init__(self, out: Path, i2p: I2PNetwork) -> None:
+def launched_ports(log: Path) -> list[int]:
+    """The SOCKS and control ports of the tor a node launched, as its log says them."""
+    text = log.read_text()
+    match = re.findall(r"Tor: SOCKS port 127\.0\.0\.1:(\d+), control port "
+                       r"127\.0\.0\.1:(\d+)", text)
+    if not match:
+        raise RuntimeError(f"{log} names no launched tor's ports")
+    return [int(port) for port in match[-1]]
+
+
+class TorLaunchLife(Life):
+    """The Tor life again, but the storage node launches a tor of its own ([tor] launch,
+    pinned to the private network) and the client launches one that reaches the network
+    only through a private bridge relay ([tor] bridges). The introducer uses the network's
+    client tor, as in TorLife."""
+
+    def __init__(self, out: Path, tor: TorNetwork) -> None:
         super().__init__(out)
-        self.server_sam, self.client_sam = i2p.sam_port(2), i2p.sam_port(3)
-        self.allowed = [self.server_sam, self.client_sam]
+        self.tor = tor
+        self.allowed = [tor.socks_port, tor.control_port]
+        self.bridge: BridgeRelay = tor.start_bridge(out / "bridge")
+        self.processes.append(self.bridge.process)
+        self.storage_port = 0
+
+    def rule(self, node: str, run: int) -> dict[str, Any]:
+        if node == "introducer":
+            return super().rule(node, run)
+        ports = launched_ports(self.out / f"{node}.{run}.log")
+        if node == "client":  # its tor may reach the bridge and nothing else
+            peers = [("127.0.0.1", self.bridge.or_port)]
+        else:  # the relays, and its own onion service's target: the node's GBS listener
+            peers = [("127.0.0.1", port) for a in self.tor.authorities
+                     for port in (a.or_port, a.dir_port)]
+            peers.append(("127.0.0.1", self.storage_port))
+        return {"ports": ports, "peers": peers, "daemons": 1}
 
     def live(self) -> None:
-        storage_port, web_port = free_ports(2)
-        storage, client = self.out / "storage", self.out / "client"
+        intro_port, storage_port, web_port = free_ports(3)
+        self.storage_port = storage_port
+        introducer, storage, client = (self.out / n for n in ("introducer", "storage",
+                                                             "client"))
+        control = ["--tor-control-port", f"tcp:127.0.0.1:{self.tor.control_port}",
+                   "--tor-socks-port", f"tcp:127.0.0.1:{self.tor.socks_port}"]
+        self.create("create-introducer", "--listen=tor", "--hide-ip", "--webport", "none",
+                    "--port", f"tcp:{intro_port}:interface=127.0.0.1", *control,
+                    str(introducer))
+        self.traced(introducer, 1)
+        furl_file = introducer / "private" / "introducer.furl"
+        wait_for(announced(furl_file), 300, "the introducer's onion", interval=0.5,
+                 watch=self.processes)
+        furl = furl_file.read_text().strip()
+        helpers = self.out / "helpers"
+        for name in ("storage", "client"):
+            (helpers / name).mkdir(parents=True)
+        self.create("create-node", "--listen=tor", "--hide-ip", "--webport", "none",
+                    "--introducer", furl, "--port",
+                    f"tcp:{storage_port}:interface=127.0.0.1", "--tor-launch", str(storage))
+        self.launching(storage, tor_section(helpers / "storage", self.tor))
+        self.create("create-client", "--hide-ip", "--introducer", furl, "--webport",
+                    f"tcp:{web_port}:interface=127.0.0.1", "--shares-needed", "1",
+                    "--shares-happy", "1", "--shares-total", "1", "--tor-launch",
+                    str(client))
+        bridges = helpers / "bridges.txt"
+        bridges.write_text(f"Bridge {self.bridge.line}\n")
+        self.launching(client, tor_section(helpers / "client", self.tor,
+                                           self.tor.bridge_client_options())
+                       + f"bridges = {bridges}\n")
+        for node in (storage, client):
+            self.traced(node, 1)
+        url, cap, data = self.first_life(client, 1.0)
+        self.second_life([introducer, storage, client], url, cap, data, 1.0)
+        self.round_trip(url, os.urandom(100_000))
+        print("second life: read the file again, stored another", flush=True)
+        for node in (client, storage, introducer):
+            self.stop(node)
+
+    def launching(self, node: Path, section: str) -> None:
+        """Put the pinned [tor] launch section into `node`'s tahoe.cfg."""
+        config = node / "tahoe.cfg"
+        text = config.read_text()
+        if "[tor]\nlaunch = true\n" not in text:
+            raise RuntimeError(f"{config} has no [tor] launch = true")
+        config.write_text(text.replace("[tor]\nlaunch = true\n", section, 1))
+
+
+class I2PGridLife(Life):
+    """A grid on I2P alone, its introducer too: the introducer serves Foolscap on an I2P
+    destination, the storage node announces its own to it over I2P, the client learns of
+    it over I2P; TCP disabled, no Tor. Each node uses its own router's SAM port. Only the
+    client is restarted (see the I2P life)."""
+
+    def __init__(self, out: Path, i2p: I2PNetwork) -> None:
+        super().__init__(out)
+        self.sam = {"introducer": i2p.sam_port(1), "storage": i2p.sam_port(2),
+                    "client": i2p.sam_port(3)}
+
+    def rule(self, node: str, run: int) -> dict[str, Any]:
+        return {"ports": [self.sam[node]], "peers": [], "daemons": 0}
+
+    def write(self, node: Path, rest: str, session: dict[str, str]) -> None:
+        (node / "private").mkdir(parents=True, mode=0o700, exist_ok=True)
+        (node / "tahoe.cfg").write_text(
+            f"[node]\nnickname = {node.name}\nanonymous = true\n{rest}"
+            f"[connections]\ntcp = disabled\n"
+            f"i2p.sam-api = tcp:127.0.0.1:{self.sam[node.name]}\n"
+            f"[i2p]\nsession.options = {_options(session)}\n[tor]\nenabled = false\n")
+
+    def live(self) -> None:
+        intro_port, storage_port, web_port = free_ports(3)
+        introducer, storage, client = (self.out / n for n in ("introducer", "storage",
+                                                             "client"))
+        self.write(introducer, f"tub.port = tcp:{intro_port}:interface=127.0.0.1\n"
+                   f"tub.location = i2p:{introducer / 'private' / 'i2p.keys'}\n",
+                   SERVER_SESSION_OPTIONS)
+        (introducer / "tahoe-introducer.tac").write_text("# introducer\n")
+        self.traced(introducer, 1)
+        furl_file = introducer / "private" / "introducer.furl"
+        wait_for(announced(furl_file), 300, "the introducer's I2P destination",
+                 interval=0.5, watch=self.processes)
+        furl = furl_file.read_text().strip()
         for node in (storage, client):
             (node / "private").mkdir(parents=True, mode=0o700)
-        (storage / "tahoe.cfg").write_text(
-            "[node]\nanonymous = true\n"
-            f"tub.port = tcp:{storage_port}:interface=127.0.0.1\n"
-            f"tub.location = i2p:{storage / 'private' / 'i2p.keys'}\n"
-            f"[i2p]\nsam.port = tcp:127.0.0.1:{self.server_sam}\n"
-            f"session.options = {_options(SERVER_SESSION_OPTIONS)}\n"
-            "[storage]\nenabled = true\n")
-        self.traced(storage, 1)
-        announcement = storage / "private" / "announcement.json"
-        wait_for(announced(announcement), 300, "the I2P destination", interval=0.5,
-                 watch=self.processes)
-        entry = json.loads(announcement.read_text())
-        (client / "private" / "servers.yaml").write_text(
-            servers_yaml({entry["server-id"]: entry["ann"]}))
-        (client / "tahoe.cfg").write_text(
-            f"[node]\nanonymous = true\nweb.port = tcp:{web_port}:interface=127.0.0.1\n"
-            f"[connections]\ntcp = disabled\ni2p.sam-api = tcp:127.0.0.1:{self.client_sam}\n"
-            f"[i2p]\nsession.options = {_options(CLIENT_SESSION_OPTIONS)}\n"
-            "[client]\nshares.needed = 1\nshares.happy = 1\nshares.total = 1\n"
-            "[storage]\nenabled = false\n")
-        self.traced(client, 1)
+            (node / "private" / "introducers.yaml").write_text(
+                f"introducers:\n  default:\n    furl: '{furl}'\n")
+        self.write(storage, f"tub.port = tcp:{storage_port}:interface=127.0.0.1\n"
+                   f"tub.location = i2p:{storage / 'private' / 'i2p.keys'}\n",
+                   SERVER_SESSION_OPTIONS)
+        with (storage / "tahoe.cfg").open("a") as config:
+            config.write("[storage]\nenabled = true\n")
+        self.write(client, f"web.port = tcp:{web_port}:interface=127.0.0.1\n",
+                   CLIENT_SESSION_OPTIONS)
+        with (client / "tahoe.cfg").open("a") as config:
+            config.write("[client]\nshares.needed = 1\nshares.happy = 1\n"
+                         "shares.total = 1\n")
+        for node in (storage, client):
+            self.traced(node, 1)
         url, cap, data = self.first_life(client, 2.0)
+        check_i2p_only(url, furl, storage)
         self.second_life([client], url, cap, data, 2.0)
         print("second life: read the file again", flush=True)
-        for node in (client, storage):
+        for node in (client, storage, introducer):
             self.stop(node)
+
+
+def check_i2p_only(url: str, furl: str, storage: Path) -> None:
+    """The introducer's FURL names only its I2P destination; the client reached it, and
+    the storage server on its I2P NURL."""
+    hints = furl.split("@", 1)[1].split("/", 1)[0].split(",")
+    if len(hints) != 1 or not (hints[0].startswith("i2p:") and hints[0].endswith(".b32.i2p")):
+        raise RuntimeError(f"the introducer's FURL names more than its I2P destination: {furl}")
+    with urllib.request.urlopen(url + "?t=json", timeout=30) as response:
+        page = json.load(response)
+    if page["servers"][0]["route"] != "i2p" or \
+            page["introducers"]["details"][0]["connected"] is not True:
+        raise RuntimeError(f"not an I2P-only grid: {page}")
+    entry = json.loads((storage / "private" / "announcement.json").read_text())
+    if not entry["ann"]["anonymous-storage-NURLs"][0].startswith("pb+i2p://"):
+        raise RuntimeError(f"the storage node announces {entry['ann']}")
+
+
+LIVES: dict[str, tuple[Any, Any]] = {
+    "tor": (TorNetwork, TorLife), "tor-launch": (TorNetwork, TorLaunchLife),
+    "i2p-grid": (I2PNetwork, I2PGridLife),
+}
 
 
 def main(out: Path, network: str) -> int:
@@ -212,21 +358,20 @@ def main(out: Path, network: str) -> int:
     if interfaces() != ["lo"]:
         print(f"not in a loopback-only network namespace: {interfaces()}", file=sys.stderr)
         return 2
-    started: TorNetwork | I2PNetwork
-    life: Life
-    if network == "tor":
-        started = TorNetwork.start(out / "tor")
-        life = TorLife(out, started)
-    else:
-        started = I2PNetwork.start(out / "i2p")
-        life = I2PLife(out, started)
+    kind, life_kind = LIVES[network]
+    started: TorNetwork | I2PNetwork = kind.start(out / network)
+    try:
+        life: Life = life_kind(out, started)
+    except BaseException:
+        started.stop()
+        raise
     try:
         life.live()
     finally:
         life.end()
         started.stop()
     (out / "result.json").write_text(json.dumps({
-        "allowed": life.allowed, "logs": life.logs}))
+        "logs": life.logs, "checks": life.checks()}))
     return 0
 
 

@@ -162,6 +162,8 @@ async def launch_tor(private: Path, executable: str | None, extra_file: str | No
         await connection.protocol.queue_command("TAKEOWNERSHIP")
         await _bootstrapped(connection, watcher, say)
         socks = await _socks_port(connection)
+        say(f"Tor: SOCKS port {socks.removeprefix('tcp:')}, control port "
+            f"{control.removeprefix('tcp:')}")
     except BaseException:
         await watcher.kill_and_wait()
         raise

@@ -4,7 +4,9 @@ socket connection (nscd, systemd-resolved's socket: name lookups), a read of the
 files. Pure (text in, findings out) so that it is tested on its own.
 
 The node is traced with `trace=connect,sendto,sendmsg,sendmmsg,open,openat` (see
-`STRACE_ARGS`); strace prints addresses as, e.g.,
+`STRACE_ARGS`; execve and the clone family too, so that `split_daemons()` can tell the
+node's own calls from those of a Tor or I2P router it launched, whose connections to
+the anonymity network are judged by their own rule); strace prints addresses as, e.g.,
     connect(7, {sa_family=AF_INET, sin_port=htons(9050), sin_addr=inet_addr("127.0.0.1")}, 16)
     connect(8, {sa_family=AF_UNIX, sun_path="/var/run/nscd/socket"}, 110)
     sendto(9, "...", 30, 0, {sa_family=AF_INET6, sin6_port=htons(53), ...}, 28)
@@ -16,7 +18,8 @@ import re
 from collections.abc import Collection, Iterable
 
 STRACE_ARGS = ("-f", "-qq", "-s", "0", "-e", "signal=none",
-               "-e", "trace=connect,sendto,sendmsg,sendmmsg,open,openat")
+               "-e", "trace=connect,sendto,sendmsg,sendmmsg,open,openat,execve,clone,clone3,"
+               "fork,vfork,socket")
 RESOLVER_FILES = ("/etc/resolv.conf", "/etc/hosts", "/etc/nsswitch.conf", "/etc/gai.conf",
                   "/etc/host.conf", "/var/run/nscd", "/run/nscd", "/run/systemd/resolve")
 _CALL = re.compile(r"^(?:\[pid\s+\d+\]\s+|\d+\s+)?(connect|sendto|sendmsg|sendmmsg|open|openat)"
@@ -30,21 +33,47 @@ _FAMILY = re.compile(r"sa_family=(AF_[A-Z0-9]+)")
 _PATH = re.compile(r"^(?:AT_FDCWD, )?\"([^\"]*)\"")
 
 
-def findings(lines: Iterable[str], allowed_ports: Collection[int]) -> list[str]:
-    """Every traced call that reaches beyond 127.0.0.1:`allowed_ports`, or looks a name
-    up, as the log line that shows it."""
+# Tor asks the kernel which local address it would use by connecting a UDP socket to one of
+# these and reading its name: connect() on a datagram socket sends nothing.
+ADDRESS_PROBES = {("18.0.0.1", 9), ("2002::", 9)}
+_SOCKET = re.compile(r"^(?:\[pid\s+)?(\d+)?\]?\s*socket\((AF_[A-Z0-9]+), (SOCK_[A-Z]+)[^)]*\)"
+                     r"\s+=\s+(\d+)")
+_FD = re.compile(r"^(\d+),")
+
+
+def findings(lines: Iterable[str], allowed_ports: Collection[int],
+             allowed_peers: Collection[tuple[str, int]] = (), daemon: bool = False
+             ) -> list[str]:
+    """Every traced call that reaches beyond 127.0.0.1:`allowed_ports` (and the
+    `allowed_peers`, (IPv4 address, port) pairs), or looks a name up, as the log line that
+    shows it. `daemon`: the calls of a Tor or I2P router, which may also ask the kernel
+    (AF_NETLINK) for its interfaces and routes and connect a datagram socket to an
+    ADDRESS_PROBES address (nothing is sent)."""
     found = []
+    datagram: set[tuple[str, str]] = set()  # (pid, fd) of datagram sockets
     for line in lines:
+        made = _SOCKET.match(line.strip())
+        if made:
+            pid, _family, kind, fd = made.groups()
+            if kind == "SOCK_DGRAM":
+                datagram.add((pid or "", fd))
+            else:
+                datagram.discard((pid or "", fd))
+            continue
         match = _CALL.match(line.strip())
         if match is None:
             continue
         call, rest = match.groups()
+        if daemon and _probe(line.strip(), call, rest, datagram):
+            continue
         if call in ("open", "openat"):
             path = _PATH.match(rest)
             if path and path.group(1).startswith(RESOLVER_FILES):
                 found.append(f"reads a resolver file: {line.strip()}")
             continue
         for port, address in _INET.findall(rest):
+            if (address, int(port)) in allowed_peers:
+                continue
             if address != "127.0.0.1" or int(port) not in allowed_ports:
                 found.append(f"IPv4 {address}:{port}: {line.strip()}")
         for port, address in _INET6.findall(rest):
@@ -52,12 +81,60 @@ def findings(lines: Iterable[str], allowed_ports: Collection[int]) -> list[str]:
         for path in _UNIX.findall(rest):
             found.append(f"unix socket {path}: {line.strip()}")
         for family in _FAMILY.findall(rest):
-            if family not in ("AF_INET", "AF_INET6", "AF_UNIX", "AF_UNSPEC"):
+            if family not in ("AF_INET", "AF_INET6", "AF_UNIX", "AF_UNSPEC") and not (
+                    daemon and family == "AF_NETLINK"):
                 found.append(f"{family}: {line.strip()}")
     return found
+
+
+def _probe(line: str, call: str, rest: str, datagram: set[tuple[str, str]]) -> bool:
+    """A daemon's connect of a datagram socket to an ADDRESS_PROBES address."""
+    fd = _FD.match(rest)
+    if call != "connect" or fd is None:
+        return False
+    numbered = _LINE_PID.match(line)
+    pid = numbered.group(1) if numbered else ""
+    if (pid, fd.group(1)) not in datagram:
+        return False
+    peers = [(address, int(port)) for port, address in _INET.findall(rest)]
+    peers += [(address, int(port)) for port, address in _INET6.findall(rest)]
+    return bool(peers) and all(peer in ADDRESS_PROBES for peer in peers)
 
 
 def connections_to(lines: Iterable[str], port: int) -> int:
     """How many connects to 127.0.0.1:`port` the log shows (the proof saw real traffic)."""
     return sum(1 for line in lines if line.lstrip("[]pid 0123456789").startswith("connect(")
                and f"htons({port}), sin_addr=inet_addr(\"127.0.0.1\")" in line)
+
+
+_LINE_PID = re.compile(r"^(?:\[pid\s+)?(\d+)\]?\s+(.*)$")
+_EXECVE = re.compile(r'^execve\("([^"]*)"')
+_CHILD = re.compile(r"^(?:<\.\.\. )?(?:clone3?|fork|vfork)\b.*\)\s+=\s+(\d+)(?:\s|$)")
+
+
+def split_daemons(lines: Iterable[str], daemons: Collection[str]
+                  ) -> tuple[list[str], dict[int, list[str]]]:
+    """Split an `strace -f` log into the traced program's own lines and, per daemon
+    process, the lines of each process that executed one of `daemons` (file names such as
+    "tor", "i2pd"; counted from that execve on, threads and children included)."""
+    own: list[str] = []
+    daemon_of: dict[int, int] = {}  # pid or thread id -> the daemon's first pid
+    theirs: dict[int, list[str]] = {}
+    for line in lines:
+        match = _LINE_PID.match(line.strip())
+        if match is None:
+            own.append(line)
+            continue
+        pid, call = int(match.group(1)), match.group(2)
+        executed = _EXECVE.match(call)
+        if executed and executed.group(1).rsplit("/", 1)[-1] in daemons and \
+                "= -1" not in call:
+            daemon_of[pid] = pid
+        if pid in daemon_of:
+            theirs.setdefault(daemon_of[pid], []).append(line)
+            child = _CHILD.match(call)
+            if child:
+                daemon_of[int(child.group(1))] = daemon_of[pid]
+        else:
+            own.append(line)
+    return own, theirs
