@@ -81,37 +81,38 @@ class SinkSource:
         self.listener.close()
 
 
-def raw_run(net: TorNetwork, size: int) -> tuple[float, float]:
-    """(up seconds, down seconds) of one SOCKS stream to an onion on the network's tor."""
+def raw_run(net: TorNetwork, size: int) -> Row:
+    """The transfer row of one SOCKS stream each way to an onion on the network's tor."""
     server = SinkSource(size)
+    tors = net.pids()
     try:
         with net.control() as control:
             service, _ = control.add_onion(80, server.port, wait_published=120)
             block = os.urandom(CHUNK)
             sock, _early = socks_connect(net.socks_port, f"{service}.onion", 80, timeout=300)
             with sock:
-                start = time.monotonic()
+                start, tor_start = time.monotonic(), cpu_seconds(tors)
                 left = size
                 while left > 0:
                     sock.sendall(block[:min(left, CHUNK)])
                     left -= min(left, CHUNK)
                 assert sock.recv(1) == b"k"
-                up = time.monotonic() - start
+                up, up_tor = time.monotonic() - start, cpu_seconds(tors) - tor_start
             server.mode = "down"
             sock, early = socks_connect(net.socks_port, f"{service}.onion", 80, timeout=300)
             with sock:
-                start = time.monotonic()
+                start, tor_start = time.monotonic(), cpu_seconds(tors)
                 got = len(early)
                 while got < size:
                     data = sock.recv(CHUNK)
                     if not data:
                         break
                     got += len(data)
-                down = time.monotonic() - start
+                down, down_tor = time.monotonic() - start, cpu_seconds(tors) - tor_start
             assert got == size
     finally:
         server.close()
-    return up, down
+    return up, 0.0, up_tor, down, 0.0, down_tor
 
 
 def onion_servers(net: TorNetwork, base: Path, processes: list[Managed]) -> dict[str, object]:
@@ -138,23 +139,27 @@ def onion_servers(net: TorNetwork, base: Path, processes: list[Managed]) -> dict
     return entries
 
 
-def transfer(web_port: int, pid: int, source: Path, base: Path) -> tuple[float, float,
-                                                                          float, float]:
-    """(up s, up CPU, down s, down CPU) of a PUT then GET through a client's web API."""
-    before = cpu_seconds([pid])
+Row = tuple[float, float, float, float, float, float]
+
+
+def transfer(web_port: int, pid: int, tors: list[int], source: Path, base: Path) -> Row:
+    """(up s, up CPU, up tor CPU, down s, down CPU, down tor CPU) of a PUT then GET
+    through a client's web API (tor CPU: all the network's tor processes)."""
+    before = cpu_seconds([pid]), cpu_seconds(tors)
     start = time.monotonic()
     cap = http_put(web_port, "/uri", source)
     up = time.monotonic() - start
-    middle = cpu_seconds([pid])
+    middle = cpu_seconds([pid]), cpu_seconds(tors)
     out = base / "out"
     start = time.monotonic()
     http_get(web_port, f"/uri/{cap}", out)
     down = time.monotonic() - start
-    after = cpu_seconds([pid])
+    after = cpu_seconds([pid]), cpu_seconds(tors)
     if out.read_bytes() != source.read_bytes():
         raise RuntimeError("the file read back differs")
     out.unlink()
-    return up, middle - before, down, after - middle
+    return (up, middle[0] - before[0], middle[1] - before[1],
+            down, after[0] - middle[0], after[1] - middle[1])
 
 
 def mistgrid_client(net: TorNetwork, base: Path, entries: dict[str, object],
@@ -211,12 +216,10 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=1)
     args = parser.parse_args()
     size = args.size_mib * 1024 * 1024
-    rows: dict[str, list[tuple[float, float, float, float]]] = {"raw": [], "mistgrid": [],
-                                                                   "tahoe": []}
+    rows: dict[str, list[Row]] = {"raw": [], "mistgrid": [], "tahoe": []}
     with tempfile.TemporaryDirectory(prefix="mistgrid-torbench-") as tmp:
         base = Path(tmp)
         source = base / "source"
-        source.write_bytes(os.urandom(size))
         net = TorNetwork.start(base / "tor")
         processes: list[Managed] = []
         try:
@@ -224,34 +227,36 @@ def main() -> None:
             clients = {"mistgrid": mistgrid_client(net, base, entries, processes),
                        "tahoe": tahoe_client(net, base, entries, processes)}
             for _ in range(args.runs):
-                up, down = raw_run(net, size)
-                rows["raw"].append((up, 0.0, down, 0.0))
+                rows["raw"].append(raw_run(net, size))
                 for name, (web, pid) in clients.items():
-                    rows[name].append(transfer(web, pid, source, base))
+                    # new bytes every time: a file stored before is not sent again
+                    # (convergent encryption gives it the same cap and shares)
+                    source.write_bytes(os.urandom(size))
+                    rows[name].append(transfer(web, pid, net.pids(), source, base))
         finally:
             stop_all(processes)
             net.stop()
     report(args.size_mib, size, args.runs, rows)
 
 
-def report(size_mib: int, size: int, runs: int,
-           rows: dict[str, list[tuple[float, float, float, float]]]) -> None:
-    medians = {name: tuple(statistics.median(r[i] for r in values) for i in range(4))
+def report(size_mib: int, size: int, runs: int, rows: dict[str, list[Row]]) -> None:
+    medians = {name: tuple(statistics.median(r[i] for r in values) for i in range(6))
                for name, values in rows.items()}
     print(f"{size_mib} MiB through the private Tor network (onion services; mistgrid and "
           f"Tahoe: 2-of-4 on 4 onion storage servers); median of {runs} run(s); "
-          f"{os.cpu_count()} CPUs")
-    header = (f"{'impl':<9} {'up MB/s':>8} {'up CPU':>7} {'down MB/s':>10} {'down CPU':>9} "
-              f"{'up/raw':>7} {'down/raw':>9}")
+          f"{os.cpu_count()} CPUs; CPU: client process / all tor processes, seconds")
+    header = (f"{'impl':<9} {'up MB/s':>8} {'up CPU':>12} {'down MB/s':>10} "
+              f"{'down CPU':>12} {'up/raw':>7} {'down/raw':>9}")
     print(header)
     print("-" * len(header))
-    raw_up, _, raw_down, _ = medians["raw"]
-    for name, (up, up_cpu, down, down_cpu) in medians.items():
-        print(f"{name:<9} {size / up / 1e6:8.2f} {up_cpu:7.2f} {size / down / 1e6:10.2f} "
-              f"{down_cpu:9.2f} {raw_up / up:7.0%} {raw_down / down:9.0%}")
+    raw_up, raw_down = medians["raw"][0], medians["raw"][3]
+    for name, (up, up_cpu, up_tor, down, down_cpu, down_tor) in medians.items():
+        print(f"{name:<9} {size / up / 1e6:8.2f} {up_cpu:5.2f}/{up_tor:6.2f} "
+              f"{size / down / 1e6:10.2f} {down_cpu:5.2f}/{down_tor:6.2f} "
+              f"{raw_up / up:7.0%} {raw_down / down:9.0%}")
     mine, theirs = medians["mistgrid"], medians["tahoe"]
     print(f"tahoe/mistgrid time: up {theirs[0] / mine[0]:.1f}x, down "
-          f"{theirs[2] / mine[2]:.1f}x")
+          f"{theirs[3] / mine[3]:.1f}x")
 
 
 if __name__ == "__main__":

@@ -150,12 +150,21 @@ class Life:
 class TorLife(Life):
     def __init__(self, out: Path, tor: TorNetwork) -> None:
         super().__init__(out)
+        self.tor = tor
         self.allowed = [tor.socks_port, tor.control_port]
         self.tor_args = ["--tor-control-port", f"tcp:127.0.0.1:{tor.control_port}",
                          "--tor-socks-port", f"tcp:127.0.0.1:{tor.socks_port}"]
+        self.storage_port = 0
+
+    def node_args(self) -> list[str]:
+        """How the storage node and the client are told of their Tor."""
+        return self.tor_args
+
+    def prepare(self, storage: Path, client: Path) -> None:
+        """Change the storage node's and the client's directories before they start."""
 
     def live(self) -> None:
-        intro_port, storage_port, web_port = free_ports(3)
+        intro_port, self.storage_port, web_port = free_ports(3)
         introducer, storage, client = (self.out / n for n in ("introducer", "storage",
                                                              "client"))
         self.create("create-introducer", "--listen=tor", "--hide-ip", "--webport", "none",
@@ -168,11 +177,13 @@ class TorLife(Life):
         furl = furl_file.read_text().strip()
         self.create("create-node", "--listen=tor", "--hide-ip", "--webport", "none",
                     "--introducer", furl, "--port",
-                    f"tcp:{storage_port}:interface=127.0.0.1", *self.tor_args, str(storage))
+                    f"tcp:{self.storage_port}:interface=127.0.0.1", *self.node_args(),
+                    str(storage))
         self.create("create-client", "--hide-ip", "--introducer", furl, "--webport",
                     f"tcp:{web_port}:interface=127.0.0.1", "--shares-needed", "1",
-                    "--shares-happy", "1", "--shares-total", "1", *self.tor_args,
+                    "--shares-happy", "1", "--shares-total", "1", *self.node_args(),
                     str(client))
+        self.prepare(storage, client)
         for node in (storage, client):
             self.traced(node, 1)
         url, cap, data = self.first_life(client, 1.0)
@@ -197,19 +208,16 @@ def launched_ports(log: Path) -> list[int]:
     return [int(port) for port in match[-1]]
 
 
-class TorLaunchLife(Life):
+class TorLaunchLife(TorLife):
     """The Tor life again, but the storage node launches a tor of its own ([tor] launch,
     pinned to the private network) and the client launches one that reaches the network
     only through a private bridge relay ([tor] bridges). The introducer uses the network's
     client tor, as in TorLife."""
 
     def __init__(self, out: Path, tor: TorNetwork) -> None:
-        super().__init__(out)
-        self.tor = tor
-        self.allowed = [tor.socks_port, tor.control_port]
+        super().__init__(out, tor)
         self.bridge: BridgeRelay = tor.start_bridge(out / "bridge")
         self.processes.append(self.bridge.process)
-        self.storage_port = 0
 
     def rule(self, node: str, run: int) -> dict[str, Any]:
         if node == "introducer":
@@ -223,45 +231,19 @@ class TorLaunchLife(Life):
             peers.append(("127.0.0.1", self.storage_port))
         return {"ports": ports, "peers": peers, "daemons": 1}
 
-    def live(self) -> None:
-        intro_port, storage_port, web_port = free_ports(3)
-        self.storage_port = storage_port
-        introducer, storage, client = (self.out / n for n in ("introducer", "storage",
-                                                             "client"))
-        control = ["--tor-control-port", f"tcp:127.0.0.1:{self.tor.control_port}",
-                   "--tor-socks-port", f"tcp:127.0.0.1:{self.tor.socks_port}"]
-        self.create("create-introducer", "--listen=tor", "--hide-ip", "--webport", "none",
-                    "--port", f"tcp:{intro_port}:interface=127.0.0.1", *control,
-                    str(introducer))
-        self.traced(introducer, 1)
-        furl_file = introducer / "private" / "introducer.furl"
-        wait_for(announced(furl_file), 300, "the introducer's onion", interval=0.5,
-                 watch=self.processes)
-        furl = furl_file.read_text().strip()
+    def node_args(self) -> list[str]:
+        return ["--tor-launch"]
+
+    def prepare(self, storage: Path, client: Path) -> None:
         helpers = self.out / "helpers"
         for name in ("storage", "client"):
             (helpers / name).mkdir(parents=True)
-        self.create("create-node", "--listen=tor", "--hide-ip", "--webport", "none",
-                    "--introducer", furl, "--port",
-                    f"tcp:{storage_port}:interface=127.0.0.1", "--tor-launch", str(storage))
         self.launching(storage, tor_section(helpers / "storage", self.tor))
-        self.create("create-client", "--hide-ip", "--introducer", furl, "--webport",
-                    f"tcp:{web_port}:interface=127.0.0.1", "--shares-needed", "1",
-                    "--shares-happy", "1", "--shares-total", "1", "--tor-launch",
-                    str(client))
         bridges = helpers / "bridges.txt"
         bridges.write_text(f"Bridge {self.bridge.line}\n")
         self.launching(client, tor_section(helpers / "client", self.tor,
                                            self.tor.bridge_client_options())
                        + f"bridges = {bridges}\n")
-        for node in (storage, client):
-            self.traced(node, 1)
-        url, cap, data = self.first_life(client, 1.0)
-        self.second_life([introducer, storage, client], url, cap, data, 1.0)
-        self.round_trip(url, os.urandom(100_000))
-        print("second life: read the file again, stored another", flush=True)
-        for node in (client, storage, introducer):
-            self.stop(node)
 
     def launching(self, node: Path, section: str) -> None:
         """Put the pinned [tor] launch section into `node`'s tahoe.cfg."""

@@ -112,6 +112,12 @@ def free_loopback_port() -> int:
         return port
 
 
+def _launch_lines(section: str, key: str, executable: str) -> list[str]:
+    """tahoe.cfg lines of a node that launches its own Tor or I2P router."""
+    return [f"[{section}]", "launch = true",
+            *([f"{key} = {executable}"] if executable else []), ""]
+
+
 def render_config(spec: NodeSpec) -> str:
     """The tahoe.cfg text for `spec`."""
     if spec.tor_launch and (spec.tor_control_port or spec.tor_socks_port):
@@ -132,18 +138,12 @@ def render_config(spec: NodeSpec) -> str:
     if connections:
         lines += ["[connections]", *connections, ""]
     if spec.tor_launch:
-        lines += ["[tor]", "launch = true"]
-        if spec.tor_executable:
-            lines.append(f"tor.executable = {spec.tor_executable}")
-        lines.append("")
+        lines += _launch_lines("tor", "tor.executable", spec.tor_executable)
     elif "tor" in spec.listen or spec.tor_control_port:
         lines += ["[tor]", f"control.port = {spec.tor_control_port or DEFAULT_TOR_CONTROL}",
                   ""]
     if spec.i2p_launch:
-        lines += ["[i2p]", "launch = true"]
-        if spec.i2p_executable:
-            lines.append(f"i2p.executable = {spec.i2p_executable}")
-        lines.append("")
+        lines += _launch_lines("i2p", "i2p.executable", spec.i2p_executable)
     elif "i2p" in spec.listen or spec.i2p_sam_port:
         lines += ["[i2p]", f"sam.port = {spec.i2p_sam_port or DEFAULT_I2P_SAM}", ""]
     if spec.kind != "introducer":

@@ -16,7 +16,6 @@ router is (SAM answering, routers known) and announces or connects nothing over 
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import time
 from collections.abc import Callable, Mapping
@@ -34,7 +33,7 @@ from ..errors import MistgridError
 from ..net.connector import Connector
 from ..wire import sam
 from .directory import free_loopback_port
-from .owned_process import OwnedProcess, spawn_owned
+from .owned_process import OwnedProcess, find_executable, spawn_owned
 
 reactor = cast(Any, _reactor)
 DATA_DIR = "i2p"  # under NODEDIR/private/
@@ -66,18 +65,7 @@ class LaunchedI2P:
 
 def i2p_executable(configured: str | None) -> str:
     """The router to run: `[i2p] i2p.executable`, else `i2pd` from $PATH."""
-    if configured:
-        path = Path(configured).expanduser()
-        if not (path.is_file() and os.access(path, os.X_OK)):
-            raise I2PLaunchError(f"[i2p] i2p.executable = {configured!r}: not an executable "
-                                 "file; fix: give the path of i2pd, or leave it empty to "
-                                 "use i2pd from $PATH")
-        return str(path)
-    found = shutil.which("i2pd")
-    if found is None:
-        raise I2PLaunchError("[i2p] launch = true, but no i2pd is on $PATH; fix: install "
-                             "i2pd (apt-get install i2pd) or set [i2p] i2p.executable")
-    return found
+    return find_executable(configured, "i2pd", "i2p", "i2p.executable", I2PLaunchError)
 
 
 def _read_table(path: Path, key: str, missing_ok: bool = False) -> i2pd.Table:

@@ -14,13 +14,17 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import sys
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any, cast
 
 from twisted.internet import defer, protocol
 from twisted.internet import reactor as _reactor
+
+from ..errors import MistgridError
 
 reactor = cast(Any, _reactor)
 STOP_TIMEOUT = 10.0  # seconds from SIGTERM to SIGKILL
@@ -101,3 +105,21 @@ def spawn_owned(name: str, executable: str, args: Sequence[str],
     reactor.spawnProcess(watcher, sys.executable, argv,
                          env=dict(os.environ if env is None else env))
     return watcher
+
+
+def find_executable(configured: str | None, name: str, section: str, key: str,
+                    error: type[MistgridError]) -> str:
+    """The daemon to run: `[section] key` if set (an executable file), else `name` from
+    $PATH; `error` (one line with the fix) otherwise."""
+    if configured:
+        path = Path(configured).expanduser()
+        if not (path.is_file() and os.access(path, os.X_OK)):
+            raise error(f"[{section}] {key} = {configured!r}: not an executable file; fix: "
+                        f"give the path of {name}, or leave it empty to use {name} from "
+                        "$PATH")
+        return str(path)
+    found = shutil.which(name)
+    if found is None:
+        raise error(f"[{section}] launch = true, but no {name} is on $PATH; fix: install "
+                    f"{name} (apt-get install {name}) or set [{section}] {key}")
+    return found

@@ -28,7 +28,7 @@ from twisted.internet import task
 
 from ..errors import MistgridError
 from ..net.connector import Connector
-from .owned_process import OwnedProcess, spawn_owned
+from .owned_process import OwnedProcess, find_executable, spawn_owned
 
 reactor = cast(Any, _reactor)
 DATA_DIR = "tor"  # under NODEDIR/private/
@@ -60,18 +60,7 @@ class LaunchedTor:
 
 def tor_executable(configured: str | None) -> str:
     """The tor to run: `[tor] tor.executable`, else `tor` from $PATH."""
-    if configured:
-        path = Path(configured).expanduser()
-        if not (path.is_file() and os.access(path, os.X_OK)):
-            raise TorLaunchError(f"[tor] tor.executable = {configured!r}: not an executable "
-                                 "file; fix: give the path of tor, or leave it empty to use "
-                                 "tor from $PATH")
-        return str(path)
-    found = shutil.which("tor")
-    if found is None:
-        raise TorLaunchError("[tor] launch = true, but no tor is on $PATH; fix: install tor "
-                             "(apt-get install tor) or set [tor] tor.executable")
-    return found
+    return find_executable(configured, "tor", "tor", "tor.executable", TorLaunchError)
 
 
 def read_bridges(path: str) -> list[str]:
