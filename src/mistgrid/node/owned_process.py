@@ -1,9 +1,9 @@
 """A daemon the node starts and owns (its Tor, its I2P router): output kept for error
 messages, stopped with the node (TERM, then KILL), never left running.
 
-How this works: `spawn_owned()` runs the daemon through a few lines of Python that ask the
-kernel to send it SIGTERM when the node dies (Linux's PR_SET_PDEATHSIG, kept across exec),
-exit at once if the node is already gone, and then exec the daemon itself (i2pd gets
+How this works: `spawn_owned()` runs the daemon through a few lines of Python (`keeper`)
+that ask the kernel to send it SIGTERM when the node dies (Linux's PR_SET_PDEATHSIG, kept
+across exec), exit at once if the node is already gone, and then exec the daemon itself (i2pd gets
 SIGKILL instead: Debian's i2pd 2.45.1 was seen to hang for good in its SIGTERM shutdown,
 and a node stops it with SIGKILL after a few seconds for the same reason). So a node killed
 with SIGKILL, whose shutdown code never runs, still takes its daemons with it. Tor has its
@@ -25,19 +25,10 @@ from twisted.internet import defer, protocol
 from twisted.internet import reactor as _reactor
 
 from ..errors import MistgridError
+from .keeper import owned_argv
 
 reactor = cast(Any, _reactor)
 STOP_TIMEOUT = 10.0  # seconds from SIGTERM to SIGKILL
-
-# Run as `python -c KEEPER NODE_PID SIGNAL EXECUTABLE ARGS...`: prctl(PR_SET_PDEATHSIG=1).
-KEEPER = """\
-import ctypes, os, sys
-ctypes.CDLL(None, use_errno=True).prctl(1, int(sys.argv[2]), 0, 0, 0)
-if os.getppid() != int(sys.argv[1]):
-    sys.exit(0)
-os.execv(sys.argv[3], sys.argv[3:])
-"""
-
 
 class OwnedProcess(protocol.ProcessProtocol):
     """Watches one owned daemon: its last lines of output and its exit."""
@@ -100,8 +91,7 @@ def spawn_owned(name: str, executable: str, args: Sequence[str],
     `death_signal` reaches it if this process dies; `stop()` waits `stop_timeout` from
     TERM to KILL."""
     watcher = OwnedProcess(name, stop_timeout)
-    argv = [sys.executable, "-c", KEEPER, str(os.getpid()), str(int(death_signal)),
-            executable, *args]
+    argv = owned_argv(os.getpid(), death_signal, executable, args)
     reactor.spawnProcess(watcher, sys.executable, argv,
                          env=dict(os.environ if env is None else env))
     return watcher

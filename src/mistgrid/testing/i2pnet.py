@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import time
 import zipfile
@@ -36,6 +37,7 @@ from pathlib import Path
 
 import attrs
 
+from ..node.keeper import owned_argv
 from ..wire.sam import SamError
 from .procs import (
     HarnessError,
@@ -240,10 +242,14 @@ class I2PNetwork:
         env = dict(os.environ, LD_PRELOAD=str(self.shim),
                    MISTGRID_NTCP2_PORT=str(router.ntcp2_port),
                    MISTGRID_PEER_OCTET=str(PEER_OCTET))
+        # Owned: the kernel kills the router if this process dies (i2pd has no
+        # __OwningControllerProcess), so an interrupted test run leaves none behind.
         return Managed(f"i2pd router{router.index}",
-                       [i2pd, f"--datadir={router.data_dir}", f"--conf={conf}",
-                        "--tunconf=/dev/null", f"--tunnelsdir={router.data_dir / 'tunnels.d'}",
-                        f"--pidfile={router.data_dir / 'i2pd.pid'}"],
+                       owned_argv(os.getpid(), signal.SIGKILL, i2pd, [
+                           f"--datadir={router.data_dir}", f"--conf={conf}",
+                           "--tunconf=/dev/null",
+                           f"--tunnelsdir={router.data_dir / 'tunnels.d'}",
+                           f"--pidfile={router.data_dir / 'i2pd.pid'}"]),
                        router.data_dir / "stdout.log", env=env)
 
     def _make_router_infos(self, i2pd: str) -> None:
