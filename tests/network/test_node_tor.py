@@ -177,6 +177,31 @@ def start_anonymous_client(client: Path, entries: dict[str, Any], sections: str,
     return (client / "node.url").read_text().strip(), web_port
 
 
+def start_onion_storage_node(tmp_path: Path, tor_network: TorNetwork,
+                             processes: list[Managed], tor_lines: str = ""
+                             ) -> dict[str, object]:
+    """Start an onion storage node (`create-node --listen=tor`) on the network's own tor,
+    with `tor_lines` added to its [tor] section; its announcement entry once announced."""
+    (port,) = free_ports(1)
+    storage = tmp_path / "storage"
+    made = run_cli("create-node", "--listen=tor", "--hide-ip", "--webport", "none",
+                   "--port", f"tcp:{port}:interface=127.0.0.1", "--tor-control-port",
+                   f"tcp:127.0.0.1:{tor_network.control_port}", str(storage))
+    assert made.returncode == 0, made.stderr.decode()
+    if tor_lines:
+        config = storage / "tahoe.cfg"
+        text = config.read_text()
+        assert "[tor]\n" in text, text
+        config.write_text(text.replace("[tor]\n", f"[tor]\n{tor_lines}", 1))
+    processes.append(Managed("storage", [MISTGRID, "run", str(storage)],
+                             tmp_path / "storage.log"))
+    entry_file = storage / "private" / "announcement.json"
+    wait_for(announced(entry_file), 240, "the onion storage node", interval=0.5,
+             watch=processes)
+    entry: dict[str, object] = json.loads(entry_file.read_text())
+    return entry
+
+
 def welcome(url: str) -> dict[str, Any]:
     """The client's welcome page (it answers within seconds even while probes run)."""
     with urllib.request.urlopen(url + "?t=json", timeout=30) as response:

@@ -6,22 +6,20 @@ service, and its welcome page says why in Tor's own words."""
 
 from __future__ import annotations
 
-import json
 import os
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-from mistgrid.testing.procs import Managed, free_ports, stop_all, wait_for
+from mistgrid.testing.procs import Managed, stop_all, wait_for
 from mistgrid.testing.tornet import TorNetwork
 
 from ..conftest import run_cli
 from .test_node_tor import (
-    MISTGRID,
     all_connected,
-    announced,
     start_anonymous_client,
+    start_onion_storage_node,
     welcome,
 )
 from .test_tor_launch import tor_section
@@ -39,21 +37,10 @@ def test_only_authorized_clients_reach_the_service(tor_network: TorNetwork,
     authorized.mkdir()
     (authorized / "alice.auth").write_text((keys / "alice.auth").read_text())
 
-    (port,) = free_ports(1)
-    storage = tmp_path / "storage"
-    made = run_cli("create-node", "--listen=tor", "--hide-ip", "--webport", "none",
-                   "--port", f"tcp:{port}:interface=127.0.0.1", "--tor-control-port",
-                   f"tcp:127.0.0.1:{tor_network.control_port}", str(storage))
-    assert made.returncode == 0, made.stderr.decode()
-    config = storage / "tahoe.cfg"
-    config.write_text(config.read_text().replace(
-        "[tor]\n", f"[tor]\nonion.client_auth = {authorized}\n", 1))
-    processes = [Managed("storage", [MISTGRID, "run", str(storage)], tmp_path / "storage.log")]
+    processes: list[Managed] = []
     try:
-        entry_file = storage / "private" / "announcement.json"
-        wait_for(announced(entry_file), 240, "the client-auth onion service", interval=0.5,
-                 watch=processes)
-        entry = json.loads(entry_file.read_text())
+        entry = start_onion_storage_node(tmp_path, tor_network, processes,
+                                         f"onion.client_auth = {authorized}\n")
         urls = {}
         for name, key in (("alice", keys / "alice.auth_private"), ("mallory", None)):
             helpers = tmp_path / f"{name}-tor"  # the pinned-tor wrapper and its torrc lines
@@ -62,7 +49,8 @@ def test_only_authorized_clients_reach_the_service(tor_network: TorNetwork,
             if key is not None:
                 section += f"client_auth.private_key_file = {key}\n"
             urls[name], _ = start_anonymous_client(
-                tmp_path / name, {entry["server-id"]: entry["ann"]}, section, processes, 300)
+                tmp_path / name, {str(entry["server-id"]): entry["ann"]}, section, processes,
+                300)
 
         wait_for(all_connected(urls["alice"], 1), 240, "alice to reach the service",
                  interval=1.0, watch=processes)

@@ -10,7 +10,6 @@ reaches onion services only: the grid here is onion-only, as an anonymous grid i
 
 from __future__ import annotations
 
-import json
 import os
 import time
 import urllib.error
@@ -19,41 +18,21 @@ from pathlib import Path
 
 import pytest
 
-from mistgrid.testing.procs import Managed, free_ports, stop_all, wait_for
+from mistgrid.testing.procs import stop_all, wait_for
 from mistgrid.testing.torcontrol import TorControl
 from mistgrid.testing.tornet import TorNetwork
 
-from ..conftest import run_cli
 from .test_node_tor import (
-    MISTGRID,
     _sockets,
     _table,
     all_connected,
-    announced,
     start_anonymous_client,
+    start_onion_storage_node,
     welcome,
 )
 from .test_tor_launch import tor_section
 
 pytestmark = pytest.mark.slow
-
-
-def onion_storage_node(tmp_path: Path, tor_network: TorNetwork,
-                       processes: list[Managed]) -> dict[str, object]:
-    """An onion storage node on the network's own tor; its announcement entry."""
-    (port,) = free_ports(1)
-    storage = tmp_path / "storage"
-    made = run_cli("create-node", "--listen=tor", "--hide-ip", "--webport", "none",
-                   "--port", f"tcp:{port}:interface=127.0.0.1", "--tor-control-port",
-                   f"tcp:127.0.0.1:{tor_network.control_port}", str(storage))
-    assert made.returncode == 0, made.stderr.decode()
-    processes.append(Managed("storage", [MISTGRID, "run", str(storage)],
-                             tmp_path / "storage.log"))
-    entry_file = storage / "private" / "announcement.json"
-    wait_for(announced(entry_file), 240, "the onion storage node", interval=0.5,
-             watch=processes)
-    entry: dict[str, object] = json.loads(entry_file.read_text())
-    return entry
 
 
 def launched_ports(client: Path) -> tuple[int, int]:
@@ -76,7 +55,7 @@ def test_a_client_behind_one_bridge(tor_network: TorNetwork, tmp_path: Path) -> 
     bridge = tor_network.start_bridge(tmp_path / "bridge")
     processes = [bridge.process]
     try:
-        entry = onion_storage_node(tmp_path, tor_network, processes)
+        entry = start_onion_storage_node(tmp_path, tor_network, processes)
         bridges = tmp_path / "bridges.txt"
         bridges.write_text(f"# the private network's bridge\nBridge {bridge.line}\n")
         section = tor_section(tmp_path, tor_network, tor_network.bridge_client_options())
