@@ -377,7 +377,9 @@ def test_a_tahoe_made_onion_node_runs_under_mistgrid(tor_network: TorNetwork,
         assert len(nurls) == 1 and nurls[0].startswith("pb+tor://"), nurls
         assert f"@{name.group(1)}:3457/" in nurls[0]
         assert (node / "private" / "tor_onion.privkey").read_text() == key  # kept as it was
-        entry = json.loads((node / "private" / "announcement.json").read_text())
+        entry_file = node / "private" / "announcement.json"  # written just after the NURLs
+        wait_for(announced(entry_file), 30, "the announcement", interval=0.2, watch=processes)
+        entry = json.loads(entry_file.read_text())
         anonymous_client_round_trip(
             client, {entry["server-id"]: entry["ann"]},
             f"tor.socks-proxy = tcp:127.0.0.1:{tor_network.socks_port}\n",
