@@ -286,7 +286,8 @@ class I2PGridLife(Life):
         (introducer / "tahoe-introducer.tac").write_text("# introducer\n")
         self.traced(introducer, 1)
         furl_file = introducer / "private" / "introducer.furl"
-        wait_for(announced(furl_file), 300, "the introducer's I2P destination",
+        wait_for(lambda: (furl_file.exists() and furl_file.read_text().startswith("pb://"))
+                 or None, 300, "the introducer's I2P destination (its whole FURL)",
                  interval=0.5, watch=self.processes)
         furl = furl_file.read_text().strip()
         for node in (storage, client):
