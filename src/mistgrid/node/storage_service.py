@@ -149,7 +149,7 @@ async def _start_storage(directory: Path, plan: StoragePlan, connector: Connecto
     nurls = _nurls(hints, spki_hash(cert), swissnum, onions)
     # Both hold the swissnum: owner-only, like the rest of private/.
     write_private(private / "storage.nurls", "".join(n.to_text() + "\n" for n in nurls))
-    ann = announcement(nurls, cert, plan.nickname)
+    ann = announcement(nurls, cert, plan.nickname, bool(client_auth))
     entry = {"server-id": server_id(cert), "ann": ann}
     write_private(private / "announcement.json", json.dumps(entry, indent=2) + "\n")
     return ann

@@ -68,7 +68,7 @@ class TorControl:
                 continue
             lines.append(line[4:])
             if line[3:4] == " ":
-                if not line.startswith("250"):
+                if not line.startswith("25"):  # 250 OK; 251, 252 for client auth
                     raise HarnessError(f"tor control: {line}")
                 return lines
 
