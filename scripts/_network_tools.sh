@@ -1,11 +1,13 @@
-# Sourced by scripts/test: installs tor, i2pd, a C compiler (for the i2pd test shim),
-# strace and unshare (for the whole-life anonymity proof) with apt-get where missing, without ever letting their system services run: a tor or
-# i2pd started with its default settings would join the public network.
+# Sourced by scripts/test: installs tor, i2pd, obfs4proxy (for the obfs4 bridge test), a C
+# compiler (for the i2pd test shim), strace and unshare (for the whole-life anonymity
+# proof) with apt-get where missing, without ever letting their system services run: a
+# tor or i2pd started with its default settings would join the public network.
 install_network_tools() {
   local need=()
   command -v tor >/dev/null 2>&1 || need+=(tor)
   command -v tor-gencert >/dev/null 2>&1 || need+=(tor)
   command -v i2pd >/dev/null 2>&1 || need+=(i2pd)
+  command -v obfs4proxy >/dev/null 2>&1 || need+=(obfs4proxy)
   command -v cc >/dev/null 2>&1 || command -v gcc >/dev/null 2>&1 || need+=(gcc libc6-dev)
   command -v strace >/dev/null 2>&1 || need+=(strace)
   command -v unshare >/dev/null 2>&1 || need+=(util-linux)

@@ -16,6 +16,7 @@ from mistgrid.testing.tornet import (
     Authority,
     TorNetwork,
     authority_torrc,
+    bridge_torrc,
     client_options,
     render_torrc,
 )
@@ -41,12 +42,23 @@ def assert_tor_pinned(text: str, authority_count: int) -> None:
     assert values.get("TestingTorNetwork") == "1"
     assert values.get("UseDefaultFallbackDirs") == "0"
     assert "__OwningControllerProcess" in values
-    for forbidden in ("FallbackDir", "AlternateDirAuthority", "ClientTransportPlugin",
-                      "ServerTransportPlugin"):
+    for forbidden in ("FallbackDir", "AlternateDirAuthority"):
         assert forbidden not in keys, forbidden
     for key, value in pairs:  # a bridge only on loopback (the private network's own)
         if key == "Bridge":
-            assert value.split()[0].startswith("127.0.0.1:"), value
+            words = value.split()
+            address = words[1] if words[0] == "obfs4" else words[0]
+            assert address.startswith("127.0.0.1:"), value
+        # obfs4proxy only (it connects to nothing but the bridges tor gives it), and a
+        # server's obfs4 listener on loopback
+        if key in ("ClientTransportPlugin", "ServerTransportPlugin"):
+            words = value.split()
+            assert words[:2] == ["obfs4", "exec"] and len(words) == 3 \
+                and Path(words[2]).name == "obfs4proxy", (key, value)
+        if key == "ServerTransportListenAddr":
+            assert value.startswith("obfs4 127.0.0.1:"), (key, value)
+        if key == "ServerTransportPlugin":
+            assert "ServerTransportListenAddr" in keys, "obfs4 listens on 0.0.0.0 by default"
     authorities = [v for k, v in pairs if k == "DirAuthority"]
     assert len(authorities) == authority_count
     for line in authorities:
@@ -54,7 +66,8 @@ def assert_tor_pinned(text: str, authority_count: int) -> None:
         assert address.startswith("127.0.0.1:"), line
     for key, value in pairs:
         if key in PORT_KEYS:
-            assert value == "0" or value.startswith("127.0.0.1:"), (key, value)
+            assert value == "0" or value.startswith("127.0.0.1:") or \
+                (key == "ExtORPort" and value == "auto"), (key, value)  # auto: loopback
         if key == "Address":
             assert value == "127.0.0.1"
     policies = [v for k, v in pairs if k == "ExitPolicy"]
@@ -101,6 +114,8 @@ def test_generated_torrcs_are_pinned(tmp_path: Path) -> None:
     client = render_torrc(client_options(auths, tmp_path / "c", 7000, 7001))
     assert_tor_pinned(client, 4)
     assert "UseMicrodescriptors 1" not in client and "UseMicrodescriptors 0" in client
+    for obfs4 in (None, ("/usr/bin/obfs4proxy", 7003)):
+        assert_tor_pinned(bridge_torrc(auths, tmp_path / "b", 7002, "b", obfs4), 4)
 
 
 def test_generated_i2pd_configs_are_pinned(tmp_path: Path) -> None:
@@ -116,6 +131,15 @@ def test_the_check_can_fail(tmp_path: Path) -> None:
         assert_tor_pinned(good.replace("TestingTorNetwork 1", "TestingTorNetwork 0"), 4)
     with pytest.raises(AssertionError):
         assert_tor_pinned(good + "SocksPort 0.0.0.0:9050\n", 4)
+    obfs4 = bridge_torrc(auths, tmp_path / "b", 7002, "b", ("/usr/bin/obfs4proxy", 7003))
+    for bad in ("ServerTransportListenAddr obfs4 127.0.0.1:", "ServerTransportListenAddr "):
+        with pytest.raises(AssertionError):  # obfs4 on every address, or by default
+            assert_tor_pinned(obfs4.replace(bad, "ServerTransportListenAddr obfs4 0.0.0.0:"
+                                            if bad.endswith(":") else "#"), 4)
+    for line in ("ClientTransportPlugin meek exec /usr/bin/meek-client",
+                 "Bridge obfs4 192.0.2.1:443 " + "A" * 40 + " cert=x iat-mode=0"):
+        with pytest.raises(AssertionError):
+            assert_tor_pinned(good + line + "\n", 4)
     conf = router_config(Router(0, tmp_path, "127.0.0.10", 1, 2), tmp_path / "z.zip")
     with pytest.raises(AssertionError):
         assert_i2pd_pinned(conf.replace(f"netid = {NETID}", "netid = 2"), tmp_path)

@@ -1,8 +1,10 @@
 """`[tor] bridges` on the private Tor network: a client whose own tor (`[tor] launch`)
-reaches the network only through one private bridge relay stores and reads through an
-onion storage server; Tor itself shows every circuit starting at the bridge and the tor
-connected to nothing else; with the bridge stopped the client fails closed (an error, no
-other connection tried, by the node or its tor).
+reaches the network only through one private obfs4 bridge (Debian's obfs4proxy on both
+ends) stores and reads through an onion storage server; Tor itself shows every circuit
+starting at the bridge, the client's tor talks to nothing but its obfs4proxy and that
+obfs4proxy to nothing but the bridge's obfs4 port; with the bridge stopped the client
+fails closed (an error, no other connection tried, by the node, its tor or obfs4proxy).
+A plain bridge is the whole-life proof's (test_whole_life.py, tor-launch).
 
 Such a client uses microdescriptors (see tornet.BRIDGE_CLIENT_MICRODESCRIPTORS), so it
 reaches onion services only: the grid here is onion-only, as an anonymous grid is.
@@ -51,13 +53,26 @@ def outgoing(pid: int, served: set[int]) -> set[int]:
             if inode in mine and state != "0A" and local not in served}
 
 
-def test_a_client_behind_one_bridge(tor_network: TorNetwork, tmp_path: Path) -> None:
-    bridge = tor_network.start_bridge(tmp_path / "bridge")
+def listening(pid: int) -> set[int]:
+    mine = _sockets(pid)
+    return {local for inode, (local, _, state) in _table("tcp").items()
+            if inode in mine and state == "0A"}
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(x) for x in (task / "children").read_text().split()]
+    return found
+
+
+def test_a_client_behind_one_obfs4_bridge(tor_network: TorNetwork, tmp_path: Path) -> None:
+    bridge = tor_network.start_bridge(tmp_path / "bridge", obfs4=True)
     processes = [bridge.process]
     try:
         entry = start_onion_storage_node(tmp_path, tor_network, processes)
         bridges = tmp_path / "bridges.txt"
-        bridges.write_text(f"# the private network's bridge\nBridge {bridge.line}\n")
+        bridges.write_text(f"# the private network's bridge\nBridge {bridge.obfs4_line}\n")
         section = tor_section(tmp_path, tor_network, tor_network.bridge_client_options())
         client = tmp_path / "client"
         url, _ = start_anonymous_client(client, {str(entry["server-id"]): entry["ann"]},
@@ -88,7 +103,10 @@ def test_a_client_behind_one_bridge(tor_network: TorNetwork, tmp_path: Path) -> 
             assert line.split()[2].startswith(f"${bridge.fingerprint}"), line
         assert orconns and all(f"${bridge.fingerprint}" in line for line in orconns), orconns
         tor_pid = int(welcome(url)["network"]["tor"].split("(pid ")[1].split(")")[0])
-        assert outgoing(tor_pid, {socks, control_port}) == {bridge.or_port}
+        (proxy,) = children(tor_pid)
+        assert Path(f"/proc/{proxy}/exe").resolve().name == "obfs4proxy"
+        assert outgoing(tor_pid, {socks, control_port}) <= listening(proxy)
+        assert outgoing(proxy, listening(proxy)) == {bridge.obfs4_port}
 
         # The bridge gone: the client fails closed.
         bridge.process.stop()
@@ -100,7 +118,8 @@ def test_a_client_behind_one_bridge(tor_network: TorNetwork, tmp_path: Path) -> 
         assert failed.value.code in (410, 503), failed.value.code
         message = failed.value.read().decode()
         assert "\n" not in message.strip(), message
-        assert outgoing(tor_pid, {socks, control_port}) <= {bridge.or_port}
+        assert outgoing(tor_pid, {socks, control_port}) <= listening(proxy)
+        assert outgoing(proxy, listening(proxy)) <= {bridge.obfs4_port}
         print(f"with the bridge gone, a read failed in {took:.1f} s: {message.strip()}")
     finally:
         stop_all(processes)

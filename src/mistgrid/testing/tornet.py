@@ -190,23 +190,51 @@ NEEDED_FLAGS = {"Exit", "Guard", "HSDir", "Running", "Valid", "Fast", "Stable"}
 
 @attrs.frozen
 class BridgeRelay:
-    """A bridge of this network: a relay in no consensus, reached only by its Bridge line."""
+    """A bridge of this network: a relay in no consensus, reached only by its Bridge line
+    (with `obfs4_port`, also through obfs4 on that port, its `cert` in `obfs4_cert`)."""
 
     process: Managed
     or_port: int
     fingerprint: str
+    obfs4_port: int | None = None
+    obfs4_cert: str | None = None
 
     @property
     def line(self) -> str:
         """What a client's `Bridge` option (or mistgrid's `[tor] bridges` file) takes."""
         return f"127.0.0.1:{self.or_port} {self.fingerprint}"
 
+    @property
+    def obfs4_line(self) -> str:
+        """The same bridge reached through obfs4 (an obfs4 bridge started it)."""
+        assert self.obfs4_port is not None and self.obfs4_cert is not None
+        return (f"obfs4 127.0.0.1:{self.obfs4_port} {self.fingerprint} "
+                f"cert={self.obfs4_cert} iat-mode=0")
+
+
+def obfs4_cert(bridge_line: str) -> str | None:
+    """The `cert=` of the obfs4 bridge line a bridge writes (pt_state/obfs4_bridgeline.txt:
+    comments, then `Bridge obfs4 <IP ADDRESS>:<PORT> <FINGERPRINT> cert=... iat-mode=0`)."""
+    for line in bridge_line.splitlines():
+        if line.startswith("Bridge obfs4 "):
+            for word in line.split():
+                if word.startswith("cert="):
+                    return word.removeprefix("cert=")
+    return None
+
 
 def bridge_torrc(authorities: Iterable[Authority], data_dir: Path, or_port: int,
-                 nickname: str) -> str:
+                 nickname: str, obfs4: tuple[str, int] | None = None) -> str:
     """A bridge relay of this network: unpublished (clients fetch its descriptor from it),
-    not an exit, no SOCKS port."""
+    not an exit, no SOCKS port; with `obfs4` ((obfs4proxy, port)) also an obfs4 bridge
+    on 127.0.0.1:port."""
+    transport = [] if obfs4 is None else [
+        ("ServerTransportPlugin", f"obfs4 exec {obfs4[0]}"),
+        ("ServerTransportListenAddr", f"obfs4 127.0.0.1:{obfs4[1]}"),
+        ("ExtORPort", "auto"),
+    ]
     return render_torrc([
+        *transport,
         *network_options(authorities),
         ("DataDirectory", str(data_dir)),
         ("Nickname", nickname),
@@ -335,24 +363,36 @@ class TorNetwork:
         return result
 
     def start_bridge(self, base: Path, nickname: str = "mgbridge0",
-                     timeout: float = 60.0) -> BridgeRelay:
-        """Start a bridge relay of this network; returns once it has bootstrapped. The
-        caller stops it (`.process.stop()`)."""
+                     timeout: float = 60.0, obfs4: bool = False) -> BridgeRelay:
+        """Start a bridge relay of this network (with `obfs4`, also an obfs4 bridge,
+        through Debian's obfs4proxy); returns once it has bootstrapped. The caller stops it
+        (`.process.stop()`; its obfs4proxy, tor's child, goes with it)."""
         data_dir = ensure_dir(base / nickname)
         fingerprint = make_relay_key(data_dir)
-        (or_port,) = free_ports(1)
+        or_port, obfs4_port = free_ports(2)
+        transport = (require_binary("obfs4proxy", "obfs4proxy"), obfs4_port) if obfs4 else None
         torrc = data_dir / "torrc"
-        torrc.write_text(bridge_torrc(self.authorities, data_dir, or_port, nickname))
+        torrc.write_text(bridge_torrc(self.authorities, data_dir, or_port, nickname,
+                                      transport))
         process = self._launch(tor_binary(), nickname, torrc)
-        log = data_dir / "notice.log"
+        log, line = data_dir / "notice.log", data_dir / "pt_state" / "obfs4_bridgeline.txt"
+
+        def ready() -> bool | None:
+            if not (log.exists() and "Bootstrapped 100%" in log.read_text()):
+                return None
+            return True if not obfs4 or (line.exists() and obfs4_cert(line.read_text())) \
+                else None
+
         try:
-            wait_for(lambda: True if log.exists() and "Bootstrapped 100%" in log.read_text()
-                     else None, timeout, f"bridge {nickname} to bootstrap", interval=0.5,
+            wait_for(ready, timeout, f"bridge {nickname} to bootstrap", interval=0.5,
                      watch=[process])
         except BaseException:
             process.stop()
             raise
-        return BridgeRelay(process, or_port, fingerprint)
+        if not obfs4:
+            return BridgeRelay(process, or_port, fingerprint)
+        return BridgeRelay(process, or_port, fingerprint, obfs4_port,
+                           obfs4_cert(line.read_text()))
 
     def control(self) -> TorControl:
         return TorControl(self.control_port, self.client_dir / "control_auth_cookie")
