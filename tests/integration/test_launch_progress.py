@@ -77,3 +77,34 @@ def test_a_router_that_dies_at_start_stops_the_node_with_one_line(tmp_path: Path
     assert result.returncode == 1, (result.stdout, err)
     assert "the node's own I2P router exited while starting: bad option: --x" in err, err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_an_anonymous_node_refuses_a_launch_config_that_would_reveal_it(
+        tmp_path: Path) -> None:
+    """A torrc line that makes the node's tor a relay, or an i2pd listener on every address:
+    one line naming it and the fix, exit 1, and the daemon never started (the stand-in
+    would leave a mark)."""
+    mark = tmp_path / "started"
+    executable = stand_in(tmp_path, f"touch {mark}\nexec sleep 600")
+    extra = tmp_path / "extra.conf"
+    for section, text, expected in (
+            ("tor", "UseBridges 0\nORPort 9001\n", "`ORPort 9001` makes the node's tor a "
+                                                  "public relay"),
+            ("i2p", "[http]\nenabled = true\naddress = 0.0.0.0\n",
+             "`[http] address = 0.0.0.0` opens a listener")):
+        extra.write_text(text)
+        key = "launch.torrc" if section == "tor" else "launch.config"
+        node = tmp_path / section
+        (node / "private").mkdir(parents=True, mode=0o700)
+        (web,) = free_ports(1)
+        (node / "tahoe.cfg").write_text(
+            f"[node]\nanonymous = true\nweb.port = tcp:{web}:interface=127.0.0.1\n"
+            f"[{section}]\nlaunch = true\n{section}.executable = {executable}\n"
+            f"{key} = {extra}\n")
+        result = subprocess.run([MISTGRID, "run", str(node)], capture_output=True,
+                                timeout=60, check=False)
+        err = result.stderr.decode()
+        assert result.returncode == 1, (result.stdout, err)
+        assert expected in err and "fix:" in err, err
+        assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+        assert not mark.exists()

@@ -86,9 +86,30 @@ def launch_config(data_dir: str, sam_port: int, base: Table, extra: Table,
     return render(table)
 
 
+LISTENERS = ("http", "httpproxy", "socksproxy", "bob", "i2cp", "i2pcontrol")
+_TRUE = ("true", "1", "yes")
+
+
+def revealing(base: Table, extra: Table) -> list[tuple[str, str]]:
+    """What an anonymous node refuses in the router's configuration (`base`: i2p.configdir's
+    i2pd.conf, `extra`: launch.config): a listener other than SAM on an address beyond
+    loopback, where anyone on the network could use the node's router. (key = value, which
+    file said it) for each."""
+    table = {**DEFAULTS, **base, **extra}
+    found = []
+    for section in LISTENERS:
+        address = table.get((section, "address"), "127.0.0.1")
+        if table.get((section, "enabled"), "false").lower() in _TRUE and not (
+                address.startswith("127.") or address in ("::1", "localhost")):
+            where = "launch.config" if (section, "address") in extra or \
+                (section, "enabled") in extra else "i2p.configdir"
+            found.append((f"[{section}] address = {address}", where))
+    return found
+
+
 def sam_endpoint(table: Table, where: str) -> str:
     """The SAM API an i2pd.conf opens, as an endpoint description."""
-    if table.get(("sam", "enabled"), "true").lower() not in ("true", "1", "yes"):
+    if table.get(("sam", "enabled"), "true").lower() not in _TRUE:
         raise I2pdConfigError(f"{where}: the SAM API is disabled ([sam] enabled); fix: "
                               "enable it (the node talks to I2P through SAM)")
     host = table.get(("sam", "address"), DEFAULT_SAM[0])

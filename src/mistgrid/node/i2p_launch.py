@@ -91,8 +91,10 @@ def configdir_sam(configdir: str) -> str:
 
 async def launch_i2p(private: Path, executable: str | None, configdir: str | None,
                      extra_file: str | None, options: Mapping[str, str],
-                     connector: Connector, say: Callable[[str], None]) -> LaunchedI2P:
-    """Start the node's I2P router and wait until it builds tunnels."""
+                     connector: Connector, say: Callable[[str], None],
+                     anonymous: bool = False) -> LaunchedI2P:
+    """Start the node's I2P router and wait until it builds tunnels (`anonymous`: refuse a
+    configuration that opens the router to the network, `i2pd.revealing`)."""
     router = i2p_executable(executable)
     own_dir = private / DATA_DIR
     own_dir.mkdir(mode=0o700, exist_ok=True)
@@ -104,6 +106,10 @@ async def launch_i2p(private: Path, executable: str | None, configdir: str | Non
     base = _read_table(data_dir / CONFIG_NAME, "i2p.configdir", missing_ok=True) \
         if configdir else {}
     extra = _read_table(Path(extra_file), "launch.config") if extra_file else {}
+    for setting, where in i2pd.revealing(base, extra) if anonymous else ():
+        raise I2PLaunchError(f"[i2p] {where}: `{setting}` opens a listener of the node's "
+                             "router beyond loopback, where others on the network can use "
+                             "it; fix: remove it or use 127.0.0.1 (the node is anonymous)")
     sam_port = free_loopback_port()
     conf = own_dir / CONFIG_NAME
     certificates = i2pd.DEBIAN_CERTIFICATES if Path(i2pd.DEBIAN_CERTIFICATES).is_dir() \

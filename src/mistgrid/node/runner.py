@@ -194,7 +194,8 @@ def _serve(directory: Path, cfg: ConfigValues, plan: StoragePlan | None, web: bo
 
         launched = await launch_tor(private, cfg.get("tor", "tor.executable"),
                                     cfg.get("tor", "launch.torrc"), connector,
-                                    progress("tor", "Tor: "), cfg.get("tor", "bridges"))
+                                    progress("tor", "Tor: "), cfg.get("tor", "bridges"),
+                                    policy.anonymous)
         reactor.addSystemEventTrigger(
             "before", "shutdown", lambda: defer.Deferred.fromCoroutine(launched.stop()))
         network["tor"] = (f"launched by this node (pid {launched.pid}): SOCKS "
@@ -209,7 +210,7 @@ def _serve(directory: Path, cfg: ConfigValues, plan: StoragePlan | None, web: bo
         launched = await launch_i2p(private, cfg.get("i2p", "i2p.executable"),
                                     cfg.get("i2p", "i2p.configdir"),
                                     cfg.get("i2p", "launch.config"), i2p_options, connector,
-                                    progress("i2p", "I2P: "))
+                                    progress("i2p", "I2P: "), policy.anonymous)
         reactor.addSystemEventTrigger(
             "before", "shutdown", lambda: defer.Deferred.fromCoroutine(launched.stop()))
         network["i2p"] = (f"launched by this node (pid {launched.pid}): SAM "

@@ -26,6 +26,7 @@ import attrs
 from twisted.internet import reactor as _reactor
 from twisted.internet import task
 
+from ..config.torrc import revealing
 from ..errors import MistgridError
 from ..net.connector import Connector
 from .owned_process import OwnedProcess, find_executable, spawn_owned
@@ -118,8 +119,9 @@ def torrc_text(data_dir: Path, owner_pid: int, extra: str,
 
 async def launch_tor(private: Path, executable: str | None, extra_file: str | None,
                      connector: Connector, say: Callable[[str], None],
-                     bridges_file: str | None = None) -> LaunchedTor:
-    """Start the node's tor and wait until it is bootstrapped."""
+                     bridges_file: str | None = None, anonymous: bool = False) -> LaunchedTor:
+    """Start the node's tor and wait until it is bootstrapped (`anonymous`: refuse torrc
+    lines that would reveal the node, `config.torrc.revealing`)."""
     import txtorcon  # noqa: PLC0415 (only nodes that launch Tor)
 
     tor = tor_executable(executable)
@@ -131,6 +133,9 @@ async def launch_tor(private: Path, executable: str | None, extra_file: str | No
         except OSError as err:
             raise TorLaunchError(f"[tor] launch.torrc = {extra_file!r}: {err.strerror}; "
                                  "fix: give a readable file of torrc lines") from err
+    for line, why in revealing(extra) if anonymous else ():
+        raise TorLaunchError(f"[tor] launch.torrc = {extra_file!r}: `{line}` {why}; fix: "
+                             "remove that line (the node is anonymous)")
     data_dir = private / DATA_DIR
     data_dir.mkdir(mode=0o700, exist_ok=True)
     os.chmod(data_dir, 0o700)
