@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mistgrid.caps import ChkCap, LiteralCap
+from mistgrid.encoding.download import WHOLE_SHARE_BELOW, ReadRequest
 from mistgrid.encoding.params import EncodingParams
 from mistgrid.encoding.upload import share_layout_for
 from mistgrid.errors import NotEnoughSharesError
@@ -69,10 +70,17 @@ def test_every_k_subset(needed: int, total: int) -> None:
         assert problems == []
 
 
+# how a share is first read: its header alone (then UEB with the hash regions, then
+# blocks), or all of it at once (a small file)
+# (drawn by hypothesis: pytest-twisted cannot run a parametrized hypothesis test)
+FIRST_READS = st.sampled_from([0, WHOLE_SHARE_BELOW])
+
+
 @SETTINGS
-@given(k_and_n(max_total=12), st.integers(57, 5000), st.integers(1, 5000), st.data())
-def test_any_flipped_byte_is_detected(kn: tuple[int, int], size: int, segment: int,
-                                      data: st.DataObject) -> None:
+@given(FIRST_READS, k_and_n(max_total=12), st.integers(57, 5000), st.integers(1, 5000),
+       st.data())
+def test_any_flipped_byte_is_detected(whole: int, kn: tuple[int, int], size: int,
+                                      segment: int, data: st.DataObject) -> None:
     """A flipped byte anywhere in a share is caught, named, and another share is used."""
     needed, total = kn
     plaintext = data_of(size, size * 31 + segment)
@@ -86,19 +94,20 @@ def test_any_flipped_byte_is_detected(kn: tuple[int, int], size: int, segment: i
     corrupted[victim] = bytes(broken)
     order = [victim] + [n for n in range(total) if n != victim]
     if total > needed:
-        result, problems = decode_bytes(cap, corrupted, order)
+        result, problems = decode_bytes(cap, corrupted, order, whole_share_below=whole)
         assert result == plaintext
         assert [p.share_number for p in problems] == [victim]
     others = [n for n in range(total) if n != victim][: needed - 1]
     with pytest.raises(NotEnoughSharesError) as info:
-        decode_bytes(cap, {n: corrupted[n] for n in [victim, *others]}, [victim, *others])
+        decode_bytes(cap, {n: corrupted[n] for n in [victim, *others]}, [victim, *others],
+                     whole_share_below=whole)
     assert (info.value.found, info.value.needed) == (needed - 1, needed)
     assert f"share {victim}" in str(info.value)
 
 
 @SETTINGS
-@given(k_and_n(max_total=8), st.integers(57, 4000), st.data())
-def test_truncated_share_is_detected(kn: tuple[int, int], size: int,
+@given(FIRST_READS, k_and_n(max_total=8), st.integers(57, 4000), st.data())
+def test_truncated_share_is_detected(whole: int, kn: tuple[int, int], size: int,
                                      data: st.DataObject) -> None:
     """A share cut short at any point is dropped; decoding goes on with the others."""
     needed, total = kn
@@ -110,12 +119,29 @@ def test_truncated_share_is_detected(kn: tuple[int, int], size: int,
     damaged[victim] = shares[victim][:cut]
     order = [victim] + [n for n in range(total) if n != victim]
     if total > needed:
-        result, problems = decode_bytes(cap, damaged, order)
+        result, problems = decode_bytes(cap, damaged, order, whole_share_below=whole)
         assert result == plaintext
         assert [p.share_number for p in problems] == [victim]
     else:  # no spare share: the cut one cannot be decoded around, and is named
         with pytest.raises(NotEnoughSharesError, match=f"share {victim}"):
-            decode_bytes(cap, damaged, order)
+            decode_bytes(cap, damaged, order, whole_share_below=whole)
+
+
+@pytest.mark.parametrize("size,per_share", [(10_000, ["header"]),
+                                            (3_000_000, ["header", "tail", "blocks"])])
+def test_round_trips_per_share(size: int, per_share: list[str]) -> None:
+    """Each read is a round trip to a server (over Tor, a circuit's latency): a small file
+    is one read per share; a large one its header, its hash regions and UEB in one, then
+    its blocks (one run of them here: the window covers the file)."""
+    data = data_of(size, size)
+    cap, shares = encode_bytes(data, EncodingParams(2, 4, 1024 * 1024))
+    reads: list[ReadRequest] = []
+    plaintext, problems = decode_bytes(cap, dict(enumerate(shares)), window=16,
+                                       reads=reads)
+    assert plaintext == data and problems == []
+    for number in (0, 1):
+        assert [r.purpose for r in reads if r.share_number == number] == per_share
+    assert {r.share_number for r in reads} == {0, 1}
 
 
 def test_not_enough_shares_message() -> None:

@@ -14,6 +14,13 @@ and the segment is read again from another; segments come out strictly in order.
 the whole ciphertext (checked at the end of a full download) runs on the executor too, one
 segment after the other.
 
+Round trips: the first read of a share (its header) takes the whole share when the file
+is small (`WHOLE_SHARE_BELOW`), and the UEB read takes the hash regions before it too; what
+a read brought beyond what it was for is kept (`_Share.known`), and a later read inside it
+is answered from there without asking the shell. So a small file is one read per share,
+and a large one header, hashes and UEB, then blocks: over Tor each round trip saved is a
+circuit's latency.
+
 A share that fails any check (or that the shell reports unreadable) is dropped with a
 `ShareError` naming the share and the check, and another share takes its place. When fewer
 than k usable shares remain, `wants()` raises `NotEnoughSharesError`.
@@ -66,6 +73,7 @@ class _Phase(enum.Enum):
 
 
 Block = bytes | memoryview
+WHOLE_SHARE_BELOW = 256 * 1024  # bytes: a share about this small is read in one request
 
 
 @attrs.frozen
@@ -90,6 +98,17 @@ class _Share:
     phase: _Phase = _Phase.HEADER
     layout: ShareLayout | None = None
     block_tree: list[bytes] = attrs.Factory(list)
+    # bytes read already: (offset, data, whether the share ends where data does)
+    known: list[tuple[int, bytes, bool]] = attrs.Factory(list)
+
+    def lookup(self, request: ReadRequest) -> bytes | None:
+        """What a read for `request` would give, if it is known already."""
+        for offset, data, ended in self.known:
+            if offset <= request.offset and (
+                    ended or request.offset + request.length <= offset + len(data)):
+                start = request.offset - offset
+                return data[start : start + request.length]
+        return None
 
 
 class ChkDownload:
@@ -97,7 +116,8 @@ class ChkDownload:
 
     def __init__(self, cap: ChkCap, share_numbers: Iterable[int], start: int = 0,
                  end: int | None = None, window: int = 4,
-                 executor: Executor | None = None, batch: int | None = None) -> None:
+                 executor: Executor | None = None, batch: int | None = None,
+                 whole_share_below: int = WHOLE_SHARE_BELOW) -> None:
         self.cap = cap
         self.start = start
         self.end = cap.size if end is None else min(end, cap.size)
@@ -125,6 +145,10 @@ class ChkDownload:
         self._flat_hasher = crypttext_hasher() if (start, self.end) == (0, cap.size) else None
         self._flat_job: Future[None] | None = None  # the newest flat-hash update
         self.done = self.start == self.end
+        # the first read of a share: its header, or all of it for a small file (a
+        # generous guess: blocks, hash trees, UEB)
+        whole = -(-cap.size // cap.needed) + 16 * 1024
+        self._first_read = whole if whole <= whole_share_below else HEADER_READ_SIZE
 
     # ---- what the shell calls ----
 
@@ -142,7 +166,13 @@ class ChkDownload:
             requests.extend(self._block_requests())
         fresh = [r for r in requests if r not in self._outstanding]
         self._outstanding.update(fresh)
-        return fresh
+        known = [(r, data) for r in fresh
+                 if (data := self._shares[r.share_number].lookup(r)) is not None]
+        if not known:
+            return fresh
+        for request, data in known:  # answered from bytes read before; then ask again
+            self.give(request, data)
+        return [r for r in fresh if r in self._outstanding] + self.wants()
 
     def give(self, request: ReadRequest, data: bytes) -> None:
         """The bytes read for `request` (shorter where the share ended)."""
@@ -231,24 +261,36 @@ class ChkDownload:
     def _metadata_request(self, share: _Share) -> ReadRequest | None:
         number = share.number
         if share.phase is _Phase.HEADER:
-            return ReadRequest(number, 0, HEADER_READ_SIZE, "header")
+            return ReadRequest(number, 0, self._first_read, "header")
         lay = share.layout
         if lay is None:
             return None
-        if share.phase is _Phase.UEB:
-            return ReadRequest(number, lay.uri_extension, lay.field_size + MAX_UEB_SIZE, "ueb")
+        if share.phase is _Phase.UEB:  # with the hash regions just before it
+            ueb = ReadRequest(number, lay.uri_extension, lay.field_size + MAX_UEB_SIZE, "ueb")
+            if share.lookup(ueb) is not None:
+                return ueb
+            return ReadRequest(number, lay.plaintext_hash_tree,
+                               ueb.offset + ueb.length - lay.plaintext_hash_tree, "tail")
         if share.phase is _Phase.HASHES:
             return ReadRequest(number, lay.plaintext_hash_tree,
                                lay.uri_extension - lay.plaintext_hash_tree, "hashes")
         return None
 
     def _got_metadata(self, share: _Share, request: ReadRequest, data: bytes) -> None:
+        if request.purpose in ("header", "tail"):  # keep it all for the reads to come
+            share.known.append((request.offset, data, len(data) < request.length))
         if request.purpose == "header" and share.phase is _Phase.HEADER:
             try:
                 share.layout = ShareLayout.parse(data)
             except LayoutError as err:
                 raise ShareError(share.number, "header", str(err)) from err
             share.phase = _Phase.UEB
+        elif request.purpose == "tail" and share.phase is _Phase.UEB:
+            lay = share.layout
+            assert lay is not None
+            ueb = ReadRequest(share.number, lay.uri_extension, lay.field_size + MAX_UEB_SIZE,
+                              "ueb")
+            self._got_metadata(share, ueb, share.lookup(ueb) or b"")
         elif request.purpose == "ueb" and share.phase is _Phase.UEB:
             self._check_ueb(share, data)
             share.phase = _Phase.HASHES

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping
 from concurrent.futures import Executor
 
 from ..caps.immutable import ChkCap, LiteralCap
-from ..encoding.download import ChkDownload
+from ..encoding.download import WHOLE_SHARE_BELOW, ChkDownload, ReadRequest
 from ..encoding.params import LIT_MAX_SIZE, EncodingParams
 from ..encoding.upload import ChkEncoder, convergent_key
 from ..errors import ShareError
@@ -37,12 +37,15 @@ def encode_bytes(data: bytes, params: EncodingParams, convergence: bytes = b"\x0
 def decode_bytes(cap: LiteralCap | ChkCap, shares: Mapping[int, bytes],
                  order: Iterable[int] | None = None, start: int = 0,
                  end: int | None = None, executor: Executor | None = None,
-                 window: int = 4) -> tuple[bytes, list[ShareError]]:
-    """The plaintext from `shares` (tried in `order`), and the problems met on the way."""
+                 window: int = 4, whole_share_below: int = WHOLE_SHARE_BELOW,
+                 reads: list[ReadRequest] | None = None) -> tuple[bytes, list[ShareError]]:
+    """The plaintext from `shares` (tried in `order`), and the problems met on the way
+    (`reads`: gets every read the machine asked for)."""
     if isinstance(cap, LiteralCap):
         return cap.data[start:end], []
     download = ChkDownload(cap, list(order) if order is not None else sorted(shares),
-                           start, end, window=window, executor=executor)
+                           start, end, window=window, executor=executor,
+                           whole_share_below=whole_share_below)
     out = []
     while True:
         out.append(download.take_plaintext())
@@ -51,6 +54,8 @@ def decode_bytes(cap: LiteralCap | ChkCap, shares: Mapping[int, bytes],
         requests = download.wants()
         if not requests and not out[-1] and download.decoding is None:
             raise AssertionError("download stalled")
+        if reads is not None:
+            reads.extend(requests)
         for request in requests:
             share = shares[request.share_number]
             download.give(request, share[request.offset : request.offset + request.length])
