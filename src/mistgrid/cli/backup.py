@@ -94,33 +94,66 @@ def _excluded(name: str, patterns: list[str]) -> bool:
     return any(fnmatch.fnmatch(name, p) for p in patterns)
 
 
-def _backup_dir(node_dir: Path, db: BackupDB, folder: Path, patterns: list[str],
-                counts: _Counts, advance: Any, verbose: bool) -> str:
-    """The cap of an immutable snapshot directory for `folder` (made or reused)."""
-    children: dict[str, Any] = {}
-    for entry in sorted(folder.iterdir(), key=lambda p: p.name):
+class _Entry:
+    """One name of a scanned folder: a file (with its lstat), a folder (with its
+    entries), or something skipped (symbolic links and special files). (A plain class:
+    the CLI starts faster without attrs.)"""
+
+    __slots__ = ("entries", "kind", "path", "stat")
+
+    def __init__(self, path: str, kind: str, stat: os.stat_result | None = None,
+                 entries: dict[str, _Entry] | None = None) -> None:
+        self.path, self.kind, self.stat = path, kind, stat  # kind: "file", "dir", "skip"
+        self.entries = entries or {}
+
+
+def _scan(folder: str, patterns: list[str]) -> dict[str, _Entry]:
+    """The tree under `folder`, each file stat'ed once (os.scandir: the kinds come with
+    the listing)."""
+    found: dict[str, _Entry] = {}
+    with os.scandir(folder) as listing:
+        entries = sorted(listing, key=lambda e: e.name)
+    for entry in entries:
         if _excluded(entry.name, patterns):
             continue
         if entry.is_symlink():
-            counts.skipped += 1
-            continue
-        if entry.is_dir():
-            cap = _backup_dir(node_dir, db, entry, patterns, counts, advance, verbose)
-            children[entry.name] = ["dirnode", {"ro_uri": cap, "metadata": {}}]
-        elif entry.is_file():
-            st = entry.stat()
-            key = os.path.abspath(entry)
+            found[entry.name] = _Entry(entry.path, "skip")
+        elif entry.is_dir(follow_symlinks=False):
+            found[entry.name] = _Entry(entry.path, "dir", None, _scan(entry.path, patterns))
+        elif entry.is_file(follow_symlinks=False):
+            found[entry.name] = _Entry(entry.path, "file", entry.stat(follow_symlinks=False))
+        else:
+            found[entry.name] = _Entry(entry.path, "skip")
+    return found
+
+
+def _total(entries: dict[str, _Entry]) -> int:
+    return sum(e.stat.st_size if e.stat is not None else _total(e.entries)
+               for e in entries.values())
+
+
+def _backup_dir(node_dir: Path, db: BackupDB, entries: dict[str, _Entry], counts: _Counts,
+                advance: Any, verbose: bool) -> str:
+    """The cap of an immutable snapshot directory for a scanned folder (made or reused)."""
+    children: dict[str, Any] = {}
+    for name, entry in entries.items():
+        if entry.kind == "dir":
+            cap = _backup_dir(node_dir, db, entry.entries, counts, advance, verbose)
+            children[name] = ["dirnode", {"ro_uri": cap, "metadata": {}}]
+        elif entry.kind == "file" and entry.stat is not None:
+            st = entry.stat
+            key = os.path.abspath(entry.path)
             cap_or_none = db.file_cap(key, st)
             if cap_or_none is None:
-                cap = _upload(node_dir, entry, "uri", advance)
+                cap = _upload(node_dir, Path(entry.path), "uri", advance)
                 db.remember_file(key, st, cap)
                 counts.uploaded += 1
                 if verbose:
-                    click.echo(f"uploaded {entry}", err=True)
+                    click.echo(f"uploaded {entry.path}", err=True)
             else:
                 cap = cap_or_none
                 counts.reused += 1
-            children[entry.name] = ["filenode", {"ro_uri": cap, "metadata": {
+            children[name] = ["filenode", {"ro_uri": cap, "metadata": {
                 "mtime": st.st_mtime, "ctime": st.st_ctime, "size": st.st_size}}]
         else:
             counts.skipped += 1
@@ -159,10 +192,9 @@ def backup(source: Path, target: str, exclude: tuple[str, ...], exclude_from: Pa
     cap, names = split_where(target, load_aliases(node_dir))
     db = BackupDB(node_dir / "private" / "backupdb.sqlite")
     counts = _Counts()
-    total = sum(p.stat().st_size for p in source.rglob("*") if p.is_file()
-                and not p.is_symlink())
-    with byte_progress("backing up", total) as advance:
-        snapshot = _backup_dir(node_dir, db, source, patterns, counts, advance, verbose)
+    tree = _scan(str(source), patterns)
+    with byte_progress("backing up", _total(tree)) as advance:
+        snapshot = _backup_dir(node_dir, db, tree, counts, advance, verbose)
     stamp = time.strftime("%Y-%m-%d_%H:%M:%SZ", time.gmtime())
     # (Archives, and the target itself, are made on the way when missing)
     checked(*call(node_dir, "PUT", uri_path(cap, [*names, "Archives", stamp]) + "?t=uri",
