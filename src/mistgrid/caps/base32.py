@@ -12,7 +12,7 @@ import re
 
 ALPHABET = "abcdefghijklmnopqrstuvwxyz234567"
 _VALUES = {c: i for i, c in enumerate(ALPHABET)}
-_BITS = {c: format(i, "05b") for i, c in enumerate(ALPHABET)}
+_BITS = str.maketrans({c: format(i, "05b") for i, c in enumerate(ALPHABET)})
 _VALID = re.compile(r"[a-z2-7]*", re.ASCII)
 # Lengths of encoded text mod 8 that an encoding can produce.
 _GOOD_REMAINDERS = {0, 2, 4, 5, 7}
@@ -34,7 +34,7 @@ def a2b(text: str) -> bytes:
         raise ValueError("not canonical base32")
     # through one big integer: several times faster than base64.b32decode (pure Python)
     count = len(text) * 5 // 8
-    bits = "".join([_BITS[c] for c in text])
+    bits = text.translate(_BITS)  # each character to its 5 bits, in C
     data = int(bits[:count * 8], 2).to_bytes(count, "big") if count else b""
     unused = len(text) * 5 % 8  # bits of the last character that encode nothing
     if unused and _VALUES[text[-1]] & ((1 << unused) - 1):
