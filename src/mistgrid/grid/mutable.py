@@ -55,7 +55,8 @@ from .uploader import WRITE_PATIENCE, patience, settle, settle_within
 READ_PATIENCE = {"direct": 2.0, "tor": 15.0, "socks": 15.0, "i2p": 45.0}
 
 reactor: Any = _reactor
-FIRST_READ = 4096  # a share's header, keys and signature, usually all of a small share
+FIRST_READ = 16 * 1024  # a share's header, keys and signature: all of a small share (a
+# directory of about 90 entries, 3-of-10) in the map's one read, so no second round trip
 RETRIES = 8
 WRITE_PIECE = 2 * 1024 * 1024 - 4096  # share bytes per read-test-write request
 
