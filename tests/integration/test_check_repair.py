@@ -94,6 +94,27 @@ def test_immutable_check_verify_repair(web_grid: tuple[str, Path]) -> None:  # n
     assert status == 200 and b"Summary: Healthy" in page
 
 
+def test_a_verify_cap_repairs_what_it_cannot_read(web_grid: tuple[str, Path]) -> None:  # noqa: F811
+    """As Tahoe's repairer: the verify cap alone (which cannot decrypt) re-encodes the
+    ciphertext into the same shares and puts the missing and corrupt ones back."""
+    url, base = web_grid
+    data = os.urandom(2_500_000)  # three segments
+    status, cap = http("PUT", url + "uri", data)
+    assert status == 200
+    chk = parse_cap(cap.decode())
+    verify_url = url + "uri/" + chk.verifier().to_string()  # type: ignore[union-attr]
+    files = share_files(base, chk.storage_index)  # type: ignore[union-attr]
+    (gone_server, gone), (bad_server, bad) = sorted(files)[:2]
+    files[(gone_server, gone)].unlink()
+    flip(files[(bad_server, bad)], DATA_OFFSET + 0x24 + 1_000_000)
+    repaired = check(verify_url, verify="true", repair="true")
+    assert repaired["repair-attempted"] and repaired["repair-successful"], repaired
+    assert repaired["pre-repair-results"]["results"]["count-shares-good"] == 2
+    post = repaired["post-repair-results"]["results"]
+    assert post["healthy"] and post["count-shares-good"] == 4, post
+    assert http("GET", url + "uri/" + cap.decode()) == (200, data)
+
+
 def test_mutable_check_verify_repair(web_grid: tuple[str, Path]) -> None:  # noqa: F811
     url, base = web_grid
     for fmt in ("SDMF", "MDMF"):

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from mistgrid.caps import ChkCap, LiteralCap
 from mistgrid.encoding.download import WHOLE_SHARE_BELOW, ReadRequest
 from mistgrid.encoding.params import EncodingParams
-from mistgrid.encoding.upload import share_layout_for
+from mistgrid.encoding.upload import ChkEncoder, share_layout_for
 from mistgrid.errors import NotEnoughSharesError
 from mistgrid.testing.memory import decode_bytes, encode_bytes
 
@@ -251,3 +251,28 @@ def test_bad_blocks_found_by_pooled_jobs_are_read_again(
             with pytest.raises(NotEnoughSharesError):
                 decode_bytes(cap, {n: corrupted[n] for n in only_bad}, only_bad,
                              executor=pool, window=window)
+
+
+@SETTINGS
+@given(size_cases(), k_and_n(max_total=12), st.integers(0, 2**32))
+def test_the_ciphertext_re_encodes_to_the_same_shares(case: tuple[int, int],
+                                                      kn: tuple[int, int], seed: int) -> None:
+    """What a repair from the verify cap does: the ciphertext its download gives, encoded
+    again without the key, makes the very same shares and the same verify cap."""
+    segment, size = case
+    data = data_of(max(size, 56), seed)
+    params = EncodingParams(*kn, segment)
+    cap, shares = encode_bytes(data, params)
+    assert isinstance(cap, ChkCap)
+    ciphertext, problems = decode_bytes(cap.verifier(), dict(enumerate(shares)))
+    assert problems == [] and len(ciphertext) == len(data) and (ciphertext != data)
+    encoder = ChkEncoder(None, len(ciphertext), params)
+    writes = encoder.feed(ciphertext)
+    more, verifier = encoder.finish_verifier(cap.storage_index)
+    assert verifier == cap.verifier()
+    again = [bytearray() for _ in shares]
+    for write in writes + more:
+        share = again[write.share_number]
+        share.extend(b"\0" * max(0, write.offset + len(write.data) - len(share)))
+        share[write.offset : write.offset + len(write.data)] = write.data
+    assert [bytes(s) for s in again] == shares

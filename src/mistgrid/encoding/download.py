@@ -43,7 +43,7 @@ from typing import Any, Protocol
 import attrs
 import zfec
 
-from ..caps.immutable import ChkCap
+from ..caps.immutable import ChkCap, ChkVerifierCap
 from ..crypto import merkle
 from ..crypto.aes import CtrStream
 from ..crypto.hashes import block_hash, crypttext_hasher, crypttext_segment_hash, ueb_hash
@@ -112,9 +112,11 @@ class _Share:
 
 
 class ChkDownload:
-    """Wants/give machine for the plaintext (or a byte range of it) of one CHK file."""
+    """Wants/give machine for the plaintext (or a byte range of it) of one CHK file; given
+    the verify cap, for its ciphertext (what a repair re-encodes)."""
 
-    def __init__(self, cap: ChkCap, share_numbers: Iterable[int], start: int = 0,
+    def __init__(self, cap: ChkCap | ChkVerifierCap, share_numbers: Iterable[int],
+                 start: int = 0,
                  end: int | None = None, window: int = 4,
                  executor: Executor | None = None, batch: int | None = None,
                  whole_share_below: int = WHOLE_SHARE_BELOW) -> None:
@@ -393,7 +395,7 @@ class ChkDownload:
             return False
         del self._assigned[segment]
         leaf = merkle.leaf_node(lay.num_segments, segment)
-        args = (self.cap.key, lay, segment, have,
+        args = (self.cap.key if isinstance(self.cap, ChkCap) else None, lay, segment, have,
                 {n: self._shares[n].block_tree[leaf] for n in have},
                 self._crypttext_tree[leaf])
         if self._executor is None:
@@ -527,7 +529,8 @@ def _update_after(previous: Future[None] | None, hasher: Any, data: bytes) -> No
     hasher.update(data)
 
 
-def decode_segment(key: bytes, layout: FileLayout, segment: int, blocks: dict[int, Block],
+def decode_segment(key: bytes | None, layout: FileLayout, segment: int,
+                   blocks: dict[int, Block],
                    block_hashes: dict[int, bytes], expected_hash: bytes) -> SegmentResult:
     """The ciphertext (checked against the crypttext tree) and plaintext of one segment
     from k blocks; or, when it does not check, which shares' blocks were bad.
@@ -551,5 +554,7 @@ def decode_segment(key: bytes, layout: FileLayout, segment: int, blocks: dict[in
         if len(joined) == len(crypttext) or crypttext_segment_hash(crypttext) != expected_hash:
             raise MistgridError(f"segment {segment} decoded from checked blocks does not "
                                 "match the crypttext hash tree")
+    if key is None:  # a verify cap's download: the ciphertext is what comes out
+        return SegmentResult(crypttext, crypttext)
     plaintext = CtrStream(key, segment * layout.segment_size).process(crypttext)
     return SegmentResult(crypttext, plaintext)

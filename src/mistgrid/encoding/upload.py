@@ -19,7 +19,7 @@ from concurrent.futures import Executor, Future
 import attrs
 import zfec
 
-from ..caps.immutable import ChkCap
+from ..caps.immutable import ChkCap, ChkVerifierCap
 from ..crypto import merkle
 from ..crypto.aes import CtrStream
 from ..crypto.hashes import (
@@ -96,10 +96,12 @@ class EncodedSegment:
     block_hashes: list[bytes]
 
 
-def encode_segment(key: bytes, layout: FileLayout, number: int,
+def encode_segment(key: bytes | None, layout: FileLayout, number: int,
                    plaintext: bytes) -> EncodedSegment:
-    """Encrypt, hash and erasure-code one segment. Pure and thread-safe."""
-    crypttext = CtrStream(key, number * layout.segment_size).process(plaintext)
+    """Encrypt, hash and erasure-code one segment (`key` None: it is ciphertext already).
+    Pure and thread-safe."""
+    crypttext = plaintext if key is None else \
+        CtrStream(key, number * layout.segment_size).process(plaintext)
     last = number == layout.num_segments - 1
     piece_size = layout.tail_block_size if last else layout.block_size
     padded = crypttext
@@ -116,12 +118,14 @@ class ChkEncoder:
     """Feed/finish machine turning one plaintext into N shares and a CHK cap.
 
     With an `executor`, up to `depth` segments encode in parallel; the writes still come
-    out in segment order. The caller owns the executor.
+    out in segment order. The caller owns the executor. With `key` None it is fed the
+    ciphertext itself (a repair from the verify cap, which cannot decrypt) and gives the
+    verify cap (`finish_verifier`): the same ciphertext and parameters give the same shares.
     """
 
-    def __init__(self, key: bytes, size: int, params: EncodingParams,
+    def __init__(self, key: bytes | None, size: int, params: EncodingParams,
                  executor: Executor | None = None, depth: int = 4) -> None:
-        if len(key) != KEY_SIZE:
+        if key is not None and len(key) != KEY_SIZE:
             raise EncodingError(f"key must be {KEY_SIZE} bytes")
         self.key = key
         self.layout = params.layout_for(size)
@@ -197,6 +201,20 @@ class ChkEncoder:
 
     def finish(self) -> tuple[list[ShareWrite], ChkCap]:
         """After all plaintext: the remaining writes for every share, and the cap."""
+        if self.key is None:
+            raise EncodingError("fed ciphertext: only the verify cap is known")
+        writes, packed_ueb = self._finish()
+        lay = self.layout
+        return writes, ChkCap(self.key, ueb_hash(packed_ueb), lay.needed, lay.total, lay.size)
+
+    def finish_verifier(self, storage_index: bytes) -> tuple[list[ShareWrite], ChkVerifierCap]:
+        """As `finish`, giving the verify cap (of the file at `storage_index`)."""
+        writes, packed_ueb = self._finish()
+        lay = self.layout
+        return writes, ChkVerifierCap(storage_index, ueb_hash(packed_ueb), lay.needed,
+                                      lay.total, lay.size)
+
+    def _finish(self) -> tuple[list[ShareWrite], bytes]:
         lay, share_lay = self.layout, self.share_layout
         if self._fed != lay.size:
             raise EncodingError(f"got {self._fed} of the declared {lay.size} bytes")
@@ -215,5 +233,4 @@ class ChkEncoder:
             tail = merkle.join_hashes(tree) + pack_share_hashes(chain) + share_lay.pack_ueb(
                 packed_ueb)
             writes.append(ShareWrite(number, share_lay.plaintext_hash_tree, common + tail))
-        cap = ChkCap(self.key, ueb_hash(packed_ueb), lay.needed, lay.total, lay.size)
-        return writes, cap
+        return writes, packed_ueb

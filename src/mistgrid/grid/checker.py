@@ -54,7 +54,7 @@ from .downloader import download
 from .mutable import checked_share, map_servers
 from .mutable_files import MutableFiles
 from .threads import in_thread
-from .uploader import Repairing, settle, upload
+from .uploader import Repairing, repair, settle
 
 SPOOL_IN_MEMORY = 8 * 1024 * 1024  # a repair keeps a file this small in memory
 FIRST_READ = 64 * 1024  # bytes of each share a verify asks for first
@@ -98,7 +98,7 @@ class Checker:
             return RepairResults(pre, pre, False, False,
                                  "fewer than k good shares are left; it cannot be repaired")
         try:
-            if isinstance(file, ChkCap):
+            if isinstance(file, (ChkCap, ChkVerifierCap)):
                 await self._repair_immutable(file, pre)
             elif isinstance(file, MutableWriteCap) and self._mutable is not None:
                 await self._mutable.republish(file)
@@ -166,7 +166,10 @@ class Checker:
                 raise _CorruptError(str(err)) from err
         return verifier
 
-    async def _repair_immutable(self, cap: ChkCap, pre: CheckResults) -> None:
+    async def _repair_immutable(self, cap: ChkCap | ChkVerifierCap,
+                                pre: CheckResults) -> None:
+        """Download the file (its ciphertext, given the verify cap, as Tahoe's repairer
+        does: a repairer need not be able to read it) and put back its missing shares."""
         servers = list(self._servers())
         names = [name for name, _ in servers]
         ueb = await self._read_ueb(cap, servers, pre)
@@ -186,15 +189,13 @@ class Checker:
         with tempfile.SpooledTemporaryFile(SPOOL_IN_MEMORY) as spool:
             await download(cap, clients, spool, executor=self._executor)
             spool.seek(0)
-            # any placement that puts shares back is better than none: no happiness
-            # floor (the check after the repair says how healthy the file is now)
-            await upload(spool, cap.size, clients, params, 1,
-                         self._convergence, executor=self._executor,
-                         lease_secret=self._lease_secret,
-                         repairing=Repairing(cap, distrust, {
-                             p: frozenset(ns) for p, ns in held.items()}))
+            # (the check after the repair says how healthy the file is now)
+            await repair(spool, cap.size, clients, params, Repairing(cap, distrust, {
+                p: frozenset(ns) for p, ns in held.items()}), self._executor,
+                self._lease_secret, self._convergence)
 
-    async def _read_ueb(self, cap: ChkCap, servers: list[tuple[str, StorageClient]],
+    async def _read_ueb(self, cap: ChkCap | ChkVerifierCap,
+                        servers: list[tuple[str, StorageClient]],
                         pre: CheckResults) -> Ueb:
         """The file's UEB (its segment size), from the first share that gives a good one."""
         index = dict(servers)
@@ -281,7 +282,7 @@ def _reason(err: BaseException) -> str:
 def _cannot_repair(file: object) -> str:
     if isinstance(file, (MutableReadCap, MutableVerifierCap)):
         return "repairing a mutable file needs its write cap"
-    return "repairing needs the file's read cap (a verify cap cannot re-encode it)"
+    return "this file cannot be repaired here"
 
 
 def parse_any_cap(text: str) -> FileCap | DirectoryCap:

@@ -26,7 +26,7 @@ from twisted.internet import defer
 from twisted.internet import reactor as _reactor
 from twisted.python.failure import Failure
 
-from ..caps.immutable import ChkCap, LiteralCap
+from ..caps.immutable import ChkCap, ChkVerifierCap, LiteralCap
 from ..encoding.download import ChkDownload, ReadRequest
 from ..errors import MistgridError
 from ..storage.client import StorageClient
@@ -100,11 +100,11 @@ def preferred(found: dict[int, StorageClient], needed: int) -> list[int]:
     return order
 
 
-async def download(cap: LiteralCap | ChkCap, servers: list[StorageClient], sink: IO[bytes],
-                   progress: Callable[[int], None] | None = None,
+async def download(cap: LiteralCap | ChkCap | ChkVerifierCap, servers: list[StorageClient],
+                   sink: IO[bytes], progress: Callable[[int], None] | None = None,
                    executor: Any = None, start: int = 0, end: int | None = None) -> int:
-    """Write bytes [start, end) of the plaintext of `cap` (all of it by default) to
-    `sink`; returns the byte count."""
+    """Write bytes [start, end) of the plaintext of `cap` (all of it by default; of the
+    ciphertext, given a verify cap) to `sink`; returns the byte count."""
     end = cap.size if end is None else end
     if isinstance(cap, LiteralCap):
         sink.write(cap.data[start:end])

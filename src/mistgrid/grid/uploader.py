@@ -32,7 +32,7 @@ import attrs
 from twisted.internet import defer
 from twisted.internet import reactor as _reactor
 
-from ..caps.immutable import ChkCap, LiteralCap
+from ..caps.immutable import ChkCap, ChkVerifierCap, LiteralCap
 from ..crypto.hashes import lease_secrets, netstring, storage_index_of, tagged_hash
 from ..encoding.params import LIT_MAX_SIZE, EncodingParams
 from ..encoding.upload import ChkEncoder, ShareWrite, convergent_key, random_key
@@ -235,10 +235,11 @@ async def _place(servers: list[StorageClient], storage_index: bytes, total: int,
 
 @attrs.frozen
 class Repairing:
-    """An upload that repairs a file: its key and cap are known, and some shares that
-    servers hold are corrupt (server position, share number)."""
+    """An upload that repairs a file: its cap is known (a read cap, or a verify cap: then
+    the ciphertext is re-encoded), and some shares that servers hold are corrupt (server
+    position, share number)."""
 
-    cap: ChkCap
+    cap: ChkCap | ChkVerifierCap
     distrust: frozenset[tuple[int, int]] = frozenset()
     # what each server that answered the check holds (server position -> share numbers)
     held: dict[int, frozenset[int]] | None = None
@@ -247,15 +248,38 @@ class Repairing:
 async def upload(source: IO[bytes], size: int, servers: list[StorageClient],
                  params: EncodingParams, happy: int, convergence: bytes | None,
                  progress: Callable[[int], None] | None = None,
-                 executor: Executor | None = None, lease_secret: bytes | None = None,
-                 repairing: Repairing | None = None) -> LiteralCap | ChkCap:
+                 executor: Executor | None = None, lease_secret: bytes | None = None
+                 ) -> LiteralCap | ChkCap:
     """Upload `size` bytes from `source` (seekable); returns the cap. `lease_secret`: the
     client's lease secret, from which each server's lease secrets are derived as Tahoe
-    derives them (so `check --add-lease` renews them later); random ones without it.
-    `repairing`: put back the missing shares of that file (the same key, so the same
-    shares; nothing is completed unless the cap comes out the same)."""
+    derives them (so `check --add-lease` renews them later); random ones without it."""
     if size <= LIT_MAX_SIZE:
         return LiteralCap(source.read(size))
+    cap = await _run(source, size, servers, params, happy, convergence, progress, executor,
+                     lease_secret, None)
+    assert isinstance(cap, ChkCap)
+    return cap
+
+
+async def repair(source: IO[bytes], size: int, servers: list[StorageClient],
+                 params: EncodingParams, repairing: Repairing,
+                 executor: Executor | None = None, lease_secret: bytes | None = None,
+                 convergence: bytes | None = None) -> None:
+    """Put back the missing shares of `repairing.cap`'s file from its plaintext (a read
+    cap) or ciphertext (a verify cap) in `source`: the same key or ciphertext gives the
+    same shares, and nothing is completed unless the cap comes out the same. Any
+    placement that puts shares back is better than none: no happiness floor.
+    `convergence`: as for `upload` (a repeated repair of a read cap finishes its own
+    partly written shares)."""
+    await _run(source, size, servers, params, 1, convergence, None, executor, lease_secret,
+               repairing)
+
+
+async def _run(source: IO[bytes], size: int, servers: list[StorageClient],
+               params: EncodingParams, happy: int, convergence: bytes | None,
+               progress: Callable[[int], None] | None, executor: Executor | None,
+               lease_secret: bytes | None, repairing: Repairing | None
+               ) -> ChkCap | ChkVerifierCap:
     if not servers:
         raise UploadUnhappyError("no storage servers are connected")
     if executor is None or size <= INLINE_SIZE:
@@ -272,7 +296,7 @@ async def _upload(source: IO[bytes], size: int, servers: list[StorageClient],
                   params: EncodingParams, happy: int, convergence: bytes | None,
                   progress: Callable[[int], None] | None, executor: Executor | None,
                   feeder: Executor | None, lease_secret: bytes | None = None,
-                  repairing: Repairing | None = None) -> ChkCap:
+                  repairing: Repairing | None = None) -> ChkCap | ChkVerifierCap:
     async def off_reactor(fn: Callable[..., T], *args: Any) -> T:
         if feeder is None:
             return fn(*args)
@@ -284,20 +308,28 @@ async def _upload(source: IO[bytes], size: int, servers: list[StorageClient],
         source.seek(0)
         return key
 
+    key: bytes | None  # None: re-encoding a verify cap's ciphertext
     if repairing is not None:
-        key = repairing.cap.key
+        key = repairing.cap.key if isinstance(repairing.cap, ChkCap) else None
+        storage_index = repairing.cap.storage_index
     else:
         key = random_key() if convergence is None else await off_reactor(key_pass)
+        storage_index = storage_index_of(key)
     encoder = ChkEncoder(key, size, params, executor)
-    storage_index = storage_index_of(key)
     upload_secrets = [UploadSecrets(upload_secret(key, convergence, server),
                                     *_lease_secrets(lease_secret, storage_index, server))
                       for server in servers]
     placement = await _place(servers, storage_index, params.total, encoder.share_size,
                              upload_secrets, repairing)
 
-    def finish() -> tuple[list[ShareWrite], ChkCap]:
-        writes, cap = encoder.finish()
+    def finish() -> tuple[list[ShareWrite], ChkCap | ChkVerifierCap]:
+        cap: ChkCap | ChkVerifierCap
+        if key is None:
+            writes, cap = encoder.finish_verifier(storage_index)
+        else:
+            writes, chk = encoder.finish()
+            cap = chk if repairing is None or isinstance(repairing.cap, ChkCap) \
+                else chk.verifier()
         if repairing is not None and cap != repairing.cap:
             raise MistgridError("re-encoding this file did not give the same shares (its "
                                 "UEB was written by other rules); nothing was repaired")
@@ -351,14 +383,15 @@ async def _upload(source: IO[bytes], size: int, servers: list[StorageClient],
     return cap
 
 
-def upload_secret(key: bytes, convergence: bytes | None, server: StorageClient) -> bytes:
+def upload_secret(key: bytes | None, convergence: bytes | None,
+                  server: StorageClient) -> bytes:
     """The upload secret of this file's shares on `server`. Derived, not random, when the
     file is convergent: a repeat of an upload that failed half-way (Tor gone mid-way)
     finds its own partly written shares and finishes them, where a new secret would find
     them held by the earlier attempt until the server gave up on it. Includes the
     convergence secret, so a read-cap holder (who knows the key) cannot derive it."""
-    if convergence is None:
-        return secrets.token_bytes(32)  # a random key: a repeat is another file anyway
+    if convergence is None or key is None:
+        return secrets.token_bytes(32)  # a random key (or a repair): nothing to resume
     return tagged_hash(UPLOAD_SECRET_TAG, netstring(convergence) + netstring(key)
                        + netstring(server.permutation_seed))
 

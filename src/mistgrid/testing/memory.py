@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from concurrent.futures import Executor
 
-from ..caps.immutable import ChkCap, LiteralCap
+from ..caps.immutable import ChkCap, ChkVerifierCap, LiteralCap
 from ..encoding.download import WHOLE_SHARE_BELOW, ChkDownload, ReadRequest
 from ..encoding.params import LIT_MAX_SIZE, EncodingParams
 from ..encoding.upload import ChkEncoder, convergent_key
@@ -34,13 +34,14 @@ def encode_bytes(data: bytes, params: EncodingParams, convergence: bytes = b"\x0
     return cap, [bytes(s) for s in shares]
 
 
-def decode_bytes(cap: LiteralCap | ChkCap, shares: Mapping[int, bytes],
+def decode_bytes(cap: LiteralCap | ChkCap | ChkVerifierCap, shares: Mapping[int, bytes],
                  order: Iterable[int] | None = None, start: int = 0,
                  end: int | None = None, executor: Executor | None = None,
                  window: int = 4, whole_share_below: int = WHOLE_SHARE_BELOW,
                  reads: list[ReadRequest] | None = None) -> tuple[bytes, list[ShareError]]:
-    """The plaintext from `shares` (tried in `order`), and the problems met on the way
-    (`reads`: gets every read the machine asked for)."""
+    """The plaintext (the ciphertext, given a verify cap) from `shares` (tried in
+    `order`), and the problems met on the way (`reads`: gets every read the machine asked
+    for)."""
     if isinstance(cap, LiteralCap):
         return cap.data[start:end], []
     download = ChkDownload(cap, list(order) if order is not None else sorted(shares),
