@@ -13,6 +13,7 @@ import shutil
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -101,31 +102,67 @@ def test_a_daemons_address_probe_is_told_from_a_connection() -> None:
     assert len(findings(stream, set(), daemon=True)) == 1
 
 
+LIVES = ("tor", "tor-launch", "i2p-grid")
+
+
+def _tools(network: str) -> tuple[str, ...]:
+    return ("strace", "unshare",
+            *(("tor", "tor-gencert") if network.startswith("tor") else ("i2pd", "cc")))
+
+
+@pytest.fixture(scope="module")
+def lives(tmp_path_factory: pytest.TempPathFactory
+          ) -> Iterator[dict[str, tuple[subprocess.Popen[bytes], Path]]]:
+    """Every life starts at once, each in a network namespace of its own with its own
+    private network (so no port or process is shared): they spend most of their time
+    waiting on Tor and I2P, so side by side the three take little longer than the
+    longest. Each test below waits for its own and checks it. Killed if still running."""
+    started: dict[str, tuple[subprocess.Popen[bytes], Path]] = {}
+    try:
+        for network in LIVES:
+            if any(shutil.which(t) is None for t in _tools(network)):
+                continue  # its test skips (or fails under CI) saying what is missing
+            out = tmp_path_factory.mktemp(f"life-{network}") / "life"
+            out.mkdir()
+            with (out.parent / "helper.log").open("wb") as log:  # a file: no pipe fills
+                started[network] = (subprocess.Popen(
+                    ["unshare", "-n", sys.executable, "-m", "tests.network.whole_life",
+                     str(out), network], cwd=REPO, stdout=log, stderr=subprocess.STDOUT),
+                    out)
+        yield started
+    finally:
+        for helper, _ in started.values():
+            if helper.poll() is None:
+                helper.kill()
+            helper.wait()
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("network, lives", [
+@pytest.mark.parametrize("network, expected", [
     ("tor", {"introducer": 2, "storage": 2, "client": 2}),
     ("tor-launch", {"introducer": 2, "storage": 2, "client": 2}),
     ("i2p-grid", {"introducer": 1, "storage": 1, "client": 2}),
 ])
-def test_whole_life_of_an_anonymous_grid_under_strace(tmp_path: Path, network: str,
-                                                      lives: dict[str, int]) -> None:
+def test_whole_life_of_an_anonymous_grid_under_strace(
+        lives: dict[str, tuple[subprocess.Popen[bytes], Path]], network: str,
+        expected: dict[str, int]) -> None:
     """`tor`: every node uses the private network's running tor. `tor-launch`: the
     storage node launches its own tor, the client one that reaches the network only
     through a bridge; the node's own calls go to its tor's SOCKS and control ports alone,
     and its tor's to the network's relays (the bridged one's to the bridge alone).
     `i2p-grid`: introducer, storage node and client on I2P alone, each through its
     router's SAM port."""
-    tor = network.startswith("tor")
-    _require("strace", "unshare", *(("tor", "tor-gencert") if tor else ("i2pd", "cc")))
-    out = tmp_path / "life"
-    out.mkdir()
-    helper = subprocess.run(
-        ["unshare", "-n", sys.executable, "-m", "tests.network.whole_life", str(out),
-         network], cwd=REPO, capture_output=True, timeout=1500, check=False)
-    report = helper.stdout.decode()[-3000:] + helper.stderr.decode()[-3000:]
-    assert helper.returncode == 0, report
+    _require(*_tools(network))
+    helper, out = lives[network]
+    try:
+        returncode = helper.wait(timeout=1500)
+    except subprocess.TimeoutExpired:
+        helper.kill()
+        raise
+    report = (out.parent / "helper.log").read_bytes().decode(errors="replace")[-6000:]
+    assert returncode == 0, report
     result = json.loads((out / "result.json").read_text())
-    assert {node: len(logs) for node, logs in result["logs"].items()} == lives
+    assert {node: len(logs) for node, logs in result["logs"].items()} == expected
     for check in result["checks"]:
         lines = Path(check["log"]).read_text().splitlines()
         own, daemons = split_daemons(lines, {"tor", "i2pd"})
