@@ -20,7 +20,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -35,7 +34,14 @@ from mistgrid.testing.procs import Managed, free_ports, stop_all, wait_for
 
 from ..conftest import run_cli
 from .test_node_i2p import options
-from .test_node_tor import MISTGRID, all_connected, announced, start_anonymous_client, welcome
+from .test_node_tor import (
+    MISTGRID,
+    all_connected,
+    announced,
+    start_anonymous_client,
+    store_and_read,
+    welcome,
+)
 from .test_tor_launch import alive
 
 pytestmark = pytest.mark.slow
@@ -130,11 +136,7 @@ def test_nodes_launch_their_own_i2p_router(i2p_network: I2PNetwork, tmp_path: Pa
         client_i2pd = int(re.findall(r"pid (\d+)", text)[0])
         assert alive(client_i2pd)
         data = os.urandom(200_000)
-        request = urllib.request.Request(url + "uri", data=data, method="PUT")
-        with urllib.request.urlopen(request, timeout=600) as response:
-            cap = response.read().decode()
-        with urllib.request.urlopen(url + "uri/" + cap, timeout=600) as response:
-            assert response.read() == data
+        store_and_read(url, data, 600)
 
         # A stopped node leaves no router behind.
         processes[-1].stop()

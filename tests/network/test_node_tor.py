@@ -133,11 +133,7 @@ def store_and_read_watched(url: str, client_pid: int, proxy_port: int, web_port:
     watcher.start()
     try:
         data = os.urandom(size)
-        request = urllib.request.Request(url + "uri", data=data, method="PUT")
-        with urllib.request.urlopen(request, timeout=300) as response:
-            cap = response.read().decode()
-        with urllib.request.urlopen(url + "uri/" + cap, timeout=300) as response:
-            assert response.read() == data
+        store_and_read(url, data)
     finally:
         done.set()
         watcher.join()
@@ -200,6 +196,16 @@ def start_onion_storage_node(tmp_path: Path, tor_network: TorNetwork,
              watch=processes)
     entry: dict[str, object] = json.loads(entry_file.read_text())
     return entry
+
+
+def store_and_read(url: str, data: bytes, timeout: float = 300) -> str:
+    """PUT `data` through a client's web API, read it back and compare; its cap."""
+    request = urllib.request.Request(url + "uri", data=data, method="PUT")
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        cap: str = response.read().decode()
+    with urllib.request.urlopen(url + "uri/" + cap, timeout=timeout) as response:
+        assert response.read() == data
+    return cap
 
 
 def welcome(url: str) -> dict[str, Any]:

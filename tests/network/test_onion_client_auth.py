@@ -26,6 +26,7 @@ from .test_node_tor import (
     all_connected,
     start_anonymous_client,
     start_onion_storage_node,
+    store_and_read,
     welcome,
 )
 from .test_tor_launch import tor_section
@@ -61,11 +62,7 @@ def test_only_authorized_clients_reach_the_service(tor_network: TorNetwork,
         wait_for(all_connected(urls["alice"], 1), 240, "alice to reach the service",
                  interval=1.0, watch=processes)
         data = os.urandom(100_000)
-        request = urllib.request.Request(urls["alice"] + "uri", data=data, method="PUT")
-        with urllib.request.urlopen(request, timeout=300) as response:
-            cap = response.read().decode()
-        with urllib.request.urlopen(urls["alice"] + "uri/" + cap, timeout=300) as response:
-            assert response.read() == data
+        store_and_read(urls["alice"], data)
 
         def refused() -> str | None:
             server = welcome(urls["mallory"])["servers"][0]
@@ -129,11 +126,7 @@ def tahoe_told_why_then_admitted(tor_network: TorNetwork, tmp_path: Path,
                  else None, 240, "Tahoe, its Tor holding the key, to connect", interval=1.0,
                  watch=processes)
         data = os.urandom(10_000)
-        request = urllib.request.Request(url + "uri", data=data, method="PUT")
-        with urllib.request.urlopen(request, timeout=300) as response:
-            cap = response.read().decode()
-        with urllib.request.urlopen(url + "uri/" + cap, timeout=300) as response:
-            assert response.read() == data
+        store_and_read(url, data)
     finally:
         with tor_network.control() as control:
             control.command(f"ONION_CLIENT_AUTH_REMOVE {address}")

@@ -30,6 +30,7 @@ from .test_node_tor import (
     all_connected,
     start_anonymous_client,
     start_onion_storage_node,
+    store_and_read,
     welcome,
 )
 from .test_tor_launch import tor_section
@@ -82,11 +83,7 @@ def test_a_client_behind_one_obfs4_bridge(tor_network: TorNetwork, tmp_path: Pat
         log = (tmp_path / "client.log").read_text()
         assert "reaching the network only through 1 bridge(s)" in log, log
         data = os.urandom(200_000)
-        request = urllib.request.Request(url + "uri", data=data, method="PUT")
-        with urllib.request.urlopen(request, timeout=300) as response:
-            cap = response.read().decode()
-        with urllib.request.urlopen(url + "uri/" + cap, timeout=300) as response:
-            assert response.read() == data
+        cap = store_and_read(url, data)
 
         # Tor's own account: every circuit begins at the bridge, and the tor is
         # connected to no relay but the bridge.

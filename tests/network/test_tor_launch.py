@@ -20,7 +20,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -35,6 +34,7 @@ from .test_node_tor import (
     all_connected,
     announced,
     start_anonymous_client,
+    store_and_read,
     welcome,
 )
 
@@ -141,11 +141,7 @@ def test_nodes_launch_their_own_tor(tor_network: TorNetwork, tmp_path: Path) -> 
         assert alive(client_tor)
         assert os.readlink(f"/proc/{client_tor}/cwd") is not None
         data = os.urandom(300_000)
-        request = urllib.request.Request(url + "uri", data=data, method="PUT")
-        with urllib.request.urlopen(request, timeout=300) as response:
-            cap = response.read().decode()
-        with urllib.request.urlopen(url + "uri/" + cap, timeout=300) as response:
-            assert response.read() == data
+        store_and_read(url, data)
         storage_tor = int(re.findall(r"Tor: started .* \(pid (\d+)\)",
                                      (tmp_path / "storage.log").read_text())[-1])
 
