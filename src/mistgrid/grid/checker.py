@@ -282,7 +282,7 @@ def _reason(err: BaseException) -> str:
 def _cannot_repair(file: object) -> str:
     if isinstance(file, (MutableReadCap, MutableVerifierCap)):
         return "repairing a mutable file needs its write cap"
-    return "this file cannot be repaired here"
+    return "this node does not repair mutable files"  # (a node made without them)
 
 
 def parse_any_cap(text: str) -> FileCap | DirectoryCap:
