@@ -173,17 +173,23 @@ def start_anonymous_client(client: Path, entries: dict[str, Any], sections: str,
     return (client / "node.url").read_text().strip(), web_port
 
 
+def create_onion_node(node: Path, tor_network: TorNetwork, *extra: str) -> None:
+    """`create-node --listen=tor` for a storage node on a free loopback port whose onion
+    services the network's own tor makes (through its control port)."""
+    (port,) = free_ports(1)
+    made = run_cli("create-node", "--listen=tor", "--hide-ip", "--webport", "none", *extra,
+                   "--port", f"tcp:{port}:interface=127.0.0.1", "--tor-control-port",
+                   f"tcp:127.0.0.1:{tor_network.control_port}", str(node))
+    assert made.returncode == 0, made.stderr.decode()
+
+
 def start_onion_storage_node(tmp_path: Path, tor_network: TorNetwork,
                              processes: list[Managed], tor_lines: str = ""
                              ) -> dict[str, object]:
     """Start an onion storage node (`create-node --listen=tor`) on the network's own tor,
     with `tor_lines` added to its [tor] section; its announcement entry once announced."""
-    (port,) = free_ports(1)
     storage = tmp_path / "storage"
-    made = run_cli("create-node", "--listen=tor", "--hide-ip", "--webport", "none",
-                   "--port", f"tcp:{port}:interface=127.0.0.1", "--tor-control-port",
-                   f"tcp:127.0.0.1:{tor_network.control_port}", str(storage))
-    assert made.returncode == 0, made.stderr.decode()
+    create_onion_node(storage, tor_network)
     if tor_lines:
         config = storage / "tahoe.cfg"
         text = config.read_text()
@@ -331,12 +337,8 @@ def test_onion_node_restarts_with_the_same_address(tor_network: TorNetwork,
                                                    tmp_path: Path) -> None:
     """An onion storage node stopped and started again on the same Tor comes back with the
     same .onion address (Tor keeps the keys in hiddenServiceDir) and the same NURL."""
-    (port,) = free_ports(1)
     node = tmp_path / "onion"
-    made = run_cli("create-node", "--listen=tor", "--hide-ip", "--webport", "none",
-                   "--port", f"tcp:{port}:interface=127.0.0.1", "--tor-control-port",
-                   f"tcp:127.0.0.1:{tor_network.control_port}", str(node))
-    assert made.returncode == 0, made.stderr.decode()
+    create_onion_node(node, tor_network)
     nurls = node / "private" / "storage.nurls"
     seen = []
     for run in range(2):
@@ -435,12 +437,9 @@ def test_onion_nodes_starting_together_on_one_tor(tor_network: TorNetwork,
     hang; with ADD_ONION each node's service is its own: every node announces, and every
     onion answers through Tor."""
     nodes = []
-    for index, port in enumerate(free_ports(3)):
+    for index in range(3):
         node = tmp_path / f"onion{index}"
-        made = run_cli("create-node", "--listen=tor", "--hide-ip", "--webport", "none",
-                       "--port", f"tcp:{port}:interface=127.0.0.1", "--tor-control-port",
-                       f"tcp:127.0.0.1:{tor_network.control_port}", str(node))
-        assert made.returncode == 0, made.stderr.decode()
+        create_onion_node(node, tor_network)
         nodes.append(node)
     processes = [Managed(n.name, [MISTGRID, "run", str(n)], tmp_path / f"{n.name}.log")
                  for n in nodes]

@@ -16,8 +16,13 @@ from mistgrid.net.connector import isolation_credentials
 from mistgrid.testing.procs import HarnessError, Managed, free_ports, stop_all, wait_for
 from mistgrid.testing.tornet import TorNetwork
 
-from ..conftest import run_cli
-from .test_node_tor import MISTGRID, all_connected, announced, start_anonymous_client
+from .test_node_tor import (
+    MISTGRID,
+    all_connected,
+    announced,
+    create_onion_node,
+    start_anonymous_client,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -41,13 +46,8 @@ def test_each_server_on_its_own_circuit(tor_network: TorNetwork, tmp_path: Path)
     try:
         nodes = []
         for i in range(4):
-            (port,) = free_ports(1)
             node = tmp_path / f"onion{i}"
-            made = run_cli("create-node", "--listen=tor", "--hide-ip", "--webport", "none",
-                           "--nickname", f"onion{i}", "--port",
-                           f"tcp:{port}:interface=127.0.0.1", "--tor-control-port",
-                           f"tcp:127.0.0.1:{tor_network.control_port}", str(node))
-            assert made.returncode == 0, made.stderr.decode()
+            create_onion_node(node, tor_network, "--nickname", f"onion{i}")
             nodes.append(node)
         for i in range(2):
             (port,) = free_ports(1)
