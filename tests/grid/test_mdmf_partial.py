@@ -134,3 +134,22 @@ async def test_range_read_and_offset_write_touch_only_their_segments(
     out.clear()
     await files.read(cap, out.extend)
     assert bytes(out) == bytes(data)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_small_file_is_read_in_the_maps_one_read_per_share(
+        grid: tuple[MutableFiles, list[CountingServer]]) -> None:
+    """A share the map read whole (its first read covers a small file's share) is not read
+    again for its block hash tree or its blocks: over Tor each read is a round trip."""
+    files, servers = grid
+    for size in (0, 56, 1024, 5000):
+        data = os.urandom(size)
+        cap = await files.create(MutableFormat.MDMF, io.BytesIO(data), size,
+                                 SigningKey.of(rsa.generate()))
+        for server in servers:
+            server.forget()
+        out = bytearray()
+        await files.read(cap, out.extend)
+        assert bytes(out) == data
+        reads = [r for s in servers for r in s.reads]
+        assert reads and all(offset == 0 for _n, offset, _length in reads), reads

@@ -68,6 +68,16 @@ class _Share:
     number: int
     offsets: Offsets
     tree: list[bytes]
+    head: bytes = b""  # the share's first bytes, read when the servers were mapped
+
+
+async def _read(client: StorageClient, cap: MutableCap, number: int, head: bytes,
+                offset: int, length: int) -> bytes:
+    """Share bytes [offset, offset + length): from the map's read of the share's head
+    when they lie in it (all of a small share), else from its server."""
+    if offset + length <= len(head):
+        return head[offset:offset + length]
+    return await client.read_mutable(cap.storage_index, number, offset, length)
 
 
 async def _open(servers: Sequence[StorageClient], cap: MutableCap, mapped: Mapped,
@@ -81,12 +91,12 @@ async def _open(servers: Sequence[StorageClient], cap: MutableCap, mapped: Mappe
                                           o.signature - len(head))
     chain = parse_chain(head[o.share_hash_chain:o.signature], number)
     size = merkle.node_count(prefix.geometry.num_segments) * 32
-    raw = await client.read_mutable(cap.storage_index, number, o.block_hash_tree, size)
+    raw = await _read(client, cap, number, head, o.block_hash_tree, size)
     if len(raw) != size:
         raise ShareError(number, "block hash tree", "truncated")
     tree = merkle.split_hashes(raw)
     await _in(executor, core.check_block_tree, number, prefix, tree, chain)
-    return _Share(server, number, o, tree)
+    return _Share(server, number, o, tree, head)
 
 
 def _segments_per_window(geometry: Geometry) -> int:
@@ -158,8 +168,8 @@ async def read_range(servers: Sequence[StorageClient], cap: MutableCap, start: i
         shares = list(open_shares.values())
         begin = g.block_offset(segment)
         length = g.block_offset(upto) + SALT_SIZE + g.block_length(upto) - begin
-        answers = await settle_within((servers[s.server].read_mutable(
-            cap.storage_index, s.number, s.offsets.share_data + begin, length)
+        answers = await settle_within((_read(
+            servers[s.server], cap, s.number, s.head, s.offsets.share_data + begin, length)
             for s in shares), patience(READ_PATIENCE, servers))
         pieces: dict[int, dict[int, bytes]] = {seg: {} for seg in range(segment, upto + 1)}
         failed = False
