@@ -220,7 +220,8 @@ class Checker:
                              verify: bool, add_lease: bool) -> CheckResults:
         clients = [client for _, client in servers]
         names = [name for name, _ in servers]
-        mapped = await map_servers(clients, cap)
+        mapped = await map_servers(clients, cap,
+                                   self._mutable.total if self._mutable else 0)
         servermap = mapped.map
         if add_lease:
             holding = {r.server for r in servermap.found} | {b.server for b in servermap.bad}

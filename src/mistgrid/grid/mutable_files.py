@@ -26,6 +26,7 @@ from ..errors import (
     NotEnoughSharesError,
     UncoordinatedWriteError,
 )
+from ..mutable.servermap import ServerMap
 from ..mutable.version import SigningKey
 from ..shares.mutable import Prefix
 from ..storage.client import StorageClient
@@ -68,20 +69,29 @@ class MutableFiles:
     async def create(self, fmt: MutableFormat, source: IO[bytes], size: int,
                      key: SigningKey | None = None) -> MutableWriteCap:
         """A new mutable file holding `size` bytes of `source`."""
+        fresh = key is None  # made here: its storage index is on no server
         key = key or await self.keys.take()
         cap = key.cap(fmt)
-        await self._publish_from(cap, key, source, size)
+        await self._publish_from(cap, key, source, size, new=True, fresh=fresh)
         return cap
 
     async def _publish_from(self, cap: MutableWriteCap, key: SigningKey | None,
-                            source: IO[bytes], size: int) -> Published:
+                            source: IO[bytes], size: int, new: bool = False,
+                            fresh: bool = False) -> Published:
         """Publish `size` bytes of `source` as the next version (retrying on conflicts;
-        the source is read again from where it started)."""
+        the source is read again from where it started). `new`: a new file (no share is
+        guessed at while the servers list theirs). `fresh`: of a key made just now, which
+        no server can hold: a small one is written without mapping the servers first (one
+        round trip, not two; a server that fails the write has its shares placed on the
+        others)."""
         servers = self._servers()
         origin = source.tell()
         data = None if self._streams(cap, size) else await self._read_all(source, size)
         for attempt in range(RETRIES + 1):
-            mapped = await map_servers(servers, cap)
+            if fresh and attempt == 0 and data is not None:
+                mapped = Mapped(ServerMap(responded=set(range(len(servers)))), {})
+            else:
+                mapped = await map_servers(servers, cap, 0 if new else self.total)
             if not mapped.map.responded:
                 raise MistgridError("no storage server answered")
             try:
@@ -140,7 +150,7 @@ class MutableFiles:
         share found and onto new servers for the missing ones (a repair: never an older
         version). A large MDMF file goes through a spooled copy (bounded memory)."""
         servers = self._servers()
-        mapped = await map_servers(servers, cap)
+        mapped = await map_servers(servers, cap, self.total)
         best = mapped.map.best()
         if best is not None:
             prefix = mapped.map.prefix_of(best)
@@ -151,7 +161,7 @@ class MutableFiles:
 
     async def info(self, cap: MutableCap) -> Prefix | None:
         """The best version's fields (its size among them), or None when none is found."""
-        mapped = await map_servers(self._servers(), cap)
+        mapped = await map_servers(self._servers(), cap, self.total)
         best = mapped.map.best()
         return mapped.map.prefix_of(best) if best is not None else None
 
@@ -161,7 +171,7 @@ class MutableFiles:
         `choose(size)` picks once the size is known (None: send nothing). MDMF reads only
         the segments the bytes lie in; SDMF reads its one segment."""
         servers = self._servers()
-        mapped = await map_servers(servers, cap)
+        mapped = await map_servers(servers, cap, self.total)
         best = mapped.map.best()
         if best is not None and mapped.map.prefix_of(best).format is MutableFormat.MDMF:
             sent = [0]
@@ -186,7 +196,7 @@ class MutableFiles:
                     # if nothing has been sent yet
                     if sent[0] or not _torn(err) or attempt == READ_ATTEMPTS - 1:
                         raise
-                    mapped = await map_servers(servers, cap)
+                    mapped = await map_servers(servers, cap, self.total)
         got = await retrieve(servers, cap, self._executor, mapped)
         span = choose(len(got.data)) if choose else (0, len(got.data))
         if span is not None:
@@ -200,7 +210,7 @@ class MutableFiles:
         newest version."""
         servers = self._servers()
         for attempt in range(RETRIES + 1):
-            mapped = await map_servers(servers, cap)
+            mapped = await map_servers(servers, cap, self.total)
             best = mapped.map.best()
             try:
                 if best is not None and mapped.map.prefix_of(best).format is \

@@ -18,7 +18,8 @@ import attrs
 
 from ..shares.mutable import Prefix
 
-NEW_SHARE_TEST = (0, b"")  # passes only where no share exists
+NEW_SHARE_TEST = (0, b"")  # for a share the map saw no copy of: an empty test (it passes
+# on whatever is there, as the map found nothing)
 
 
 @attrs.frozen
