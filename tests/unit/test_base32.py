@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -29,3 +31,16 @@ def test_rejects_non_canonical(text: str) -> None:
     """Upper case, padding, bad letters, impossible lengths and stray bits are refused."""
     with pytest.raises(ValueError):
         base32.a2b(text)
+
+
+@given(st.binary(max_size=80))
+def test_same_as_the_standard_encoding(data: bytes) -> None:
+    """Our encoder is RFC 4648's (Python's base64 module), lower case and unpadded; any
+    text with a nonzero unused trailing bit is refused."""
+    text = base64.b32encode(data).decode().rstrip("=").lower()
+    assert base32.b2a(data) == text
+    unused = len(text) * 5 % 8
+    if unused:
+        stray = text[:-1] + base32.ALPHABET[base32.ALPHABET.index(text[-1]) | 1]
+        with pytest.raises(ValueError):
+            base32.a2b(stray)

@@ -7,12 +7,12 @@ trailing bits), so each byte string has exactly one text form.
 
 from __future__ import annotations
 
-import base64
 import re
 
 ALPHABET = "abcdefghijklmnopqrstuvwxyz234567"
-_VALUES = {c: i for i, c in enumerate(ALPHABET)}
-_BITS = str.maketrans({c: format(i, "05b") for i, c in enumerate(ALPHABET)})
+# Python's own base-32 digits (int(text, 32)) for ours: decoding runs in C
+_TO_DIGITS = str.maketrans(ALPHABET, "0123456789abcdefghijklmnopqrstuv")
+_PAIRS = [a + b for a in ALPHABET for b in ALPHABET]  # 10 bits -> two characters
 _VALID = re.compile(r"[a-z2-7]*", re.ASCII)
 # Lengths of encoded text mod 8 that an encoding can produce.
 _GOOD_REMAINDERS = {0, 2, 4, 5, 7}
@@ -20,7 +20,12 @@ _GOOD_REMAINDERS = {0, 2, 4, 5, 7}
 
 def b2a(data: bytes) -> str:
     """Encode bytes as lower-case unpadded base32."""
-    return base64.b32encode(data).decode("ascii").rstrip("=").lower()
+    chars = encoded_length(len(data))
+    pairs = (chars + 1) // 2
+    shift = pairs * 10 - len(data) * 8  # zero bits after the data, to whole pairs
+    value = int.from_bytes(data, "big") << shift
+    text = "".join([_PAIRS[(value >> at) & 1023] for at in range(pairs * 10 - 10, -1, -10)])
+    return text[:chars]
 
 
 def encoded_length(byte_count: int) -> int:
@@ -32,11 +37,11 @@ def a2b(text: str) -> bytes:
     """Decode canonical lower-case unpadded base32; ValueError otherwise."""
     if not _VALID.fullmatch(text) or len(text) % 8 not in _GOOD_REMAINDERS:
         raise ValueError("not canonical base32")
-    # through one big integer: several times faster than base64.b32decode (pure Python)
+    if not text:
+        return b""
     count = len(text) * 5 // 8
-    bits = text.translate(_BITS)  # each character to its 5 bits, in C
-    data = int(bits[:count * 8], 2).to_bytes(count, "big") if count else b""
-    unused = len(text) * 5 % 8  # bits of the last character that encode nothing
-    if unused and _VALUES[text[-1]] & ((1 << unused) - 1):
+    value = int(text.translate(_TO_DIGITS), 32)  # several times faster than b32decode
+    unused = len(text) * 5 - count * 8  # bits of the last character that encode nothing
+    if value & ((1 << unused) - 1):
         raise ValueError("not canonical base32 (stray trailing bits)")
-    return data
+    return (value >> unused).to_bytes(count, "big")
