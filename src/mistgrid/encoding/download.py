@@ -111,6 +111,14 @@ class _Share:
         return None
 
 
+def first_read_length(cap: ChkCap | ChkVerifierCap,
+                      whole_share_below: int = WHOLE_SHARE_BELOW) -> int:
+    """Bytes of the first read of each share (from offset 0): its header, or all of it
+    for a small file (a generous guess: blocks, hash trees, UEB)."""
+    whole = -(-cap.size // cap.needed) + 16 * 1024
+    return whole if whole <= whole_share_below else HEADER_READ_SIZE
+
+
 class ChkDownload:
     """Wants/give machine for the plaintext (or a byte range of it) of one CHK file; given
     the verify cap, for its ciphertext (what a repair re-encodes)."""
@@ -147,10 +155,7 @@ class ChkDownload:
         self._flat_hasher = crypttext_hasher() if (start, self.end) == (0, cap.size) else None
         self._flat_job: Future[None] | None = None  # the newest flat-hash update
         self.done = self.start == self.end
-        # the first read of a share: its header, or all of it for a small file (a
-        # generous guess: blocks, hash trees, UEB)
-        whole = -(-cap.size // cap.needed) + 16 * 1024
-        self._first_read = whole if whole <= whole_share_below else HEADER_READ_SIZE
+        self._first_read = first_read_length(cap, whole_share_below)
 
     # ---- what the shell calls ----
 

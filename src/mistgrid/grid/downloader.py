@@ -1,7 +1,8 @@
 """Download an immutable file from storage servers through the CHK download machine.
 
-How this works: every server is asked at once which shares it holds; shares are offered
-to the machine in the order their servers answered (the quickest first). The driver is
+How this works: every server is asked at once which shares it holds (and, in the same
+round trip, the servers where uploading puts the primary shares are read for them); shares
+are offered to the machine in the order their servers answered (the quickest first). The driver is
 event-driven: whatever the machine wants is read at once, and each answer (or failure, which
 drops that share so the machine picks another) is handed back as it arrives, so reads for
 the next segments are on the wire while earlier segments decode on the executor. Plaintext
@@ -27,10 +28,12 @@ from twisted.internet import reactor as _reactor
 from twisted.python.failure import Failure
 
 from ..caps.immutable import ChkCap, ChkVerifierCap, LiteralCap
-from ..encoding.download import ChkDownload, ReadRequest
+from ..encoding.download import ChkDownload, ReadRequest, first_read_length
 from ..errors import MistgridError
+from ..placement.happiness import permuted
 from ..storage.client import StorageClient
 from .threads import on_reactor_when_done
+from .uploader import begin
 
 reactor = cast(Any, _reactor)
 WINDOW = 16  # segments read ahead of the one being written out
@@ -81,6 +84,28 @@ async def locate(servers: list[StorageClient], storage_index: bytes,
     return dict(found)
 
 
+def _first_reads(servers: list[StorageClient], cap: ChkCap | ChkVerifierCap, length: int
+                 ) -> dict[tuple[int, int], defer.Deferred[bytes | BaseException]]:
+    """The first read of share p from the server at position p of the file's permuted
+    order (where uploading puts it), for the k primary shares, begun while the servers
+    say which shares they hold: a small file then takes one round trip, not two. A wrong
+    guess costs a refused read. Keyed by (id(server), share number)."""
+    order = permuted([s.permutation_seed for s in servers], cap.storage_index)
+    return {(id(servers[index]), number): begin(servers[index].read(
+        cap.storage_index, number, 0, length))
+        for number, index in enumerate(order[:cap.needed])}
+
+
+async def _read(server: StorageClient, cap: ChkCap | ChkVerifierCap, request: ReadRequest,
+                ahead: defer.Deferred[bytes | BaseException] | None) -> bytes:
+    """The bytes `request` wants: from the read begun ahead for it when that worked."""
+    got = await ahead if ahead is not None else None
+    if isinstance(got, bytes):
+        return got
+    return await server.read(cap.storage_index, request.share_number, request.offset,
+                             request.length)
+
+
 def preferred(found: dict[int, StorageClient], needed: int) -> list[int]:
     """The order to try shares in: each next share from a server not used yet while there
     is one (the servers then work in parallel), primary shares (numbers below k, whose
@@ -109,6 +134,8 @@ async def download(cap: LiteralCap | ChkCap | ChkVerifierCap, servers: list[Stor
     if isinstance(cap, LiteralCap):
         sink.write(cap.data[start:end])
         return len(cap.data[start:end])
+    first = first_read_length(cap)
+    early = _first_reads(servers, cap, first)
     holders = await locate(servers, cap.storage_index, cap.needed)
     machine = ChkDownload(cap, preferred(holders, cap.needed), start=start, end=end,
                           executor=executor, window=WINDOW)
@@ -121,8 +148,10 @@ async def download(cap: LiteralCap | ChkCap | ChkVerifierCap, servers: list[Stor
     def read(request: ReadRequest) -> None:
         reading.add(request)
         stalls.issue(request, time.monotonic())
-        d = defer.Deferred.fromCoroutine(holders[request.share_number].read(
-            cap.storage_index, request.share_number, request.offset, request.length))
+        server = holders[request.share_number]
+        ahead = early.pop((id(server), request.share_number), None) \
+            if (request.offset, request.length) == (0, first) else None
+        d = defer.Deferred.fromCoroutine(_read(server, cap, request, ahead))
         d.addBoth(lambda result: events.put((request, result)))
 
     def tick() -> None:

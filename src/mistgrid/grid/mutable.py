@@ -49,7 +49,7 @@ from ..placement.happiness import permuted
 from ..shares.mutable import HEADER_READ_SIZE, Header, Prefix, Share, parse_header, parse_share
 from ..storage.client import MutableSecrets, ShareVectors, StorageClient
 from .threads import in_thread
-from .uploader import WRITE_PATIENCE, patience, settle, settle_within
+from .uploader import WRITE_PATIENCE, begin, patience, settle, settle_within
 
 # Seconds at least a server silent while half the others answered is waited for when
 # mapping and reading, by route (it is then left out: its shares are not used).
@@ -84,20 +84,12 @@ def _signed_part_end(header: Header) -> int:
                is MutableFormat.SDMF else o.verification_key)
 
 
-async def _read_or_error(server: StorageClient, cap: MutableCap, number: int
-                         ) -> bytes | BaseException:
-    try:
-        return await server.read_mutable(cap.storage_index, number, 0, FIRST_READ)
-    except Exception as err:  # a guessed share the server does not hold: 404
-        return err
-
-
 async def _map_one(server: StorageClient, index: int, cap: MutableCap, servermap: ServerMap,
                    heads: dict[tuple[int, int], bytes], guess: int | None) -> None:
     # The share this server most likely holds is read beside the listing (one round trip
     # instead of two: over Tor, a circuit's latency saved on every mutable read).
-    early = None if guess is None else defer.Deferred.fromCoroutine(
-        _read_or_error(server, cap, guess))
+    early = None if guess is None else begin(
+        server.read_mutable(cap.storage_index, guess, 0, FIRST_READ))
     numbers = await server.list_mutable(cap.storage_index)
     servermap.responded.add(index)
 

@@ -78,9 +78,15 @@ async def _caught(coro: Awaitable[T]) -> T | BaseException:
         return err
 
 
+def begin(coro: Awaitable[T]) -> defer.Deferred[T | BaseException]:
+    """Start `coro` now: its result, or the exception it raised, later (never an errback:
+    nothing is reported as unhandled when nobody waits for it)."""
+    return defer.Deferred.fromCoroutine(_caught(coro))
+
+
 async def settle(coros: Iterable[Awaitable[T]]) -> list[T | BaseException]:
     """Run all at once; each result or the exception it raised."""
-    deferreds = [defer.Deferred.fromCoroutine(_caught(c)) for c in coros]
+    deferreds = [begin(c) for c in coros]
     results: list[T | BaseException] = await defer.gatherResults(deferreds)
     return results
 
@@ -97,7 +103,7 @@ async def settle_within(coros: Iterable[Awaitable[T]], minimum: float,
     seconds, not its requests' timeout. With one alone there is nothing to compare: it is
     waited for."""
 
-    deferreds = [defer.Deferred.fromCoroutine(_caught(c)) for c in coros]
+    deferreds = [begin(c) for c in coros]
     silent = HungServerError("no answer")
     results: list[T | BaseException] = [silent] * len(deferreds)
     pending = set(range(len(deferreds)))
