@@ -145,8 +145,8 @@ def parse_cap(text: str) -> Cap:
             raise CapabilityError(f"malformed URI:{kind} cap")
         raise CapabilityError("not a recognised file cap (expected URI:LIT:, URI:CHK:, "
                               "URI:CHK-Verifier:, or a mutable URI:SSK: or URI:MDMF: cap)")
-    kind, first, second = match.group(1), match.group(2), match.group(3)
-    needed, total, size = (int(match.group(i)) for i in (4, 5, 6))
+    kind, first, second, needed_text, total_text, size_text = match.groups()
+    needed, total, size = int(needed_text), int(total_text), int(size_text)
     ueb = decode_field(second, HASH_SIZE, "UEB hash")
     if kind == "CHK":
         return ChkCap(decode_field(first, KEY_SIZE, "key"), ueb, needed, total, size)

@@ -107,14 +107,14 @@ def pack_children(children: Iterable[Child], writekey: bytes | None,
 
 def _split(data: bytes, count: int, position: int = 0) -> tuple[list[bytes], int]:
     items: list[bytes] = []
-    while len(items) < count:
+    size = len(data)
+    for _ in range(count):
         colon = data.find(b":", position, position + 21)
         digits = data[position:colon] if colon >= 0 else b""
-        if not digits.isdigit() or (len(digits) > 1 and digits.startswith(b"0")):
+        if not digits.isdigit() or (digits[0] == 48 and len(digits) > 1):  # b"0"
             raise DirectoryFormatError("malformed netstring in the children table")
-        length = int(digits)
-        end = colon + 1 + length
-        if end >= len(data) or data[end:end + 1] != b",":
+        end = colon + 1 + int(digits)
+        if end >= size or data[end] != 44:  # b","
             raise DirectoryFormatError("truncated netstring in the children table")
         items.append(data[colon + 1:end])
         position = end + 1
@@ -136,7 +136,7 @@ def unpack_children(data: bytes, writekey: bytes | None,
             raise DirectoryFormatError("an immutable directory's entry holds a write cap")
         try:
             name = normalize(name_bytes.decode("utf-8"))
-            metadata = json.loads(meta) if meta else {}
+            metadata = json.loads(meta.decode("utf-8")) if meta and meta != b"{}" else {}
         except (UnicodeDecodeError, ValueError) as err:
             raise DirectoryFormatError("a children table entry is not UTF-8 and JSON") \
                 from err
