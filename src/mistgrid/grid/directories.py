@@ -108,10 +108,11 @@ class Directories:
 
     async def mkdir(self, fmt: MutableFormat, children: Sequence[Child] = (),
                     key: SigningKey | None = None) -> DirectoryCap:
+        fresh = key is None
         key = key or await self.files.keys.take()
         cap = key.cap(fmt)
         table = pack_children(children, cap.writekey)
-        await self.files.create(fmt, io.BytesIO(table), len(table), key)
+        await self.files.create(fmt, io.BytesIO(table), len(table), key, fresh)
         return DirectoryCap(cap)
 
     async def children(self, directory: DirectoryCap) -> dict[str, Child]:

@@ -19,8 +19,9 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import threading
 from collections.abc import Awaitable, Callable, Sequence
-from concurrent.futures import Executor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any
 
 import attrs
@@ -503,39 +504,59 @@ async def _signing_key(servers: Sequence[StorageClient], cap: MutableWriteCap,
 
 
 class KeyPool:
-    """RSA keys made ahead of time on a worker, so a new mutable file does not wait for
-    key generation. `size` 0: every key is made when asked for (still off the reactor)."""
+    """RSA keys made ahead of time, so a new mutable file does not wait for key
+    generation. With an executor, the pool is refilled on a thread of its own at the
+    lowest CPU priority (on Linux), so making keys in the background never slows what a
+    person is waiting for; a key asked for when none is ready is made on the executor.
+    `size` 0: every key is made when asked for (still off the reactor)."""
 
     def __init__(self, size: int, executor: Executor | None) -> None:
         self.size = size
         self._executor = executor
+        self._background: Executor | None = None
         self._ready: list[core.SigningKey] = []
         self._making = 0
+        self._stopped = False
 
     def start(self) -> None:
+        if self.size and self._executor is not None and self._background is None:
+            self._background = ThreadPoolExecutor(
+                1, thread_name_prefix="mistgrid-keys", initializer=_lowest_priority)
+            reactor.addSystemEventTrigger("before", "shutdown", self.stop)
         self._fill()
 
+    def stop(self) -> None:
+        """Make no more keys (one being made is finished, quickly, by its thread)."""
+        self._stopped = True
+        if self._background is not None:
+            self._background.shutdown(wait=False, cancel_futures=True)
+
     def _fill(self) -> None:
-        while len(self._ready) + self._making < self.size:
+        while not self._stopped and len(self._ready) + self._making < self.size:
             self._making += 1
             defer.Deferred.fromCoroutine(self._make_one())
 
     async def _make_one(self) -> None:
         try:
-            key = await self._generate()
+            key = await _in(self._background or self._executor, _new_key)
             self._ready.append(key)
+        except defer.CancelledError:
+            pass  # stopped (the node is stopping): take() makes a key when asked
         finally:
             self._making -= 1
-
-    async def _generate(self) -> core.SigningKey:
-        return await _in(self._executor, _new_key)  # type: ignore[no-any-return]
 
     async def take(self) -> core.SigningKey:
         if self._ready:
             key = self._ready.pop(0)
             self._fill()
             return key
-        return await self._generate()
+        return await _in(self._executor, _new_key)  # type: ignore[no-any-return]
+
+
+def _lowest_priority() -> None:
+    """Lower the calling thread's CPU priority (Linux: a thread has its own nice value)."""
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
 
 
 def _new_key() -> core.SigningKey:

@@ -67,9 +67,12 @@ class MutableFiles:
         return await in_thread(self._executor, source.read, size)
 
     async def create(self, fmt: MutableFormat, source: IO[bytes], size: int,
-                     key: SigningKey | None = None) -> MutableWriteCap:
-        """A new mutable file holding `size` bytes of `source`."""
-        fresh = key is None  # made here: its storage index is on no server
+                     key: SigningKey | None = None, fresh: bool | None = None
+                     ) -> MutableWriteCap:
+        """A new mutable file holding `size` bytes of `source`. `fresh`: `key` was just
+        taken from the key pool, so its storage index is on no server (without a key,
+        one is taken here: fresh too)."""
+        fresh = key is None if fresh is None else fresh
         key = key or await self.keys.take()
         cap = key.cap(fmt)
         await self._publish_from(cap, key, source, size, new=True, fresh=fresh)

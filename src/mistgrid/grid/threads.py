@@ -19,6 +19,9 @@ async def in_thread(executor: Executor, fn: Callable[..., T], *args: Any) -> T:
     result: defer.Deferred[T] = defer.Deferred()
 
     def done(future: Future[T]) -> None:
+        if future.cancelled():  # its executor was shut down first
+            reactor.callFromThread(result.cancel)
+            return
         error = future.exception()
         if error is not None:
             reactor.callFromThread(result.errback, error)
