@@ -2,12 +2,12 @@
 
 How this works: every server is asked at once which shares it holds (and, in the same
 round trip, the servers where uploading puts the primary shares are read for them); shares
-are offered to the machine in the order their servers answered (the quickest first). The driver is
-event-driven: whatever the machine wants is read at once, and each answer (or failure, which
-drops that share so the machine picks another) is handed back as it arrives, so reads for
-the next segments are on the wire while earlier segments decode on the executor. Plaintext
-is written out, in order, as soon as it is verified; a sink with `drain` (backpressure)
-pauses the download until it has room.
+are offered to the machine in the order their servers answered (the quickest first). The
+driver is event-driven: whatever the machine wants is read at once, and each answer (or
+failure, which drops that share so the machine picks another) is handed back as it
+arrives, so reads for the next segments are on the wire while earlier segments decode on
+the executor. Plaintext is written out, in order, as soon as it is verified; a sink with
+`drain` (backpressure) pauses the download until it has room.
 
 Hung servers: `locate` stops waiting for the servers still silent shortly after k shares
 are known, and a read that waits far longer than the last reads took (`Stalls`) is given
