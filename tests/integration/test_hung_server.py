@@ -142,9 +142,20 @@ def test_mutable_files_and_directories_go_on_without_a_hung_server(
         listing = json.loads(http("GET", url + "uri/" + dircap.decode() + "?t=json")[1])
         assert list(listing[1]["children"]) == ["a"]
         took = time.monotonic() - began
+        # new ones: written without a map, so the hung server is met at the write
+        began = time.monotonic()
+        status, other = http("PUT", url + f"uri?format={fmt}", b"made while one is hung")
+        assert status == 200, other
+        status, otherdir = http("POST", url + f"uri?t=mkdir&format={fmt}")
+        assert status == 200, otherdir
+        made = time.monotonic() - began
+        assert http("GET", url + "uri/" + other.decode()) == (200, b"made while one is hung")
+        assert json.loads(http("GET", url + "uri/" + otherdir.decode() + "?t=json")[1])[0] \
+            == "dirnode"
     finally:
         os.kill(storage[victim].pid, signal.SIGCONT)
     assert took < 20, f"read, replace, read and list took {took:.1f} s with a hung server"
+    assert made < 15, f"a new file and a new directory took {made:.1f} s with a hung server"
 
 
 def parse_cap_any(text: str) -> bytes:

@@ -50,7 +50,14 @@ from ..placement.happiness import permuted
 from ..shares.mutable import HEADER_READ_SIZE, Header, Prefix, Share, parse_header, parse_share
 from ..storage.client import MutableSecrets, ShareVectors, StorageClient
 from .threads import in_thread
-from .uploader import WRITE_PATIENCE, begin, patience, settle, settle_within
+from .uploader import (
+    ALLOCATE_PATIENCE,
+    WRITE_PATIENCE,
+    begin,
+    patience,
+    settle,
+    settle_within,
+)
 
 # Seconds at least a server silent while half the others answered is waited for when
 # mapping and reading, by route (it is then left out: its shares are not used).
@@ -333,9 +340,10 @@ async def publish(servers: Sequence[StorageClient], cap: MutableWriteCap,
     # two half-written versions from that race).
     plan = sorted(plan, key=lambda p: (p.test == NEW_SHARE_TEST, p.number, p.server))
     if servermap.is_empty():  # a new file: nothing to race over, everything at once
-        # (a server that stays silent while the others answer: its shares go elsewhere)
+        # (perhaps unmapped, so a first contact, as an immutable upload's allocate: a
+        # server silent while the others answer has its shares placed elsewhere)
         results = await settle_within((write(p.server, p.number, p.test) for p in plan),
-                                      patience(WRITE_PATIENCE, servers))
+                                      patience(ALLOCATE_PATIENCE, servers))
     elif plan:
         first = await settle([write(plan[0].server, plan[0].number, plan[0].test)])
         if first[0] is False:
