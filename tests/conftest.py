@@ -33,6 +33,36 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         report.longrepr = f"skipped under CI=true, which must run every test: {reason}"
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Keep shared fixtures shared under pytest-xdist (scripts/test runs two workers, with
+    `--dist loadgroup`): the tests on the private Tor and I2P networks (started once per
+    pytest process by the session fixture `networks`) all run in one worker, and the tests
+    of a module that share a module- or session-scoped fixture (a grid of nodes) run in one
+    worker together, so each is started once. Every other test goes wherever a worker is
+    free."""
+    for item in items:
+        group = _shared_fixture_group(item)
+        if group:
+            item.add_marker(pytest.mark.xdist_group(group))
+
+
+def _shared_fixture_group(item: pytest.Item) -> str | None:
+    names = getattr(item, "fixturenames", ())
+    if "networks" in names:
+        return "tor-i2p-networks"
+    info = getattr(item, "_fixtureinfo", None)
+    definitions = info.name2fixturedefs.values() if info is not None else ()
+    if any(d.scope in ("module", "package", "session") and _ours(d.func)
+           for defs in definitions for d in defs):
+        return item.nodeid.split("::", 1)[0]
+    return None
+
+
+def _ours(function: object) -> bool:
+    """A fixture of this suite (not pytest's or a plugin's, such as tmp_path_factory)."""
+    return str(getattr(function, "__module__", "")).startswith("tests.")
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """No process a test started may outlive the suite: a leftover fails the run."""

@@ -8,6 +8,7 @@ the tests that need it skip and say why. Nodes are created with `tahoe create-no
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import subprocess
@@ -33,6 +34,15 @@ def tahoe_venv() -> Path:
     skips if impossible. A cache made before the extras were asked for gets them added."""
     default = Path.home() / ".cache" / "mistgrid" / f"tahoe-lafs-{TAHOE_VERSION}"
     root = Path(os.environ.get("MISTGRID_TAHOE_VENV", default))
+    root.parent.mkdir(parents=True, exist_ok=True)
+    # The suite runs in several pytest-xdist workers: one makes the venv, the others
+    # wait for it here instead of making it too (two pips in one venv break it).
+    with (root.parent / f"{root.name}.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _made_venv(root)
+
+
+def _made_venv(root: Path) -> Path:
     marker = root / ".installed"
     wanted = f"{TAHOE_VERSION} {TAHOE_EXTRAS}\n"
     if marker.exists() and (root / "bin" / "tahoe").exists():
@@ -40,7 +50,6 @@ def tahoe_venv() -> Path:
             return root / "bin"
         steps = []
     else:
-        root.parent.mkdir(parents=True, exist_ok=True)
         steps = [[sys.executable, "-m", "venv", "--clear", str(root)]]
     steps.append([str(root / "bin" / "python"), "-m", "pip", "install", "-q",
                   "--disable-pip-version-check",

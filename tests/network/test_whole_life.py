@@ -8,8 +8,11 @@ unix socket to a resolver (nscd, systemd-resolved) or reads the resolver's files
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -25,7 +28,7 @@ from mistgrid.testing.straceproof import (
     split_daemons,
 )
 
-from ..conftest import REPO
+from ..conftest import REPO, processes_mentioning
 
 
 def _require(*tools: str) -> None:
@@ -131,9 +134,14 @@ def lives(tmp_path_factory: pytest.TempPathFactory
                     out)
         yield started
     finally:
-        for helper, _ in started.values():
+        for helper, out in started.values():
             if helper.poll() is None:
                 helper.kill()
+                # killed, the helper cannot stop its nodes (each in a session of its own),
+                # nor reap strace: stop every process started under its directory
+                for pid, _ in processes_mentioning(out):
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
             helper.wait()
 
 
