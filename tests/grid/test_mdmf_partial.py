@@ -52,7 +52,7 @@ class CountingServer:
             self.writes.extend((n, o, len(d)) for o, d in v.writes)
         request = messages.ReadTestWrite(
             {n: messages.ShareWrites(
-                tuple(messages.TestVector(o, len(s), s) for o, s in v.tests),
+                tuple(messages.TestVector(o, n, s) for o, n, s in v.tests),
                 tuple(messages.WriteVector(o, d) for o, d in v.writes), v.new_length)
              for n, v in vectors.items()}, tuple(reads))
         return defer.succeed(self.backend.read_test_write(

@@ -77,7 +77,7 @@ class Server:
                         ) -> defer.Deferred[tuple[bool, dict[int, list[bytes]]]]:
         request = messages.ReadTestWrite(
             {n: messages.ShareWrites(
-                tuple(messages.TestVector(o, len(s), s) for o, s in v.tests),
+                tuple(messages.TestVector(o, n, s) for o, n, s in v.tests),
                 tuple(messages.WriteVector(o, d) for o, d in v.writes), v.new_length)
              for n, v in vectors.items()}, tuple(reads))
         return self.gate.call(lambda: self.backend.read_test_write(

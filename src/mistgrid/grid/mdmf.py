@@ -29,7 +29,7 @@ from ..crypto import merkle
 from ..crypto.hashes import lease_secrets
 from ..errors import MistgridError, NotEnoughSharesError, ShareError, UncoordinatedWriteError
 from ..mutable import version as core
-from ..mutable.servermap import NEW_SHARE_TEST, Bad, plan_publish
+from ..mutable.servermap import NEW_SHARE_TEST, Bad, ShareTest, plan_publish, still
 from ..placement.happiness import permuted
 from ..shares.mutable import (
     HEADER_READ_SIZE,
@@ -231,7 +231,7 @@ async def publish_stream(servers: Sequence[StorageClient], cap: MutableWriteCap,
     live = list(plan)  # placements still being written
     failures: list[str] = []
 
-    async def rtw(p: Any, test: tuple[int, bytes], writes: tuple[tuple[int, bytes], ...]
+    async def rtw(p: Any, test: ShareTest, writes: tuple[tuple[int, bytes], ...]
                   ) -> bool:
         server = servers[p.server]
         ok, _ = await server.read_test_write(
@@ -239,7 +239,7 @@ async def publish_stream(servers: Sequence[StorageClient], cap: MutableWriteCap,
             {p.number: ShareVectors((test,), writes)})
         return bool(ok)
 
-    async def round_(placements: list[Any], test: Callable[[Any], tuple[int, bytes]],
+    async def round_(placements: list[Any], test: Callable[[Any], ShareTest],
                      writes: Callable[[Any], tuple[tuple[int, bytes], ...]]) -> None:
         results = await settle(rtw(p, test(p), writes(p)) for p in placements)
         for p, result in zip(placements, results, strict=True):
@@ -277,7 +277,7 @@ async def publish_stream(servers: Sequence[StorageClient], cap: MutableWriteCap,
                    ) -> tuple[tuple[int, bytes], ...]:
             return ((at, b"".join(stored[p.number])),)
 
-        await round_(list(live), lambda p: (0, canary), blocks)
+        await round_(list(live), lambda p: still(canary), blocks)
         if len({p.number for p in live}) < needed:
             raise NotEnoughServersError(f"fewer than {needed} shares could be written: "
                                         f"{failures[-1]}")
@@ -289,7 +289,7 @@ async def publish_stream(servers: Sequence[StorageClient], cap: MutableWriteCap,
                          key.public_der)
         return ((0, head), (offsets.block_hash_tree, b"".join(done.trees[p.number])))
 
-    await round_(list(live), lambda p: (0, canary), final)
+    await round_(list(live), lambda p: still(canary), final)
     placed: dict[int, list[int]] = {}
     for p in live:
         placed.setdefault(p.number, []).append(p.server)
@@ -370,7 +370,7 @@ async def write_in_place(servers: Sequence[StorageClient], cap: MutableWriteCap,
         server = servers[server_index]
         ok, _ = await server.read_test_write(
             cap.storage_index, _secrets(cap, server, lease_secret),
-            {number: ShareVectors(((0, prefix.checkstring()),), writes)})
+            {number: ShareVectors((still(prefix.checkstring()),), writes)})
         return ok
 
     written = await settle(rewrite(s, n) for s, n in records)

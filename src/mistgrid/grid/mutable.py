@@ -45,7 +45,15 @@ from ..errors import (
     UncoordinatedWriteError,
 )
 from ..mutable import version as core
-from ..mutable.servermap import NEW_SHARE_TEST, Bad, Found, ServerMap, plan_publish
+from ..mutable.servermap import (
+    NEW_SHARE_TEST,
+    Bad,
+    Found,
+    ServerMap,
+    ShareTest,
+    plan_publish,
+    still,
+)
 from ..placement.happiness import permuted
 from ..shares.mutable import HEADER_READ_SIZE, Header, Prefix, Share, parse_header, parse_share
 from ..storage.client import MutableSecrets, ShareVectors, StorageClient
@@ -309,7 +317,7 @@ async def publish(servers: Sequence[StorageClient], cap: MutableWriteCap,
     plan = plan_publish(servermap, order, total, usable)
     checkstring = shares[0].prefix.checkstring()
 
-    async def write(index: int, number: int, test: tuple[int, bytes]) -> bool:
+    async def write(index: int, number: int, test: ShareTest) -> bool:
         """One share, in pieces of at most WRITE_PIECE bytes: the first (with the header)
         tests what the map saw; then the rest at once, each testing that the share is
         still ours."""
@@ -318,7 +326,7 @@ async def publish(servers: Sequence[StorageClient], cap: MutableWriteCap,
         secrets = MutableSecrets(cap.write_enabler(server.tub_id), renew, cancel)
         data = memoryview(packed[number])
 
-        async def piece(start: int, test: tuple[int, bytes]) -> bool:
+        async def piece(start: int, test: ShareTest) -> bool:
             ok, _ = await server.read_test_write(cap.storage_index, secrets, {
                 number: ShareVectors((test,), ((start, bytes(
                     data[start:start + WRITE_PIECE])),))})
@@ -326,7 +334,7 @@ async def publish(servers: Sequence[StorageClient], cap: MutableWriteCap,
 
         if not await piece(0, test):
             return False
-        rest = await settle(piece(start, (0, checkstring))
+        rest = await settle(piece(start, still(checkstring))
                             for start in range(WRITE_PIECE, len(data), WRITE_PIECE))
         for result in rest:
             if isinstance(result, BaseException):

@@ -18,8 +18,18 @@ import attrs
 
 from ..shares.mutable import Prefix
 
-NEW_SHARE_TEST = (0, b"")  # for a share the map saw no copy of: an empty test (it passes
-# on whatever is there, as the map found nothing)
+# A test-and-set write's test of one share: its `size` bytes at `offset` must be `specimen`
+# (a share reads short where it ends; one that does not exist reads as b"").
+ShareTest = tuple[int, int, bytes]
+# For a share the map saw no copy of: its first byte must read as nothing, so the write
+# fails where a share exists after all (another writer's new share, or one a silent
+# server held), as Tahoe's publisher tests; a zero-length test would pass on anything.
+NEW_SHARE_TEST: ShareTest = (0, 1, b"")
+
+
+def still(specimen: bytes) -> ShareTest:
+    """The test that a share still begins with `specimen` (what the map saw there)."""
+    return (0, len(specimen), specimen)
 
 
 @attrs.frozen
@@ -81,7 +91,7 @@ class ServerMap:
 class Placement:
     server: int
     number: int
-    test: tuple[int, bytes]  # (offset, specimen): the share there must still be this
+    test: ShareTest  # what the share there must still be (NEW_SHARE_TEST: none there)
 
 
 def plan_publish(servermap: ServerMap, permuted: Sequence[int], total: int,
@@ -98,7 +108,7 @@ def plan_publish(servermap: ServerMap, permuted: Sequence[int], total: int,
     for server, number, specimen in sorted(slots, key=lambda x: (x[1], x[0])):
         if number >= total or server not in load or (server, number) in taken:
             continue  # a share number the new N has no room for stays as it is
-        placements.append(Placement(server, number, (0, specimen)))
+        placements.append(Placement(server, number, still(specimen)))
         taken.add((server, number))
         load[server] += 1
         placed.add(number)

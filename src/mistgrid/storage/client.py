@@ -427,8 +427,8 @@ class StorageClient:
         happen; the reads are of the data before the writes."""
         body = {
             "test-write-vectors": {
-                number: {"test": [{"offset": o, "size": len(s), "specimen": s}
-                                  for o, s in v.tests],
+                number: {"test": [{"offset": o, "size": n, "specimen": s}
+                                  for o, n, s in v.tests],
                          "write": [{"offset": o, "data": d} for o, d in v.writes],
                          "new-length": v.new_length}
                 for number, v in vectors.items()},
@@ -462,9 +462,9 @@ class MutableSecrets:
 
 @attrs.frozen
 class ShareVectors:
-    """For one share: (offset, specimen) tests, (offset, data) writes, new length."""
+    """For one share: (offset, size, specimen) tests, (offset, data) writes, new length."""
 
-    tests: tuple[tuple[int, bytes], ...]
+    tests: tuple[tuple[int, int, bytes], ...]
     writes: tuple[tuple[int, bytes], ...]
     new_length: int | None = None
 
