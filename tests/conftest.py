@@ -33,34 +33,34 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         report.longrepr = f"skipped under CI=true, which must run every test: {reason}"
 
 
+NETWORK_TESTS = "tests/network/"
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Keep shared fixtures shared under pytest-xdist (scripts/test runs two workers, with
-    `--dist loadgroup`): the tests on the private Tor and I2P networks (started once per
-    pytest process by the session fixture `networks`) all run in one worker, and the tests
-    of a module that share a module- or session-scoped fixture (a grid of nodes) run in one
-    worker together, so each is started once. Every other test goes wherever a worker is
-    free."""
-    for item in items:
-        group = _shared_fixture_group(item)
-        if group:
-            item.add_marker(pytest.mark.xdist_group(group))
+    """The tests on the private Tor and I2P networks first: under pytest-xdist (see
+    pytest_xdist_make_scheduler) they are one unit of work, the longest, so it starts
+    at once while the other worker takes everything else."""
+    items.sort(key=lambda item: not item.nodeid.startswith(NETWORK_TESTS))
 
 
-def _shared_fixture_group(item: pytest.Item) -> str | None:
-    names = getattr(item, "fixturenames", ())
-    if "networks" in names:
-        return "tor-i2p-networks"
-    info = getattr(item, "_fixtureinfo", None)
-    definitions = info.name2fixturedefs.values() if info is not None else ()
-    if any(d.scope in ("module", "package", "session") and _ours(d.func)
-           for defs in definitions for d in defs):
-        return item.nodeid.split("::", 1)[0]
-    return None
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """With `--dist loadscope` (scripts/test runs two workers so): each test file is one
+    unit of work, so a module's shared fixtures (a grid of nodes) start once, and all of
+    tests/network is one unit, so the session's private Tor and I2P networks (and the
+    whole-life runs) start once, in one worker. In the order collected, not by size."""
+    if config.getvalue("dist") != "loadscope":
+        return None
+    from xdist.scheduler import (  # type: ignore[import-untyped]  # noqa: PLC0415
+        LoadScopeScheduling,  # (only under xdist)
+    )
 
+    class _Scheduling(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            return NETWORK_TESTS if nodeid.startswith(NETWORK_TESTS) else \
+                nodeid.split("::", 1)[0]
 
-def _ours(function: object) -> bool:
-    """A fixture of this suite (not pytest's or a plugin's, such as tmp_path_factory)."""
-    return str(getattr(function, "__module__", "")).startswith("tests.")
+    config.option.loadscopereorder = False
+    return _Scheduling(config, log)
 
 
 @pytest.hookimpl(trylast=True)
