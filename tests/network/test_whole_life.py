@@ -137,12 +137,14 @@ def lives(tmp_path_factory: pytest.TempPathFactory
         for helper, out in started.values():
             if helper.poll() is None:
                 helper.kill()
-                # killed, the helper cannot stop its nodes (each in a session of its own),
-                # nor reap strace: stop every process started under its directory
-                for pid, _ in processes_mentioning(out):
-                    with contextlib.suppress(ProcessLookupError):
-                        os.kill(pid, signal.SIGKILL)
             helper.wait()
+            # A killed helper cannot stop its nodes (each in a session of its own) nor
+            # reap strace, and one that failed half-way may have left some (seen: a node
+            # that outlived `mistgrid stop`): stop every process started under its
+            # directory.
+            for pid, _ in processes_mentioning(out):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
 
 
 @pytest.mark.slow
