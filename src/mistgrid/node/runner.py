@@ -55,6 +55,31 @@ from .plan import (
 reactor = cast(Any, _reactor)
 
 
+# Seconds a stopping node waits for Foolscap to close its connections. Over Tor a peer's
+# stream can take minutes to close (seen: 43 s for an introducer, so `mistgrid stop` gave
+# up at 30 s); what is still open then is closed by the reactor's own shutdown.
+TUB_STOP_PATIENCE = 5.0
+
+
+def _at_most(work: defer.Deferred[Any], seconds: float) -> defer.Deferred[None]:
+    """Fires when `work` does or after `seconds`, whichever is first (never fails)."""
+    done: defer.Deferred[None] = defer.Deferred()
+
+    def finish(_: object = None) -> None:
+        if not done.called:
+            done.callback(None)
+
+    timer = reactor.callLater(seconds, finish)
+
+    def ended(result: object) -> None:
+        if timer.active():
+            timer.cancel()
+        finish()
+
+    work.addBoth(ended)
+    return done
+
+
 def run_node(directory: Path) -> list[str]:
     """Check, then run until stopped; returns the problems that stopped it instead."""
     cfg, lines = check_node(directory)
@@ -258,7 +283,9 @@ def _serve(directory: Path, cfg: ConfigValues, plan: StoragePlan | None, web: bo
             from ..introducer.tub import make_tub  # noqa: PLC0415
             from .introduction import start_clients, start_introducer  # noqa: PLC0415
             tub = make_tub(create_identity(private), connector)
-            reactor.addSystemEventTrigger("before", "shutdown", tub.stopService)
+            reactor.addSystemEventTrigger(
+                "before", "shutdown",
+                lambda: _at_most(defer.maybeDeferred(tub.stopService), TUB_STOP_PATIENCE))
             clients = start_clients(tub, furls, nickname, servers if web else None,
                                     connector, reactor)
             if listener is not None:
