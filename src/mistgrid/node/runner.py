@@ -62,22 +62,11 @@ TUB_STOP_PATIENCE = 5.0
 
 
 def _at_most(work: defer.Deferred[Any], seconds: float) -> defer.Deferred[None]:
-    """Fires when `work` does or after `seconds`, whichever is first (never fails)."""
-    done: defer.Deferred[None] = defer.Deferred()
-
-    def finish(_: object = None) -> None:
-        if not done.called:
-            done.callback(None)
-
-    timer = reactor.callLater(seconds, finish)
-
-    def ended(result: object) -> None:
-        if timer.active():
-            timer.cancel()
-        finish()
-
-    work.addBoth(ended)
-    return done
+    """Fires when `work` does or after `seconds`, whichever is first (never fails; `work`
+    itself is not cancelled)."""
+    done: defer.Deferred[None] = defer.Deferred()  # cancelled at the timeout, it ignores
+    work.addBoth(lambda _: None).chainDeferred(done)  # work's late result
+    return done.addTimeout(seconds, reactor, onTimeoutCancel=lambda *_: None)
 
 
 def run_node(directory: Path) -> list[str]:
