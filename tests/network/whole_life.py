@@ -78,9 +78,15 @@ class Life:
     def end(self) -> None:
         """Stop every node, then reap strace: a SIGTERM to strace only detaches it, and
         the node it traced would go on running."""
+        failures: list[str] = []
         for node in reversed(dict.fromkeys(self.nodes)):
-            self.stop(node)
+            try:
+                self.stop(node, running=False)
+            except RuntimeError as err:
+                failures.append(str(err))
         stop_all(self.processes)
+        if failures:
+            raise RuntimeError("; ".join(failures))
 
     def traced(self, node: Path, run: int) -> Managed:
         self.nodes.append(node)
@@ -97,8 +103,14 @@ class Life:
         if made.returncode != 0:
             raise RuntimeError(f"mistgrid {args[0]} failed: {made.stderr.decode()}")
 
-    def stop(self, node: Path) -> None:
-        run_cli("stop", str(node))
+    def stop(self, node: Path, running: bool = True) -> None:
+        """`mistgrid stop` the node; it must stop within that command's patience (a
+        node that is not running is only fine when `running` is False)."""
+        done = run_cli("stop", str(node))
+        said = done.stderr.decode().strip()
+        if done.returncode == 0 or (not running and "no node is running" in said):
+            return
+        raise RuntimeError(f"mistgrid stop {node.name}: exit {done.returncode}: {said}")
 
     def round_trip(self, url: str, data: bytes) -> str:
         request = urllib.request.Request(url + "uri", data=data, method="PUT")
