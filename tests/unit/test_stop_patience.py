@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import time
 
+import pytest
 import pytest_twisted
 from twisted.internet import defer
 
-from mistgrid.node.runner import _at_most
+from mistgrid.node.runner import _at_most, stop_tub
 
 
 @pytest_twisted.ensureDeferred
@@ -29,3 +30,32 @@ async def test_a_close_that_ends_is_not_waited_for_longer() -> None:
     started = time.monotonic()
     await _at_most(defer.fail(RuntimeError("closed badly")), 30)
     assert time.monotonic() - started < 1
+
+
+class _StuckTub:
+    """A Tub whose two connections never finish closing (a Tor stream left open)."""
+
+    def __init__(self) -> None:
+        self.brokers = {"a": object(), "b": object()}
+        self.stopping: defer.Deferred[None] = defer.Deferred()
+
+    def stopService(self) -> defer.Deferred[None]:  # noqa: N802
+        return self.stopping
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_tub_still_closing_at_the_patience_is_named_in_the_log(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    tub = _StuckTub()
+    await stop_tub(tub, 0.1)
+    assert "2 Foolscap connection(s) still closing after 0.1 s" in capsys.readouterr().out
+    tub.stopping.callback(None)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_tub_that_stops_in_time_says_nothing(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    tub = _StuckTub()
+    tub.stopping.callback(None)
+    await stop_tub(tub, 5)
+    assert capsys.readouterr().out == ""

@@ -69,6 +69,19 @@ def _at_most(work: defer.Deferred[Any], seconds: float) -> defer.Deferred[None]:
     return done.addTimeout(seconds, reactor, onTimeoutCancel=lambda *_: None)
 
 
+def stop_tub(tub: Any, seconds: float = TUB_STOP_PATIENCE) -> defer.Deferred[None]:
+    """Stop Foolscap's Tub, waiting at most `seconds` for its connections to close; when
+    some are still closing then, say how many (the reactor's shutdown closes them)."""
+    stopping = defer.maybeDeferred(tub.stopService)
+
+    def said(_: None) -> None:
+        if not stopping.called:
+            print(f"{len(tub.brokers)} Foolscap connection(s) still closing after "
+                  f"{seconds:g} s; closing them now", flush=True)
+
+    return _at_most(stopping, seconds).addCallback(said)
+
+
 def run_node(directory: Path) -> list[str]:
     """Check, then run until stopped; returns the problems that stopped it instead."""
     cfg, lines = check_node(directory)
@@ -274,7 +287,7 @@ def _serve(directory: Path, cfg: ConfigValues, plan: StoragePlan | None, web: bo
             tub = make_tub(create_identity(private), connector)
             reactor.addSystemEventTrigger(
                 "before", "shutdown",
-                lambda: _at_most(defer.maybeDeferred(tub.stopService), TUB_STOP_PATIENCE))
+                lambda: stop_tub(tub))
             clients = start_clients(tub, furls, nickname, servers if web else None,
                                     connector, reactor)
             if listener is not None:
