@@ -143,6 +143,12 @@ async def test_newest_version_wins_and_bad_share_is_named(
     got = await mutable.retrieve(clients(running), cap)
     assert got.data == second and got.prefix.seqnum == 2
     assert any(b.number == victim and "hash" in b.reason for b in got.bad), got.bad
+    # the same through a map for reading (a client's reads): two versions among the
+    # guessed shares make it complete
+    reading = await mutable.map_servers(clients(running), cap, N, complete=False)
+    assert reading.complete
+    got = await mutable.retrieve(clients(running), cap, mapped=reading)
+    assert got.data == second and got.prefix.seqnum == 2
     await mutable.modify(clients(running), cap, lambda _: first, K, N, SECRET,
                          needs_current=False)
     mapped = await mutable.map_servers(clients(running), cap)

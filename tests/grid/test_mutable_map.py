@@ -1,10 +1,13 @@
 """The servermap's round trips: each server is read for the share it most likely holds
-while it lists its shares, and a wrong guess costs nothing but a refused read."""
+while it lists its shares, and a wrong guess costs nothing but a refused read. For
+reading, a server whose guessed share is good is not asked for its list at all; anything
+unexpected (a miss, two versions, a bad share) makes the map complete."""
 
 from __future__ import annotations
 
 import io
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import cast
 
@@ -16,6 +19,8 @@ from mistgrid.crypto import rsa
 from mistgrid.grid.mutable import KeyPool, map_servers
 from mistgrid.grid.mutable_files import MutableFiles
 from mistgrid.mutable.version import SigningKey
+from mistgrid.shares.mutable import HEADER_READ_SIZE, parse_header
+from mistgrid.storage.backend import si_text
 from mistgrid.storage.client import StorageClient
 
 from .test_mdmf_partial import CountingServer
@@ -58,7 +63,7 @@ class HeldListing(CountingServer):
         return super().read_mutable(si, n, offset, length)
 
 
-def _files(servers: list[HeldListing], total: int) -> MutableFiles:
+def _files(servers: Sequence[HeldListing], total: int) -> MutableFiles:
     return MutableFiles(lambda: cast(list[StorageClient], servers), 2, total, b"l" * 32,
                         None, KeyPool(0, None))
 
@@ -123,3 +128,121 @@ async def test_a_new_file_is_written_without_a_listing(tmp_path: Path) -> None:
     mapped = await map_servers(cast(list[StorageClient], servers), again, 4)
     assert {r.prefix.seqnum for r in mapped.map.found} == {2}
     assert await files.read_all(again) == second
+
+
+class Flipping(HeldListing):
+    """Flips a byte of the share data (a block) of the shares in `corrupt`."""
+
+    def __init__(self, root: Path, index: int) -> None:
+        super().__init__(root, index)
+        self.corrupt: set[int] = set()
+        self.failing: set[int] = set()  # shares whose reads past the first fail
+
+    def read_mutable(self, si: bytes, n: int, offset: int,
+                     length: int) -> defer.Deferred[bytes]:
+        if n in self.failing and offset != 0:
+            return defer.fail(ConnectionRefusedError("gone after the map"))
+        read = super().read_mutable(si, n, offset, length)
+        if n not in self.corrupt or offset != 0:
+            return read
+
+        def flip(data: bytes) -> bytes:
+            raw = bytearray(data)
+            raw[parse_header(data[:HEADER_READ_SIZE], n).offsets.share_data] ^= 1
+            return bytes(raw)
+
+        return read.addCallback(flip)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_read_asks_no_server_for_its_list_when_the_guesses_hold(
+        tmp_path: Path) -> None:
+    servers = [HeldListing(tmp_path / f"s{i}", i) for i in range(4)]
+    files = _files(servers, 4)
+    for fmt in MutableFormat:
+        data = os.urandom(2000)
+        cap = await files.create(fmt, io.BytesIO(data), len(data),
+                                 SigningKey.of(rsa.generate()))
+        for server in servers:
+            server.forget()
+            server.listings = 0
+        assert await files.read_all(cap) == data
+        assert [s.listings for s in servers] == [0, 0, 0, 0]
+        assert [len(s.reads) for s in servers] == [1, 1, 1, 1]
+        info = await files.info(cap)
+        assert info is not None and info.data_length == len(data)
+        assert [s.listings for s in servers] == [0, 0, 0, 0]
+        # a writer's map still asks every server for everything it holds
+        await files.replace(cap, io.BytesIO(data[::-1]), len(data))
+        assert all(s.listings == 1 for s in servers)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_server_left_with_an_older_version_makes_the_read_map_complete(
+        tmp_path: Path) -> None:
+    """Server 0 keeps version 1 of its share (it missed the write of version 2): the read
+    sees two versions among the guessed shares, asks every server for its list (as a
+    writer would), and returns version 2."""
+    servers = [HeldListing(tmp_path / f"s{i}", i) for i in range(4)]
+    files = _files(servers, 4)
+    first, second = os.urandom(1500), os.urandom(1600)
+    for fmt in MutableFormat:
+        cap = await files.create(fmt, io.BytesIO(first), len(first),
+                                 SigningKey.of(rsa.generate()))
+        mapped = await map_servers(cast(list[StorageClient], servers), cap, 4)
+        number = next(r.number for r in mapped.map.found if r.server == 0)
+        path = servers[0].backend.shares / si_text(cap.storage_index)[:2] / si_text(
+            cap.storage_index) / str(number)
+        old = path.read_bytes()
+        await files.replace(cap, io.BytesIO(second), len(second))
+        path.write_bytes(old)  # server 0 missed the write
+        for server in servers:
+            server.listings = 0
+        assert await files.read_all(cap) == second
+        assert all(s.listings == 1 for s in servers)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_read_that_finds_too_few_good_guessed_shares_maps_again(
+        tmp_path: Path) -> None:
+    """2-of-8 on 4 servers (two shares each); the blocks of three of the four guessed
+    shares are corrupt (their signed parts are fine, so the map takes them): the read
+    maps every share and decodes from good ones."""
+    servers = [Flipping(tmp_path / f"s{i}", i) for i in range(4)]
+    files = _files(servers, 8)
+    for fmt in MutableFormat:
+        data = os.urandom(3000)
+        cap = await files.create(fmt, io.BytesIO(data), len(data),
+                                 SigningKey.of(rsa.generate()))
+        mapped = await map_servers(cast(list[StorageClient], servers), cap, 8,
+                                   complete=False)
+        assert len(mapped.map.found) == 4 and not mapped.complete
+        for record in mapped.map.found[:3]:
+            servers[record.server].corrupt = {record.number}
+        for server in servers:
+            server.listings = 0
+        assert await files.read_all(cap) == data
+        assert all(s.listings == 1 for s in servers)
+        for server in servers:
+            server.corrupt = set()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_read_whose_guessed_shares_fail_after_the_map_maps_again(
+        tmp_path: Path) -> None:
+    """As above, but the servers of three guessed shares fail every read after the map's
+    first (not a share changed under the read: a server going away)."""
+    servers = [Flipping(tmp_path / f"s{i}", i) for i in range(4)]
+    files = _files(servers, 8)
+    for fmt in MutableFormat:
+        data = os.urandom(200_000)  # shares larger than the map's first read
+        cap = await files.create(fmt, io.BytesIO(data), len(data),
+                                 SigningKey.of(rsa.generate()))
+        mapped = await map_servers(cast(list[StorageClient], servers), cap, 8,
+                                   complete=False)
+        for record in mapped.map.found[:3]:
+            servers[record.server].failing = {record.number}
+        assert await files.read_all(cap) == data
+        assert all(s.listings >= 1 for s in servers)
+        for server in servers:
+            server.failing = set()

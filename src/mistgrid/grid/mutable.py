@@ -88,6 +88,9 @@ class Mapped:
 
     map: ServerMap
     heads: dict[tuple[int, int], bytes]
+    # False: made for reading (a server whose guessed share was good was not asked what
+    # else it holds), so a read that finds too few good shares maps again, completely
+    complete: bool = True
 
 
 async def _in(executor: Executor | None, fn: Callable[..., Any], *args: Any) -> Any:
@@ -100,32 +103,55 @@ def _signed_part_end(header: Header) -> int:
                is MutableFormat.SDMF else o.verification_key)
 
 
+async def _checked_head(server: StorageClient, cap: MutableCap, number: int,
+                        data: bytes) -> tuple[bytes, Header]:
+    """A share's first bytes (`data`, read more where its signed part goes on), with
+    its header, once its verification key is the cap's and its signature holds."""
+    header = parse_header(data[:HEADER_READ_SIZE], number)
+    end = _signed_part_end(header)
+    if len(data) < end and len(data) == FIRST_READ:
+        data += await server.read_mutable(cap.storage_index, number, len(data),
+                                          end - len(data))
+    if len(data) < end:
+        raise ShareError(number, "length", "truncated before its signature")
+    o, p = header.offsets, header.prefix
+    signature = data[o.signature:o.share_hash_chain if p.format
+                     is MutableFormat.SDMF else o.verification_key]
+    core.verify_signature(p, data[o.verification_key:o.verification_key_end],
+                          signature, cap.fingerprint, number)
+    return data, header
+
+
 async def _map_one(server: StorageClient, index: int, cap: MutableCap, servermap: ServerMap,
-                   heads: dict[tuple[int, int], bytes], guess: int | None) -> None:
+                   heads: dict[tuple[int, int], bytes], guess: int | None,
+                   complete: bool) -> None:
     # The share this server most likely holds is read beside the listing (one round trip
     # instead of two: over Tor, a circuit's latency saved on every mutable read).
     early = None if guess is None else begin(
         server.read_mutable(cap.storage_index, guess, 0, FIRST_READ))
+    guessed: bytes | BaseException | None = None
+    if early is not None and guess is not None and not complete:
+        # for reading, a good guessed share is enough from this server: it is not asked
+        # for its list (half the requests); a miss costs the listing's round trip after
+        guessed, early = await early, None
+        if isinstance(guessed, bytes) and guessed:
+            with contextlib.suppress(ShareError):
+                data, header = await _checked_head(server, cap, guess, guessed)
+                heads[(index, guess)] = data
+                servermap.found.append(Found(index, guess, header.prefix))
+                servermap.responded.add(index)
+                return
     numbers = await server.list_mutable(cap.storage_index)
     servermap.responded.add(index)
 
     async def one(number: int) -> None:
-        data = await early if early is not None and number == guess else None
+        data = guessed if number == guess else None
+        if early is not None and number == guess:
+            data = await early
         if not isinstance(data, bytes):
             data = await server.read_mutable(cap.storage_index, number, 0, FIRST_READ)
         try:
-            header = parse_header(data[:HEADER_READ_SIZE], number)
-            end = _signed_part_end(header)
-            if len(data) < end and len(data) == FIRST_READ:
-                data += await server.read_mutable(cap.storage_index, number, len(data),
-                                                  end - len(data))
-            if len(data) < end:
-                raise ShareError(number, "length", "truncated before its signature")
-            o, p = header.offsets, header.prefix
-            signature = data[o.signature:o.share_hash_chain if p.format
-                             is MutableFormat.SDMF else o.verification_key]
-            core.verify_signature(p, data[o.verification_key:o.verification_key_end],
-                                  signature, cap.fingerprint, number)
+            data, header = await _checked_head(server, cap, number, data)
         except ShareError as err:
             servermap.bad.append(Bad(index, number, _reason(err), data[:57]))
             return
@@ -136,11 +162,12 @@ async def _map_one(server: StorageClient, index: int, cap: MutableCap, servermap
 
 
 async def map_servers(servers: Sequence[StorageClient], cap: MutableCap,
-                      expect: int = 0) -> Mapped:
+                      expect: int = 0, complete: bool = True) -> Mapped:
     """Which server holds which share of which version. `expect`: the shares a file of
     this grid usually has (its N); the server at position p of the file's permuted order
     is read for share p while it lists its shares, as publishing puts share p there.
-    0 (a new file: nothing to read) guesses nothing."""
+    0 (a new file: nothing to read) guesses nothing. `complete` False (for reading): a
+    server whose guessed share is good is not asked what else it holds."""
     servermap = ServerMap()
     heads: dict[tuple[int, int], bytes] = {}
     guesses: dict[int, int] = {}
@@ -148,9 +175,14 @@ async def map_servers(servers: Sequence[StorageClient], cap: MutableCap,
         order = permuted([s.permutation_seed for s in servers], cap.storage_index)
         guesses = {server: number for number, server in enumerate(order[:expect])}
     # a server that stays silent while the others answered is left out of the map
-    await settle_within((_map_one(s, i, cap, servermap, heads, guesses.get(i))
+    await settle_within((_map_one(s, i, cap, servermap, heads, guesses.get(i), complete)
                          for i, s in enumerate(servers)), patience(READ_PATIENCE, servers))
-    return Mapped(servermap, heads)
+    if not complete and (servermap.bad or len(servermap.versions()) != 1
+                         or not servermap.recoverable()):
+        # shares of more than one version (a write under way or interrupted), a bad one,
+        # or too few: then every server is asked for everything it holds
+        return await map_servers(servers, cap, expect)
+    return Mapped(servermap, heads, complete)
 
 
 @attrs.frozen
@@ -178,6 +210,9 @@ async def retrieve(servers: Sequence[StorageClient], cap: MutableCap,
         try:
             return await _retrieve_once(servers, cap, executor, mapped)
         except NotEnoughSharesError as err:
+            if mapped is not None and not mapped.complete and attempt < READ_ATTEMPTS - 1:
+                mapped = None  # the other shares the servers hold were not asked for
+                continue
             if not _torn(err) or attempt == READ_ATTEMPTS - 1:
                 raise
             mapped = None

@@ -164,7 +164,7 @@ class MutableFiles:
 
     async def info(self, cap: MutableCap) -> Prefix | None:
         """The best version's fields (its size among them), or None when none is found."""
-        mapped = await map_servers(self._servers(), cap, self.total)
+        mapped = await map_servers(self._servers(), cap, self.total, complete=False)
         best = mapped.map.best()
         return mapped.map.prefix_of(best) if best is not None else None
 
@@ -174,7 +174,7 @@ class MutableFiles:
         `choose(size)` picks once the size is known (None: send nothing). MDMF reads only
         the segments the bytes lie in; SDMF reads its one segment."""
         servers = self._servers()
-        mapped = await map_servers(servers, cap, self.total)
+        mapped = await map_servers(servers, cap, self.total, complete=False)
         best = mapped.map.best()
         if best is not None and mapped.map.prefix_of(best).format is MutableFormat.MDMF:
             sent = [0]
@@ -195,9 +195,10 @@ class MutableFiles:
                                               self._executor, mapped)
                     return prefix
                 except NotEnoughSharesError as err:
-                    # replaced between the map and the reads: read the newer version,
-                    # if nothing has been sent yet
-                    if sent[0] or not _torn(err) or attempt == READ_ATTEMPTS - 1:
+                    # replaced between the map and the reads (read the newer version), or
+                    # a map for reading that missed shares: if nothing has been sent yet
+                    if sent[0] or attempt == READ_ATTEMPTS - 1 or (
+                            mapped.complete and not _torn(err)):
                         raise
                     mapped = await map_servers(servers, cap, self.total)
         got = await retrieve(servers, cap, self._executor, mapped)
