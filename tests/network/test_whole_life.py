@@ -103,6 +103,16 @@ def test_a_daemons_address_probe_is_told_from_a_connection() -> None:
     assert len(findings(probe, set())) == 2
     stream = ['300 socket(AF_INET, SOCK_STREAM|SOCK_CLOEXEC, IPPROTO_TCP) = 13', probe[1]]
     assert len(findings(stream, set(), daemon=True)) == 1
+    # a socket() cut in two by another thread's call (seen in a launched tor's trace),
+    # after the same descriptor number was a netlink socket
+    cut = ['300 socket(AF_NETLINK, SOCK_RAW|SOCK_CLOEXEC, NETLINK_ROUTE) = 13',
+           '300 socket(AF_INET, SOCK_DGRAM|SOCK_CLOEXEC, IPPROTO_UDP <unfinished ...>',
+           '283 sendto(9, ""..., 32, 0, NULL, 0 <unfinished ...>',
+           '300 <... socket resumed>)             = 13',
+           '283 <... sendto resumed>)             = 32', probe[1]]
+    assert findings(cut, set(), daemon=True) == []
+    cut_stream = [line.replace("SOCK_DGRAM", "SOCK_STREAM") for line in cut]
+    assert len(findings(cut_stream, set(), daemon=True)) == 1
 
 
 LIVES = ("tor", "tor-launch", "i2p-grid")

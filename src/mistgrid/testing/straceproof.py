@@ -38,6 +38,10 @@ _PATH = re.compile(r"^(?:AT_FDCWD, )?\"([^\"]*)\"")
 ADDRESS_PROBES = {("18.0.0.1", 9), ("2002::", 9)}
 _SOCKET = re.compile(r"^(?:\[pid\s+)?(\d+)?\]?\s*socket\((AF_[A-Z0-9]+), (SOCK_[A-Z]+)[^)]*\)"
                      r"\s+=\s+(\d+)")
+# the same call cut in two by another thread's (strace -f): its start, then its end
+_SOCKET_START = re.compile(r"^(?:\[pid\s+)?(\d+)?\]?\s*socket\((AF_[A-Z0-9]+), (SOCK_[A-Z]+)"
+                           r"[^)]*<unfinished \.\.\.>$")
+_SOCKET_END = re.compile(r"^(?:\[pid\s+)?(\d+)?\]?\s*<\.\.\. socket resumed>[^=]*=\s+(\d+)")
 _FD = re.compile(r"^(\d+),")
 
 
@@ -51,14 +55,15 @@ def findings(lines: Iterable[str], allowed_ports: Collection[int],
     ADDRESS_PROBES address (nothing is sent)."""
     found = []
     datagram: set[tuple[str, str]] = set()  # (pid, fd) of datagram sockets
+    making: dict[str, str] = {}  # pid: the kind of socket its unfinished socket() makes
     for line in lines:
-        made = _SOCKET.match(line.strip())
-        if made:
-            pid, _family, kind, fd = made.groups()
+        made = _socket_made(line.strip(), making)
+        if made is not None:
+            pid, kind, fd = made
             if kind == "SOCK_DGRAM":
-                datagram.add((pid or "", fd))
-            else:
-                datagram.discard((pid or "", fd))
+                datagram.add((pid, fd))
+            elif kind:
+                datagram.discard((pid, fd))
             continue
         match = _CALL.match(line.strip())
         if match is None:
@@ -85,6 +90,23 @@ def findings(lines: Iterable[str], allowed_ports: Collection[int],
                     daemon and family == "AF_NETLINK"):
                 found.append(f"{family}: {line.strip()}")
     return found
+
+
+def _socket_made(line: str, making: dict[str, str]) -> tuple[str, str, str] | None:
+    """For a line of a socket() call: (pid, kind, fd), with kind and fd "" until the
+    call has returned (its kind is kept in `making` meanwhile); None for other lines."""
+    made = _SOCKET.match(line)
+    if made:
+        return made.group(1) or "", made.group(3), made.group(4)
+    start = _SOCKET_START.match(line)
+    if start:
+        making[start.group(1) or ""] = start.group(3)
+        return start.group(1) or "", "", ""
+    end = _SOCKET_END.match(line)
+    if end:
+        pid = end.group(1) or ""
+        return pid, making.pop(pid, "SOCK_UNKNOWN"), end.group(2)
+    return None
 
 
 def _probe(line: str, call: str, rest: str, datagram: set[tuple[str, str]]) -> bool:
