@@ -19,6 +19,7 @@ from mistgrid.crypto import rsa
 from mistgrid.grid.mutable import KeyPool, map_servers
 from mistgrid.grid.mutable_files import MutableFiles
 from mistgrid.mutable.version import SigningKey
+from mistgrid.placement.happiness import permuted
 from mistgrid.shares.mutable import HEADER_READ_SIZE, parse_header
 from mistgrid.storage.backend import si_text
 from mistgrid.storage.client import StorageClient
@@ -246,3 +247,30 @@ async def test_a_read_whose_guessed_shares_fail_after_the_map_maps_again(
         assert all(s.listings >= 1 for s in servers)
         for server in servers:
             server.failing = set()
+
+
+@pytest_twisted.ensureDeferred
+async def test_shares_away_from_their_permuted_places_are_read_where_last_seen(
+        tmp_path: Path) -> None:
+    """A file written on 5 servers, read on 4 of them (the first of its permuted order
+    has left the grid): every guess misses, so the first read asks every server for its
+    list; from then on the client reads each server's share where it last saw it, with
+    no listing and no refused read, also after a write."""
+    five = [HeldListing(tmp_path / f"s{i}", i) for i in range(5)]
+    data = os.urandom(2500)
+    cap = await _files(five, 5).create(MutableFormat.SDMF, io.BytesIO(data), len(data))
+    gone = permuted([s.permutation_seed for s in five], cap.storage_index)[0]
+    servers = [s for i, s in enumerate(five) if i != gone]
+    files = _files(servers, 5)
+
+    def counts() -> tuple[int, int]:
+        return sum(s.listings for s in servers), sum(s.refused for s in servers)
+
+    assert await files.read_all(cap) == data
+    assert counts() == (4, 4)
+    assert await files.read_all(cap) == data
+    assert counts() == (4, 4)
+    await files.replace(cap, io.BytesIO(data[::-1]), len(data))  # maps: 4 listings
+    assert counts() == (8, 4)
+    assert await files.read_all(cap) == data[::-1]
+    assert counts() == (8, 4)

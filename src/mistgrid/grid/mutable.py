@@ -3,15 +3,17 @@
 How this works: `map_servers` asks every server which shares of the file it holds and reads
 each share's first bytes (header, verification key, signature; the share a server most
 likely holds is read beside the question, in the same round trip); a share whose key is not
-the cap's or whose signature fails is recorded as bad, never used. `retrieve` reads k whole
-shares of the best version (distinct servers first), checks every hash, routes around a bad
-share (named in the result) and decodes on the executor. `publish` encodes the next
+the cap's or whose signature fails is recorded as bad, never used. A map for reading asks
+only for that likely share where it is good, and is made complete when anything is amiss;
+where a client last saw a file's shares is remembered and read first. `retrieve` reads k
+whole shares of the best version (distinct servers first), checks every hash, routes around
+a bad share (named in the result) and decodes on the executor. `publish` encodes the next
 version (the highest sequence number seen plus one) and writes every share with one
 test-and-set per server: each share found is replaced only if it is still what the map saw
 there, so a writer who raced us makes the write fail with `UncoordinatedWriteError`;
-`replace` and `modify` then map again and publish on top of the newer version (a few tries).
-Write enablers and lease secrets are derived per server from the write key, the client's
-lease secret and the server's tub ID, exactly as Tahoe-LAFS derives them.
+`replace` and `modify` then map again and publish on top of the newer version (a few
+tries). Write enablers and lease secrets are derived per server from the write key, the
+client's lease secret and the server's tub ID, exactly as Tahoe-LAFS derives them.
 """
 
 from __future__ import annotations
@@ -51,7 +53,9 @@ from ..mutable.servermap import (
     Found,
     ServerMap,
     ShareTest,
+    Sightings,
     plan_publish,
+    seen_in,
     still,
 )
 from ..placement.happiness import permuted
@@ -162,26 +166,44 @@ async def _map_one(server: StorageClient, index: int, cap: MutableCap, servermap
 
 
 async def map_servers(servers: Sequence[StorageClient], cap: MutableCap,
-                      expect: int = 0, complete: bool = True) -> Mapped:
+                      expect: int = 0, complete: bool = True,
+                      sightings: Sightings | None = None) -> Mapped:
     """Which server holds which share of which version. `expect`: the shares a file of
     this grid usually has (its N); the server at position p of the file's permuted order
     is read for share p while it lists its shares, as publishing puts share p there.
-    0 (a new file: nothing to read) guesses nothing. `complete` False (for reading): a
-    server whose guessed share is good is not asked what else it holds."""
+    0 (a new file: nothing to read) guesses nothing. `sightings`: where this client saw
+    the file's shares last (those are read instead; what this map sees is added).
+    `complete` False (for reading): a server whose guessed share is good is not asked
+    what else it holds."""
     servermap = ServerMap()
     heads: dict[tuple[int, int], bytes] = {}
     guesses: dict[int, int] = {}
+    seeds = [s.permutation_seed for s in servers]
     if expect:
-        order = permuted([s.permutation_seed for s in servers], cap.storage_index)
+        order = permuted(seeds, cap.storage_index)
         guesses = {server: number for number, server in enumerate(order[:expect])}
+    if sightings is not None:
+        seen = sightings.of(cap.storage_index)
+        for index, seed in enumerate(seeds):
+            if seed in seen:
+                number = seen[seed]
+                if number is None:
+                    guesses.pop(index, None)  # it held none: it is only asked its list
+                else:
+                    guesses[index] = number
     # a server that stays silent while the others answered is left out of the map
     await settle_within((_map_one(s, i, cap, servermap, heads, guesses.get(i), complete)
                          for i, s in enumerate(servers)), patience(READ_PATIENCE, servers))
+    if sightings is not None:
+        # a server that held none is worth remembering only where it would be guessed at
+        sightings.learn(cap.storage_index, {
+            seed: number for seed, number in seen_in(servermap, seeds).items()
+            if number is not None or seeds.index(seed) in guesses or seed in seen})
     if not complete and (servermap.bad or len(servermap.versions()) != 1
                          or not servermap.recoverable()):
         # shares of more than one version (a write under way or interrupted), a bad one,
         # or too few: then every server is asked for everything it holds
-        return await map_servers(servers, cap, expect)
+        return await map_servers(servers, cap, expect, sightings=sightings)
     return Mapped(servermap, heads, complete)
 
 
@@ -336,6 +358,18 @@ class Published:
     placed: dict[int, list[int]]  # share number -> servers
 
 
+def _learnt(sightings: Sightings | None, servers: Sequence[StorageClient], cap: MutableCap,
+            published: Published) -> Published:
+    """`published`, once `sightings` (if any) knows where the write put the shares."""
+    if sightings is not None:
+        seen: dict[bytes, int | None] = {}
+        for number, holders in sorted(published.placed.items(), reverse=True):
+            for server in holders:
+                seen[servers[server].permutation_seed] = number  # the lowest, last
+        sightings.learn(cap.storage_index, seen)
+    return published
+
+
 async def publish(servers: Sequence[StorageClient], cap: MutableWriteCap,
                   key: core.SigningKey, plaintext: bytes, needed: int, total: int,
                   lease_secret: bytes, mapped: Mapped, executor: Executor | None = None,
@@ -451,8 +485,8 @@ async def modify(servers: Sequence[StorageClient], cap: MutableWriteCap,
                  change: Callable[[bytes | None], bytes | Awaitable[bytes]],
                  needed: int, total: int, lease_secret: bytes,
                  executor: Executor | None = None,
-                 key: core.SigningKey | None = None, needs_current: bool = True
-                 ) -> Published:
+                 key: core.SigningKey | None = None, needs_current: bool = True,
+                 sightings: Sightings | None = None) -> Published:
     """Publish `change(current plaintext)` as the next version; on an uncoordinated write,
     map again and apply `change` to the newer version (up to RETRIES times, after a short
     random pause). As with Tahoe's modifiers, `change` must be idempotent: a racing write
@@ -460,10 +494,10 @@ async def modify(servers: Sequence[StorageClient], cap: MutableWriteCap,
     may already hold its own change (replacing, and writing bytes at an offset, are).
     `needs_current=False` (a whole replacement): the current contents are not read, and a
     file left with no recoverable version (writers who raced each other on too few
-    servers) is still replaced."""
+    servers) is still replaced. `sightings`: as for `map_servers`."""
     last: bytes | None = None  # what the previous, conflicted, attempt published
     for attempt in range(RETRIES + 1):
-        mapped = await map_servers(servers, cap, total)
+        mapped = await map_servers(servers, cap, total, sightings=sightings)
         servermap = mapped.map
         current: bytes | None = None
         k, n = needed, total
@@ -473,9 +507,9 @@ async def modify(servers: Sequence[StorageClient], cap: MutableWriteCap,
             # data), and the other writer's next try works on top of it.
             newest = max(servermap.found, key=lambda r: r.prefix.version_id).prefix
             try:
-                return await publish(servers, cap, key or await _signing_key(
-                    servers, cap, mapped, executor), last, newest.needed, newest.total,
-                    lease_secret, mapped, executor)
+                return _learnt(sightings, servers, cap, await publish(
+                    servers, cap, key or await _signing_key(servers, cap, mapped, executor),
+                    last, newest.needed, newest.total, lease_secret, mapped, executor))
             except UncoordinatedWriteError:
                 if attempt == RETRIES:
                     raise
@@ -515,8 +549,8 @@ async def modify(servers: Sequence[StorageClient], cap: MutableWriteCap,
         new_data = await new if not isinstance(new, bytes) else new
         last = new_data
         try:
-            return await publish(servers, cap, key, new_data, k, n, lease_secret, mapped,
-                                 executor)
+            return _learnt(sightings, servers, cap, await publish(
+                servers, cap, key, new_data, k, n, lease_secret, mapped, executor))
         except UncoordinatedWriteError:
             if attempt == RETRIES:
                 raise

@@ -26,7 +26,7 @@ from ..errors import (
     NotEnoughSharesError,
     UncoordinatedWriteError,
 )
-from ..mutable.servermap import ServerMap
+from ..mutable.servermap import ServerMap, Sightings
 from ..mutable.version import SigningKey
 from ..shares.mutable import Prefix
 from ..storage.client import StorageClient
@@ -37,6 +37,7 @@ from .mutable import (
     KeyPool,
     Mapped,
     Published,
+    _learnt,
     _pause,
     _signing_key,
     _torn,
@@ -60,6 +61,7 @@ class MutableFiles:
         self._lease_secret = lease_secret
         self._executor = executor
         self.keys = key_pool
+        self._sightings = Sightings()  # where this client saw each file's shares last
 
     async def _read_all(self, source: IO[bytes], size: int) -> bytes:
         if self._executor is None:
@@ -94,7 +96,8 @@ class MutableFiles:
             if fresh and attempt == 0 and data is not None:
                 mapped = Mapped(ServerMap(responded=set(range(len(servers)))), {})
             else:
-                mapped = await map_servers(servers, cap, 0 if new else self.total)
+                mapped = await map_servers(servers, cap, 0 if new else self.total,
+                                           sightings=self._sightings)
             if not mapped.map.responded:
                 raise MistgridError("no storage server answered")
             try:
@@ -106,12 +109,13 @@ class MutableFiles:
             needed, total = self._shape(mapped)
             try:
                 if data is not None:
-                    return await publish(servers, cap, signing, data, needed, total,
-                                         self._lease_secret, mapped, self._executor)
+                    return _learnt(self._sightings, servers, cap, await publish(
+                        servers, cap, signing, data, needed, total, self._lease_secret,
+                        mapped, self._executor))
                 source.seek(origin)
-                return await mdmf.publish_stream(servers, cap, signing, source, size,
-                                                 needed, total, self._lease_secret, mapped,
-                                                 self._executor)
+                return _learnt(self._sightings, servers, cap, await mdmf.publish_stream(
+                    servers, cap, signing, source, size, needed, total, self._lease_secret,
+                    mapped, self._executor))
             except UncoordinatedWriteError:
                 if attempt == RETRIES:
                     raise
@@ -134,7 +138,7 @@ class MutableFiles:
         """Publish `change(current contents)` (idempotent: it may run again on a newer
         version after a conflict). For small files, such as directories."""
         return await modify(self._servers(), cap, change, self.needed, self.total,
-                            self._lease_secret, self._executor)
+                            self._lease_secret, self._executor, sightings=self._sightings)
 
     async def read_all(self, cap: MutableCap) -> bytes:
         out = bytearray()
@@ -153,7 +157,8 @@ class MutableFiles:
         share found and onto new servers for the missing ones (a repair: never an older
         version). A large MDMF file goes through a spooled copy (bounded memory)."""
         servers = self._servers()
-        mapped = await map_servers(servers, cap, self.total)
+        mapped = await map_servers(servers, cap, self.total,
+                                   sightings=self._sightings)
         best = mapped.map.best()
         if best is not None:
             prefix = mapped.map.prefix_of(best)
@@ -164,7 +169,8 @@ class MutableFiles:
 
     async def info(self, cap: MutableCap) -> Prefix | None:
         """The best version's fields (its size among them), or None when none is found."""
-        mapped = await map_servers(self._servers(), cap, self.total, complete=False)
+        mapped = await map_servers(self._servers(), cap, self.total, complete=False,
+                                   sightings=self._sightings)
         best = mapped.map.best()
         return mapped.map.prefix_of(best) if best is not None else None
 
@@ -174,7 +180,8 @@ class MutableFiles:
         `choose(size)` picks once the size is known (None: send nothing). MDMF reads only
         the segments the bytes lie in; SDMF reads its one segment."""
         servers = self._servers()
-        mapped = await map_servers(servers, cap, self.total, complete=False)
+        mapped = await map_servers(servers, cap, self.total, complete=False,
+                                   sightings=self._sightings)
         best = mapped.map.best()
         if best is not None and mapped.map.prefix_of(best).format is MutableFormat.MDMF:
             sent = [0]
@@ -200,7 +207,8 @@ class MutableFiles:
                     if sent[0] or attempt == READ_ATTEMPTS - 1 or (
                             mapped.complete and not _torn(err)):
                         raise
-                    mapped = await map_servers(servers, cap, self.total)
+                    mapped = await map_servers(servers, cap, self.total,
+                                               sightings=self._sightings)
         got = await retrieve(servers, cap, self._executor, mapped)
         span = choose(len(got.data)) if choose else (0, len(got.data))
         if span is not None:
@@ -214,7 +222,8 @@ class MutableFiles:
         newest version."""
         servers = self._servers()
         for attempt in range(RETRIES + 1):
-            mapped = await map_servers(servers, cap, self.total)
+            mapped = await map_servers(servers, cap, self.total,
+                                       sightings=self._sightings)
             best = mapped.map.best()
             try:
                 if best is not None and mapped.map.prefix_of(best).format is \
@@ -224,12 +233,13 @@ class MutableFiles:
                                                      self._lease_secret, mapped,
                                                      self._executor)
                     if done is not None:
-                        return done
+                        return _learnt(self._sightings, servers, cap, done)
                     size = mapped.map.prefix_of(best).data_length
                     if max(size, offset + len(data)) > STREAM_ABOVE:
                         return await self._rewrite_spooled(cap, key, offset, data)
                 return await modify(servers, cap, _splice(offset, data), self.needed,
-                                    self.total, self._lease_secret, self._executor)
+                                    self.total, self._lease_secret, self._executor,
+                                    sightings=self._sightings)
             except UncoordinatedWriteError:
                 if attempt == RETRIES:
                     raise

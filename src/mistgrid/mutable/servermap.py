@@ -12,7 +12,8 @@ first. Pure: no I/O.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
 
 import attrs
 
@@ -85,6 +86,47 @@ class ServerMap:
 
     def is_empty(self) -> bool:
         return not self.found and not self.bad
+
+
+class Sightings:
+    """Where a client last saw the shares of files it mapped or wrote recently: per
+    storage index, per server (by permutation seed), the share that server holds (its
+    lowest number), or None where it held none. A map reads those shares first, and
+    only asks a server seen holding none for its list: once the grid's membership has
+    changed, a file's shares are no longer where its permuted order puts them. Bounded:
+    the files used least recently are forgotten."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self._size = size
+        self._seen: OrderedDict[bytes, dict[bytes, int | None]] = OrderedDict()
+
+    def of(self, storage_index: bytes) -> dict[bytes, int | None]:
+        seen = self._seen.get(storage_index)
+        if seen is None:
+            return {}
+        self._seen.move_to_end(storage_index)
+        return dict(seen)
+
+    def learn(self, storage_index: bytes, seen: Mapping[bytes, int | None]) -> None:
+        known = self._seen.pop(storage_index, {})
+        known.update(seen)
+        self._seen[storage_index] = known
+        while len(self._seen) > self._size:
+            self._seen.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._seen)
+
+
+def seen_in(servermap: ServerMap, seeds: Sequence[bytes]) -> dict[bytes, int | None]:
+    """What a map saw, for `Sightings.learn`: each server that answered (`seeds[i]` is
+    server i's), with its lowest good share (else its lowest bad one), or None."""
+    seen: dict[bytes, int | None] = {}
+    for server in servermap.responded:
+        good = [r.number for r in servermap.found if r.server == server]
+        bad = [b.number for b in servermap.bad if b.server == server]
+        seen[seeds[server]] = min(good or bad) if good or bad else None
+    return seen
 
 
 @attrs.frozen
