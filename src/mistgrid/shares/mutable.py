@@ -127,8 +127,14 @@ class Geometry:
         return next_multiple(self.segment_length(segment), self.needed) // self.needed
 
     def share_data_size(self) -> int:
+        """Bytes of (salts and) blocks in each share. In constant time: a header is
+        parsed before anything about it is checked, and its segment count may be huge."""
+        count = self.num_segments
+        if count == 0:
+            return 0
         salts = SALT_SIZE if self.format is MutableFormat.MDMF else 0
-        return sum(salts + self.block_length(s) for s in range(self.num_segments))
+        # every segment but the last is whole, so their blocks are all as long
+        return count * salts + (count - 1) * self.block_length(0) + self.block_length(count - 1)
 
     def block_offset(self, segment: int) -> int:
         """Where a segment's (salt and) block starts within the share data."""
