@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mistgrid.crypto import merkle
+from mistgrid.crypto.hashes import TAG_MERKLE_INTERNAL, tagged_pair_hash
 
 
 def leaves(count: int) -> list[bytes]:
@@ -56,3 +57,23 @@ def test_verify_rejects_bad_sizes() -> None:
     """A list that is not a complete tree is never valid."""
     assert not merkle.verify_full_tree([])
     assert not merkle.verify_full_tree(leaves(2))
+
+
+@given(st.binary(min_size=0, max_size=80), st.binary(min_size=0, max_size=80))
+def test_the_pair_hash_is_the_tagged_hash_of_both_netstrings(left: bytes,
+                                                              right: bytes) -> None:
+    """The fast path for two 32-byte nodes hashes exactly the bytes Tahoe's does."""
+    assert merkle.pair_hash(left, right) == tagged_pair_hash(TAG_MERKLE_INTERNAL, left, right)
+    node, other = left[:32].ljust(32, b"\0"), right[:32].ljust(32, b"\1")
+    assert merkle.pair_hash(node, other) == tagged_pair_hash(TAG_MERKLE_INTERNAL, node,
+                                                             other)
+
+
+@given(st.integers(1, 70), st.data())
+def test_an_updated_tree_is_the_tree_of_the_new_leaves(count: int,
+                                                        data: st.DataObject) -> None:
+    old = leaves(count)
+    changed = data.draw(st.dictionaries(st.integers(0, count - 1),
+                                        st.binary(min_size=32, max_size=32), max_size=5))
+    new = [changed.get(i, leaf) for i, leaf in enumerate(old)]
+    assert merkle.update_tree(merkle.build_tree(old), changed) == merkle.build_tree(new)

@@ -339,8 +339,7 @@ async def write_in_place(servers: Sequence[StorageClient], cap: MutableWriteCap,
     old[at:at + len(data)] = data
     readkey = cap.readkey
     pieces: dict[int, list[bytes]] = {n: [] for n in range(g.total)}
-    leaves = {n: trees[n][merkle.leaf_node(g.num_segments, 0):][:g.num_segments]
-              for n in range(g.total)}
+    leaves: dict[int, dict[int, bytes]] = {n: {} for n in range(g.total)}  # the new ones
     for seg in range(first, last + 1):
         begin = (seg - first) * g.segment_size
         plain = bytes(old[begin:begin + g.segment_length(seg)])
@@ -349,8 +348,10 @@ async def write_in_place(servers: Sequence[StorageClient], cap: MutableWriteCap,
         for number, piece in enumerate(encoded):
             pieces[number].append(piece)
             leaves[number][seg] = core.block_leaf_of(piece)
-    done = await _in(executor, core.finish_version, key, g, servermap.highest_seqnum() + 1,
-                     leaves)
+    # only the nodes above the rewritten segments' leaves change
+    new_trees = {n: merkle.update_tree(trees[n], leaves[n]) for n in range(g.total)}
+    done = await _in(executor, core.sign_trees, key, g, servermap.highest_seqnum() + 1,
+                     new_trees)
 
     for server_index, number in records:
         o = parse_header(mapped.heads[(server_index, number)][:HEADER_READ_SIZE],

@@ -240,9 +240,15 @@ class Finished:
 
 def finish_version(key: SigningKey, geometry: Geometry, seqnum: int,
                    leaves: Mapping[int, Sequence[bytes]]) -> Finished:
-    """Sign a version from every share's block leaves (or, for a partial rewrite, every
-    share's updated whole tree leaves)."""
-    trees = {n: merkle.build_tree(list(leaves[n])) for n in range(geometry.total)}
+    """Sign a version from every share's block leaves."""
+    return sign_trees(key, geometry, seqnum,
+                      {n: merkle.build_tree(list(leaves[n])) for n in range(geometry.total)})
+
+
+def sign_trees(key: SigningKey, geometry: Geometry, seqnum: int,
+               trees: dict[int, list[bytes]]) -> Finished:
+    """Sign a version from every share's whole block hash tree (for a partial rewrite:
+    the old trees with the rewritten segments' leaves updated)."""
     share_tree = merkle.build_tree([trees[n][0] for n in range(geometry.total)])
     prefix = Prefix(MutableFormat.MDMF, seqnum, share_tree[0], b"", geometry.needed,
                     geometry.total, geometry.segment_size, geometry.data_length)
