@@ -28,6 +28,14 @@ def atomic_output(target: Path) -> Iterator[IO[bytes]]:
         raise
 
 
+def write_text_atomically(target: Path, text: str) -> None:
+    """Replace `target` with `text` (readable by all), so that a reader never sees it
+    empty or half-written (node.url: the CLI reads it the moment a node starts)."""
+    with atomic_output(target) as handle:
+        handle.write(text.encode("utf-8"))
+        os.fchmod(handle.fileno(), 0o644)
+
+
 def write_private(target: Path, text: str) -> None:
     """Replace `target` with `text`, readable by the owner only (0600), atomically."""
     with atomic_output(target) as handle:  # mkstemp makes the file 0600

@@ -29,6 +29,7 @@ from twisted.internet import reactor as _reactor
 
 from ..config.location import Hint
 from ..crypto.onion_auth import ClientKey, OnionAuthError, parse_public
+from ..fileutil import write_text_atomically
 from ..net.connector import Connector
 from .listening import ListenError
 from .plan import TorOnion
@@ -181,7 +182,7 @@ async def start_onion_services(hints: Iterable[Hint], local_port: int, tor_contr
                                    "[node] tub.location", client_auth)
         if key is None:
             _write_private(directory / KEY_FILE, str(service.private_key))
-        (directory / "hostname").write_text(f"{service.hostname}\n")
+        write_text_atomically(directory / "hostname", f"{service.hostname}\n")
         names[hint] = str(service.hostname)
         print(f"onion service {hint.path} is up", flush=True)
     _KEPT.append(tor)

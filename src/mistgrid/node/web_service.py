@@ -17,7 +17,7 @@ from ..caps.mutable import MutableFormat
 from ..config.check import ConfigValues
 from ..encoding.params import EncodingParams
 from ..errors import MistgridError
-from ..fileutil import read_convergence
+from ..fileutil import read_convergence, write_text_atomically
 from ..grid.mutable import KeyPool
 from ..grid.mutable_files import MutableFiles
 from ..grid.servers import KnownServer
@@ -103,7 +103,7 @@ def _listen(directory: Path, cfg: ConfigValues, site: Any) -> defer.Deferred[Any
     def listening(port: Any) -> Any:
         address = port.getHost()
         host = f"[{address.host}]" if ":" in address.host else address.host  # IPv6
-        (directory / "node.url").write_text(f"http://{host}:{address.port}/\n")
+        write_text_atomically(directory / "node.url", f"http://{host}:{address.port}/\n")
         print(f"web API on http://{host}:{address.port}/", flush=True)
         return site
 
