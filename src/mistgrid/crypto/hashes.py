@@ -9,6 +9,7 @@ netstring. Some results are truncated (keys and storage indexes are 16 bytes).
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 HASH_SIZE = 32
 KEY_SIZE = 16
@@ -36,7 +37,7 @@ class TaggedHasher:
     __slots__ = ("_inner", "_size")
 
     def __init__(self, tag: bytes, size: int = HASH_SIZE) -> None:
-        self._inner = hashlib.sha256(netstring(tag))
+        self._inner = _tagged_start(tag)
         self._size = size
 
     def update(self, data: bytes | memoryview) -> None:
@@ -48,9 +49,22 @@ class TaggedHasher:
         return hashlib.sha256(self._inner.digest()).digest()[: self._size]
 
 
+_TAGGED: dict[bytes, Any] = {}  # tag: SHA-256 having read its netstring (tags are few)
+
+
+def _tagged_start(tag: bytes) -> Any:
+    """A SHA-256 that has read netstring(tag): a copy of one made once per tag."""
+    start = _TAGGED.get(tag)
+    if start is None:
+        start = hashlib.sha256(netstring(tag))
+        if len(_TAGGED) < 64:
+            _TAGGED[tag] = start
+    return start.copy()
+
+
 def tagged_hash(tag: bytes, data: bytes | memoryview, size: int = HASH_SIZE) -> bytes:
     """SHA-256d(netstring(tag) + data), truncated to `size` bytes."""
-    inner = hashlib.sha256(netstring(tag))
+    inner = _tagged_start(tag)
     inner.update(data)
     return hashlib.sha256(inner.digest()).digest()[:size]
 
