@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from mistgrid.caps import ChkCap, ChkVerifierCap, LiteralCap, parse_cap
+from mistgrid.caps.immutable import parse_cap_checking_each_field
 from mistgrid.errors import CapabilityError
 
 SPEC_CHK = ("URI:CHK:ihrbeov7lbvoduupd4qblysj7a:bg5agsdt62jb34hxvxmdsbza6do64f4fg5anxxod2buttbo6"
@@ -98,3 +101,27 @@ def test_malformed(text: str) -> None:
 def test_non_text_is_refused() -> None:
     with pytest.raises(CapabilityError):
         parse_cap(b"URI:LIT:" )  # type: ignore[arg-type]
+
+
+def _outcome(parse: Callable[[str], object], text: str) -> object:
+    try:
+        return parse(text)
+    except CapabilityError:
+        return CapabilityError
+
+
+def test_the_fast_path_parses_as_the_field_by_field_path() -> None:
+    """The pattern for canonical read caps accepts exactly what checking each field
+    accepts: every one-character change of a cap, to every base32 character and some
+    others (so every last character of the key and of the UEB hash is tried)."""
+    for position in range(len(SPEC_CHK)):
+        for char in "abcdefghijklmnopqrstuvwxyz234567" "0189:AQ-_ ":
+            text = SPEC_CHK[:position] + char + SPEC_CHK[position + 1:]
+            assert _outcome(parse_cap, text) == _outcome(parse_cap_checking_each_field,
+                                                         text), text
+
+
+@given(chk_caps)
+def test_the_fast_path_parses_generated_caps_as_the_field_by_field_path(cap: ChkCap) -> None:
+    text = cap.to_string()
+    assert parse_cap(text) == parse_cap_checking_each_field(text) == cap

@@ -45,3 +45,12 @@ def a2b(text: str) -> bytes:
     if value & ((1 << unused) - 1):
         raise ValueError("not canonical base32 (stray trailing bits)")
     return (value >> unused).to_bytes(count, "big")
+
+
+def a2b_matched(text: str) -> bytes:
+    """Decode non-empty text that a pattern has already shown canonical (the alphabet,
+    a valid length, and a last character with no stray bits): `a2b` without its
+    checks, for the hot paths of cap parsing."""
+    count = len(text) * 5 // 8
+    value = int(text.translate(_TO_DIGITS), 32)
+    return (value >> (len(text) * 5 - count * 8)).to_bytes(count, "big")

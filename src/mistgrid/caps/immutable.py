@@ -27,6 +27,10 @@ _CHK_RE = re.compile(
     r"URI:(CHK|CHK-Verifier):([a-z2-7]+):([a-z2-7]+):" + _NUMBER + ":" + _NUMBER + ":" + _NUMBER,
     re.ASCII,
 )
+# A canonical read cap as it nearly always comes (a directory of 10,000 files parses one
+# per entry): 16 and 32 bytes of base32, each last character without stray bits.
+_CANONICAL_CHK = re.compile(r"URI:CHK:([a-z2-7]{25}[aeimquy4]):([a-z2-7]{51}[aq]):"
+                            + _NUMBER + ":" + _NUMBER + ":" + _NUMBER, re.ASCII)
 
 
 def _check_params(needed: int, total: int, size: int) -> None:
@@ -129,6 +133,17 @@ def decode_field(text: str, size: int, what: str) -> bytes:
 
 def parse_cap(text: str) -> Cap:
     """Parse a cap string; raises CapabilityError for anything malformed."""
+    canonical = _CANONICAL_CHK.fullmatch(text) if isinstance(text, str) else None
+    if canonical is not None:
+        key, ueb, needed, total, size = canonical.groups()
+        return ChkCap(base32.a2b_matched(key), base32.a2b_matched(ueb), int(needed),
+                      int(total), int(size))
+    return parse_cap_checking_each_field(text)
+
+
+def parse_cap_checking_each_field(text: str) -> Cap:
+    """`parse_cap` without its fast path for canonical read caps (the same results; the
+    errors name the field at fault)."""
     if not isinstance(text, str):
         raise CapabilityError("a cap must be text")
     if text.startswith("URI:LIT:"):

@@ -3,6 +3,7 @@ mkdir, ls, rm/unlink, ln, mv. Each talks to the local node's web API."""
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Iterator
@@ -147,8 +148,7 @@ def listing_row(name: str, kind: str, child: dict[str, Any], long_: bool, show_u
         when = (meta.get("tahoe") or {}).get("linkcrtime") or meta.get("ctime")
         if when:
             old = now - when > 6 * 30 * 24 * 60 * 60  # as GNU ls: the year for old links
-            when_text = time.strftime("%b %d  %Y" if old else "%b %d %H:%M",
-                                      time.localtime(when))
+            when_text = _link_time(int(when // 60), old)
         else:
             when_text = "-"
         size = child.get("size")
@@ -163,6 +163,13 @@ def listing_row(name: str, kind: str, child: dict[str, Any], long_: bool, show_u
     if readonly_uri:
         row.append(ro or "-")
     return row
+
+
+@functools.lru_cache(maxsize=4096)
+def _link_time(minute: int, old: bool) -> str:
+    """A link time as `ls -l` shows it (the entries of a directory made at once share
+    their minutes: each is formatted once)."""
+    return time.strftime("%b %d  %Y" if old else "%b %d %H:%M", time.localtime(minute * 60))
 
 
 def format_rows(rows: list[list[str]]) -> str:
