@@ -94,6 +94,27 @@ def test_immutable_check_verify_repair(web_grid: tuple[str, Path]) -> None:  # n
     assert status == 200 and b"Summary: Healthy" in page
 
 
+def test_a_repair_whose_download_fails_says_so_and_the_node_serves_on(
+        web_grid: tuple[str, Path]) -> None:  # noqa: F811
+    """The repair re-encodes the file while it downloads (through a spooled pipe); when
+    the download fails (here every remaining share's blocks are corrupt), the repair is
+    reported as failed, nothing waits forever, and the node keeps serving."""
+    url, base = web_grid
+    status, cap = http("PUT", url + "uri", os.urandom(300_000))
+    assert status == 200
+    file_url = url + "uri/" + cap.decode()
+    files = share_files(base, parse_cap(cap.decode()).storage_index)  # type: ignore[union-attr]
+    first, *rest = sorted(files)
+    files[first].unlink()
+    for place in rest:
+        flip(files[place], DATA_OFFSET + 0x24 + 100)
+    repaired = check(file_url, repair="true")
+    assert repaired["repair-attempted"] and not repaired["repair-successful"], repaired
+    assert not repaired["post-repair-results"]["results"]["healthy"]
+    status, again = http("PUT", url + "uri", b"still serving" * 10_000)
+    assert status == 200 and http("GET", url + "uri/" + again.decode())[0] == 200
+
+
 def test_a_verify_cap_repairs_what_it_cannot_read(web_grid: tuple[str, Path]) -> None:  # noqa: F811
     """As Tahoe's repairer: the verify cap alone (which cannot decrypt) re-encodes the
     ciphertext into the same shares and puts the missing and corrupt ones back."""
