@@ -96,9 +96,8 @@ def test_immutable_check_verify_repair(web_grid: tuple[str, Path]) -> None:  # n
 
 def test_a_repair_whose_download_fails_says_so_and_the_node_serves_on(
         web_grid: tuple[str, Path]) -> None:  # noqa: F811
-    """The repair re-encodes the file while it downloads (through a spooled pipe); when
-    the download fails (here every remaining share's blocks are corrupt), the repair is
-    reported as failed, nothing waits forever, and the node keeps serving."""
+    """When the repair's download fails (here every remaining share's blocks are
+    corrupt), the repair is reported as failed, and the node keeps serving."""
     url, base = web_grid
     status, cap = http("PUT", url + "uri", os.urandom(300_000))
     assert status == 200

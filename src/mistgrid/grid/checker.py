@@ -22,9 +22,7 @@ import contextlib
 import tempfile
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
-from typing import IO, Any, cast
-
-from twisted.internet import defer
+from typing import Any
 
 from ..caps import parse_cap
 from ..caps.directory import DirectoryCap, is_directory_text, parse_directory_cap
@@ -55,9 +53,8 @@ from ..storage.client import StorageClient
 from .downloader import download
 from .mutable import checked_share, map_servers
 from .mutable_files import MutableFiles
-from .pipe import SpooledPipe
 from .threads import in_thread
-from .uploader import INLINE_SIZE, Repairing, repair, settle
+from .uploader import Repairing, repair, settle
 
 SPOOL_IN_MEMORY = 8 * 1024 * 1024  # a repair keeps a file this small in memory
 FIRST_READ = 64 * 1024  # bytes of each share a verify asks for first
@@ -189,34 +186,13 @@ class Checker:
             held.setdefault(server, set()).add(corrupt_number)
         params = EncodingParams(cap.needed, cap.total, ueb.layout.segment_size)
         clients = [client for _, client in servers]
-        repairing = Repairing(cap, distrust, {p: frozenset(ns) for p, ns in held.items()})
-        # (the check after the repair says how healthy the file is now)
-        if self._executor is None or cap.size <= INLINE_SIZE:  # read on the reactor
-            with tempfile.SpooledTemporaryFile(SPOOL_IN_MEMORY) as spool:
-                await download(cap, clients, spool, executor=self._executor)
-                spool.seek(0)
-                await repair(spool, cap.size, clients, params, repairing, self._executor,
-                             self._lease_secret, self._convergence)
-            return
-        # re-encoded while it downloads: the uploader's feeder thread waits for the bytes
-        with SpooledPipe() as pipe:
-            fetching = defer.Deferred.fromCoroutine(
-                self._fetch_into(pipe, cap, clients))
-            try:
-                # (a pipe has all that the repair reads of a file: read)
-                await repair(cast(IO[bytes], pipe), cap.size, clients, params, repairing,
-                             self._executor, self._lease_secret, self._convergence)
-            finally:
-                await fetching  # (never fails: a failure is told to the pipe's reader)
-
-    async def _fetch_into(self, pipe: SpooledPipe, cap: ChkCap | ChkVerifierCap,
-                          clients: list[StorageClient]) -> None:
-        try:
-            await download(cap, clients, cast(IO[bytes], pipe), executor=self._executor)
-        except Exception as err:  # the repair reports it, as its reason
-            pipe.finish(f"the download to repair from failed: {_reason(err)}")
-        else:
-            pipe.finish()
+        with tempfile.SpooledTemporaryFile(SPOOL_IN_MEMORY) as spool:
+            await download(cap, clients, spool, executor=self._executor)
+            spool.seek(0)
+            # (the check after the repair says how healthy the file is now)
+            await repair(spool, cap.size, clients, params, Repairing(cap, distrust, {
+                p: frozenset(ns) for p, ns in held.items()}), self._executor,
+                self._lease_secret, self._convergence)
 
     async def _read_ueb(self, cap: ChkCap | ChkVerifierCap,
                         servers: list[tuple[str, StorageClient]],

@@ -293,14 +293,9 @@ async def _run(source: IO[bytes], size: int, servers: list[StorageClient],
         return await _upload(source, size, servers, params, happy, convergence, progress,
                              None, None, lease_secret, repairing)
     # One thread of its own reads and feeds: feed waits on the executor's segment jobs.
-    feeder = ThreadPoolExecutor(1, thread_name_prefix="mistgrid-upload")
-    try:
+    with ThreadPoolExecutor(1, thread_name_prefix="mistgrid-upload") as feeder:
         return await _upload(source, size, servers, params, happy, convergence, progress,
                              executor, feeder, lease_secret, repairing)
-    finally:
-        # not waited for: an upload stopped while its thread waits on a source that the
-        # reactor fills (a repair's pipe) must not block the reactor
-        feeder.shutdown(wait=False, cancel_futures=True)
 
 
 async def _upload(source: IO[bytes], size: int, servers: list[StorageClient],
