@@ -36,7 +36,7 @@ class _StuckTub:
     """A Tub whose two connections never finish closing (a Tor stream left open)."""
 
     def __init__(self) -> None:
-        self.brokers = {"a": object(), "b": object()}
+        self.brokers = {"a": _Broker(None), "b": _Broker(None)}
         self.stopping: defer.Deferred[None] = defer.Deferred()
 
     def stopService(self) -> defer.Deferred[None]:  # noqa: N802
@@ -48,7 +48,7 @@ async def test_a_tub_still_closing_at_the_patience_is_named_in_the_log(
         capsys: pytest.CaptureFixture[str]) -> None:
     tub = _StuckTub()
     await stop_tub(tub, 0.1)
-    assert "2 Foolscap connection(s) still closing after 0.1 s" in capsys.readouterr().out
+    assert "connections were still closing after 0.1 s" in capsys.readouterr().out
     tub.stopping.callback(None)
 
 
@@ -58,4 +58,53 @@ async def test_a_tub_that_stops_in_time_says_nothing(
     tub = _StuckTub()
     tub.stopping.callback(None)
     await stop_tub(tub, 5)
+    assert capsys.readouterr().out == ""
+
+
+class _Silent:
+    """A connection whose TLS close waits for a peer that never answers, until aborted."""
+
+    def __init__(self, tub: _ClosingTub) -> None:
+        self.tub = tub
+        self.connected = True
+        self.aborted = False
+
+    def abortConnection(self) -> None:  # noqa: N802
+        self.aborted = True
+        self.connected = False
+        self.tub.lost()
+
+
+class _Broker:
+    def __init__(self, transport: _Silent | None) -> None:
+        self.transport = transport
+
+
+class _ClosingTub:
+    """stopService fires once every connection is lost (as Foolscap's Tub)."""
+
+    def __init__(self, count: int) -> None:
+        self.open = count
+        self.brokers = {n: _Broker(_Silent(self)) for n in range(count)}
+        self.stopped: defer.Deferred[None] = defer.Deferred()
+
+    def lost(self) -> None:
+        self.open -= 1
+        if self.open == 0:
+            self.stopped.callback(None)
+
+    def stopService(self) -> defer.Deferred[None]:  # noqa: N802
+        return self.stopped
+
+
+@pytest_twisted.ensureDeferred
+async def test_connections_whose_tls_close_is_not_answered_are_aborted_after_the_grace(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    tub = _ClosingTub(3)
+    started = time.monotonic()
+    await stop_tub(tub, 30, grace=0.2)
+    assert time.monotonic() - started < 5
+    assert tub.stopped.called
+    assert all(b.transport is not None and b.transport.aborted
+               for b in tub.brokers.values())
     assert capsys.readouterr().out == ""

@@ -55,9 +55,12 @@ from .plan import (
 reactor = cast(Any, _reactor)
 
 
-# Seconds a stopping node waits for Foolscap to close its connections. Over Tor a peer's
-# stream can take minutes to close (seen: 43 s for an introducer, so `mistgrid stop` gave
-# up at 30 s); what is still open then is closed by the reactor's own shutdown.
+# Seconds a stopping node waits for Foolscap to close its connections. Each is shut with
+# a TLS close, which waits for the peer's answer; over Tor, a peer whose own tor has gone
+# never answers (an introducer took 43 s to stop, beyond `mistgrid stop`'s 30 s). After
+# TLS_CLOSE_GRACE the connections still open are aborted; what is left at
+# TUB_STOP_PATIENCE is closed by the reactor's own shutdown.
+TLS_CLOSE_GRACE = 1.0
 TUB_STOP_PATIENCE = 5.0
 
 
@@ -69,15 +72,26 @@ def _at_most(work: defer.Deferred[Any], seconds: float) -> defer.Deferred[None]:
     return done.addTimeout(seconds, reactor, onTimeoutCancel=lambda *_: None)
 
 
-def stop_tub(tub: Any, seconds: float = TUB_STOP_PATIENCE) -> defer.Deferred[None]:
-    """Stop Foolscap's Tub, waiting at most `seconds` for its connections to close; when
-    some are still closing then, say how many (the reactor's shutdown closes them)."""
+def stop_tub(tub: Any, seconds: float = TUB_STOP_PATIENCE,
+             grace: float = TLS_CLOSE_GRACE) -> defer.Deferred[None]:
+    """Stop Foolscap's Tub: its connections are closed, those still open after `grace`
+    seconds are aborted, and it is waited for `seconds` at most (then, say so)."""
+    transports = [b.transport for b in list(tub.brokers.values()) if b.transport is not None]
     stopping = defer.maybeDeferred(tub.stopService)
 
+    def abort() -> None:
+        for transport in transports:
+            if getattr(transport, "connected", True):
+                transport.abortConnection()
+
+    aborting = reactor.callLater(grace, abort)
+
     def said(_: None) -> None:
+        if aborting.active():
+            aborting.cancel()
         if not stopping.called:
-            print(f"{len(tub.brokers)} Foolscap connection(s) still closing after "
-                  f"{seconds:g} s; closing them now", flush=True)
+            print(f"Foolscap's connections were still closing after {seconds:g} s; "
+                  "closing them now", flush=True)
 
     return _at_most(stopping, seconds).addCallback(said)
 
