@@ -12,6 +12,7 @@ a listener that cannot open stops the node with one line naming the key.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 from collections.abc import Callable
@@ -81,7 +82,7 @@ def stop_tub(tub: Any, seconds: float = TUB_STOP_PATIENCE,
 
     def abort() -> None:
         for transport in transports:
-            if getattr(transport, "connected", True):
+            with contextlib.suppress(Exception):  # one already closed: nothing to abort
                 transport.abortConnection()
 
     aborting = reactor.callLater(grace, abort)
