@@ -16,12 +16,21 @@ from typing import Any
 import attrs
 import yaml
 from twisted.internet import defer
+from twisted.internet import reactor as _reactor
 
 from ..caps import base32
 from ..errors import MistgridError
 from ..gbs.nurl import Nurl, NurlError, parse_nurl
 from ..net.connector import Connector
 from ..storage.client import StorageClient
+
+reactor: Any = _reactor
+
+
+# Seconds a probe (a version request) may take, by route, before the server is shown as
+# not answering and the next look at it asks again (a request's own timeout is 120 s:
+# one probe stuck that long kept a server "not connected" for two minutes).
+PROBE_PATIENCE = {"direct": 10.0, "tor": 60.0, "socks": 60.0, "i2p": 120.0}
 
 
 @attrs.frozen
@@ -70,7 +79,17 @@ class KnownServer:
 
     async def probe(self) -> None:
         try:
-            version = await self.client.version()
+            route = self.client.route
+        except Exception:  # a test double, or a NURL the connector no longer routes
+            route = "i2p"
+        seconds = PROBE_PATIENCE.get(route, PROBE_PATIENCE["i2p"])
+        asked = defer.Deferred.fromCoroutine(self.client.version())
+        try:
+            version = await asked.addTimeout(seconds, reactor)
+        except defer.TimeoutError:
+            self.status = attrs.evolve(self.status, connected=False,
+                                       last_error=f"no answer within {seconds:g} s")
+            return
         except Exception as err:
             self.status = attrs.evolve(self.status, connected=False,
                                        last_error=str(err) or err.__class__.__name__)
