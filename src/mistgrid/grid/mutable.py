@@ -196,9 +196,10 @@ async def map_servers(servers: Sequence[StorageClient], cap: MutableCap,
                          for i, s in enumerate(servers)), patience(READ_PATIENCE, servers))
     if sightings is not None:
         # a server that held none is worth remembering only where it would be guessed at
+        guessed = {seeds[index] for index in guesses} | set(seen)
         sightings.learn(cap.storage_index, {
             seed: number for seed, number in seen_in(servermap, seeds).items()
-            if number is not None or seeds.index(seed) in guesses or seed in seen})
+            if number is not None or seed in guessed})
     if not complete and (servermap.bad or len(servermap.versions()) != 1
                          or not servermap.recoverable()):
         # shares of more than one version (a write under way or interrupted), a bad one,
