@@ -10,6 +10,7 @@ from typing import Any, cast
 import pytest
 import pytest_twisted
 from twisted.internet import defer, reactor
+from twisted.logger import ILogObserver, formatEvent, globalLogPublisher
 
 from mistgrid.grid import servers
 from mistgrid.grid.servers import KnownServer, ServerStatus
@@ -49,3 +50,24 @@ async def test_a_probe_that_never_answers_is_given_up_and_asked_again(
     await server.refresh()
     assert client.asked == 2 and server.status.connected
     assert server.status.version == "fake/1"
+
+
+@pytest_twisted.ensureDeferred
+async def test_each_change_of_reachability_is_logged_once(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(servers.PROBE_PATIENCE, "direct", 0.2)
+    lines: list[str] = []
+
+    def observe(event: dict[str, Any]) -> None:
+        if event.get("log_namespace") == servers.log.namespace:
+            lines.append(formatEvent(event))
+
+    globalLogPublisher.addObserver(cast(ILogObserver, observe))
+    try:
+        server = KnownServer(cast(StorageClient, Silent()), ServerStatus("v0-abc", "nick"))
+        for _ in range(3):  # silent; answers; answers again (no change: no line)
+            await server.refresh().addTimeout(10, reactor)
+    finally:
+        globalLogPublisher.removeObserver(cast(ILogObserver, observe))
+    assert lines == ["storage server nick (v0-abc): not reachable: no answer within 0.2 s",
+                     "storage server nick (v0-abc): connected to 127.0.0.1:1 via direct"]

@@ -3,11 +3,14 @@ whose Tor stream never closes cannot keep `mistgrid stop` from stopping the node
 
 from __future__ import annotations
 
+import os
+import signal
 import time
+from typing import cast
 
 import pytest
 import pytest_twisted
-from twisted.internet import defer
+from twisted.internet import defer, reactor, task
 
 from mistgrid.node.runner import _at_most, stop_tub
 
@@ -114,3 +117,31 @@ async def test_connections_whose_tls_close_is_not_answered_are_aborted_after_the
     assert all(b.transport is not None and b.transport.aborted
                for n, b in tub.brokers.items() if n)
     assert capsys.readouterr().out == ""
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_second_stop_signal_is_noted_not_a_traceback() -> None:
+    from twisted.logger import ILogObserver, formatEvent, globalLogPublisher  # noqa: PLC0415
+
+    from mistgrid.node import runner  # noqa: PLC0415
+
+    lines: list[str] = []
+
+    def observe(event: dict[str, object]) -> None:
+        if event.get("log_namespace") == runner.log.namespace:
+            lines.append(formatEvent(event))
+
+    saved = {number: signal.getsignal(number) for number in (signal.SIGTERM, signal.SIGINT)}
+    globalLogPublisher.addObserver(cast(ILogObserver, observe))
+    try:
+        runner._note_repeated_stop_signals()  # what a stopping node does
+        os.kill(os.getpid(), signal.SIGTERM)
+        for _ in range(100):
+            if lines:
+                break
+            await task.deferLater(reactor, 0.02, lambda: None)
+    finally:
+        globalLogPublisher.removeObserver(cast(ILogObserver, observe))
+        for number, handler in saved.items():
+            signal.signal(number, handler)
+    assert lines == ["SIGTERM while already stopping"]

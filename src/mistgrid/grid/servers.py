@@ -17,6 +17,7 @@ import attrs
 import yaml
 from twisted.internet import defer
 from twisted.internet import reactor as _reactor
+from twisted.logger import Logger
 
 from ..caps import base32
 from ..errors import MistgridError
@@ -25,6 +26,7 @@ from ..net.connector import Connector
 from ..storage.client import StorageClient
 
 reactor: Any = _reactor
+log = Logger()
 
 
 # Seconds a probe (a version request) may take, by route, before the server is shown as
@@ -78,6 +80,22 @@ class KnownServer:
             waiter.callback(None)
 
     async def probe(self) -> None:
+        before = (self.status.connected, self.status.last_error)
+        await self._probe()
+        after = (self.status.connected, self.status.last_error)
+        if after != before:
+            # Once per change, so that a log tells why a server was not used (a server's
+            # address and route are no secret; its NURL's swissnum is never in these).
+            if self.status.connected:
+                log.info("storage server {name} ({sid}): connected to {address} via "
+                         "{route}", name=self.status.nickname, sid=self.status.server_id[:16],
+                         address=self.status.address, route=self.status.route)
+            else:
+                log.info("storage server {name} ({sid}): not reachable: {why}",
+                         name=self.status.nickname, sid=self.status.server_id[:16],
+                         why=self.status.last_error)
+
+    async def _probe(self) -> None:
         try:
             route = self.client.route
         except Exception:  # a test double, or a NURL the connector no longer routes

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import signal
 from collections.abc import Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from pathlib import Path
@@ -23,7 +24,7 @@ from typing import Any, cast
 import attrs
 from twisted.internet import defer
 from twisted.internet import reactor as _reactor
-from twisted.logger import ILogObserver, globalLogBeginner, textFileLogObserver
+from twisted.logger import ILogObserver, Logger, globalLogBeginner, textFileLogObserver
 
 from ..config.check import ConfigValues
 from ..config.location import Hint
@@ -54,6 +55,7 @@ from .plan import (
 )
 
 reactor = cast(Any, _reactor)
+log = Logger()
 
 
 # Seconds a stopping node waits for Foolscap to close its connections. Each is shut with
@@ -144,6 +146,20 @@ async def _find_tor_socks(policy: Policy, i2p_options: Any,
     print(f"Tor SOCKS proxy: {network['tor_socks']}", flush=True)
     return Connector(reactor, functools.partial(route, attrs.evolve(policy, tor_socks=found)),
                      i2p_options=i2p_options)
+
+
+def _note_repeated_stop_signals() -> None:
+    """Once the node is stopping, a second SIGTERM or Ctrl-C (an impatient hand, a
+    supervisor that repeats itself) is noted in the log; Twisted's own handler would ask
+    the stopping reactor to stop again and log a ReactorNotRunning traceback."""
+    def noted(number: int, _frame: Any) -> None:
+        # callFromThread is what Twisted's handlers use: safe inside a signal handler,
+        # where writing to the log file directly could re-enter its buffer.
+        reactor.callFromThread(log.info, "{signal} while already stopping",
+                               signal=signal.Signals(number).name)
+
+    for number in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(number, noted)
 
 
 def _first_error(failure: Any) -> Any:
@@ -330,6 +346,7 @@ def _serve(directory: Path, cfg: ConfigValues, plan: StoragePlan | None, web: bo
 
     with ThreadPoolExecutor(os.cpu_count() or 1) as executor:
         reactor.callWhenRunning(start_all, executor)
+        reactor.addSystemEventTrigger("before", "shutdown", _note_repeated_stop_signals)
         reactor.run()
     log_file.close()
     return errors

@@ -46,11 +46,13 @@ class Managed:
     def alive(self) -> bool:
         return self.popen.poll() is None
 
-    def stop(self, term_timeout: float = 10.0) -> None:
-        """SIGTERM, then SIGKILL after `term_timeout` seconds; always reaps."""
+    def stop(self, term_timeout: float = 10.0, signalled: bool = False) -> None:
+        """SIGTERM (unless `signalled`: sent already), then SIGKILL after `term_timeout`
+        seconds; always reaps."""
         try:
             if self.popen.poll() is None:
-                self.popen.send_signal(signal.SIGTERM)
+                if not signalled:
+                    self.popen.send_signal(signal.SIGTERM)
                 try:
                     self.popen.wait(term_timeout)
                 except subprocess.TimeoutExpired:
@@ -74,7 +76,7 @@ def stop_all(processes: Sequence[Managed], term_timeout: float = 10.0) -> None:
                 proc.popen.send_signal(signal.SIGTERM)
     deadline = time.monotonic() + term_timeout
     for proc in processes:
-        proc.stop(max(0.1, deadline - time.monotonic()))
+        proc.stop(max(0.1, deadline - time.monotonic()), signalled=True)
 
 
 def release(proc: Managed) -> None:
