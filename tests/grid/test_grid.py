@@ -14,7 +14,7 @@ from typing import IO, Any, cast
 import pytest
 import pytest_twisted
 from twisted.internet import reactor
-from twisted.web.client import HTTPConnectionPool, ResponseNeverReceived
+from twisted.web.client import ResponseNeverReceived
 
 from mistgrid.caps import ChkCap, LiteralCap, parse_cap
 from mistgrid.encoding.params import EncodingParams
@@ -205,8 +205,7 @@ async def test_client_retries_a_connection_its_server_dropped(tmp_path: Path) ->
         probe = GbsClient(nurl)
         wait_until_serving(probe, process)
         probe.close()
-        pool = HTTPConnectionPool(reactor, persistent=True)  # type: ignore[no-untyped-call]
-        client = StorageClient(nurl, Connector(reactor), reactor, pool=pool)
+        client = StorageClient(nurl, Connector(reactor), reactor)
         await client.version()  # a pooled connection now exists
         process.stop()  # blocking: the reactor does not run until the server is back
         process, again = start_mistgrid_server(tmp_path / "server", port)
@@ -217,7 +216,7 @@ async def test_client_retries_a_connection_its_server_dropped(tmp_path: Path) ->
         secrets = UploadSecrets(os.urandom(32), os.urandom(32), os.urandom(32))
         assert await client.allocate(os.urandom(16), {0}, 100, secrets) == (set(), {0})
         assert client.retries == 1
-        await pool.closeCachedConnections()  # type: ignore[no-untyped-call]
+        client.close()
     finally:
         process.stop()
 
@@ -232,8 +231,7 @@ async def test_client_falls_back_to_a_server_address_that_answers(
     (dead,) = free_ports(1)
     unreachable = Nurl(nurl.scheme, nurl.spki_hash, "127.0.0.1", dead, nurl.swissnum)
     connector = Connector(reactor)
-    pool = HTTPConnectionPool(reactor, persistent=False)  # type: ignore[no-untyped-call]
-    client = StorageClient(unreachable, connector, reactor, pool=pool, fallbacks=[nurl])
+    client = StorageClient(unreachable, connector, reactor, persistent=False, fallbacks=[nurl])
     assert client.reached == unreachable
     version = await client.version()
     assert b"http://allmydata.org/tahoe/protocols/storage/v1" in version
@@ -269,8 +267,7 @@ async def test_an_address_that_hangs_gets_a_head_start_then_company(
         def routes(host: str, port: int) -> Route:
             return Socks(proxy, "socks") if host == "hangs.example" else Direct()
 
-        pool = HTTPConnectionPool(reactor, persistent=False)  # type: ignore[no-untyped-call]
-        client = StorageClient(hanging, Connector(reactor, routes), reactor, pool=pool,
+        client = StorageClient(hanging, Connector(reactor, routes), reactor, persistent=False,
                                fallbacks=[nurl])
         await client.version()
         assert client.reached == nurl and client.route == "direct"
@@ -280,21 +277,21 @@ async def test_client_refuses_a_server_with_another_certificate(
         four_servers: list[tuple[Managed, Nurl]]) -> None:
     """The product client's TLS pin: a server whose certificate is not the NURL's SPKI hash
     is refused (a wrong hash; another server's certificate at the address, as the first
-    address and as the fallback), while the right NURL works over the same pool."""
+    address and as the fallback), while the right NURL works over the same connector."""
     right, other = four_servers[0][1], four_servers[1][1]
     assert right.port is not None
     connector = Connector(reactor)
-    pool = HTTPConnectionPool(reactor, persistent=False)  # type: ignore[no-untyped-call]
     wrong_hash = Nurl(right.scheme, bytes(32), right.host, right.port, right.swissnum)
     impostor = Nurl(other.scheme, other.spki_hash, right.host, right.port, other.swissnum)
     (dead,) = free_ports(1)
     unreachable = Nurl(other.scheme, other.spki_hash, "127.0.0.1", dead, other.swissnum)
-    refused = [StorageClient(wrong_hash, connector, reactor, pool=pool),
-               StorageClient(impostor, connector, reactor, pool=pool),
-               StorageClient(unreachable, connector, reactor, pool=pool, fallbacks=[impostor])]
+    refused = [StorageClient(wrong_hash, connector, reactor, persistent=False),
+               StorageClient(impostor, connector, reactor, persistent=False),
+               StorageClient(unreachable, connector, reactor, persistent=False,
+                             fallbacks=[impostor])]
     for client in refused:
         with pytest.raises(ResponseNeverReceived) as info:
             await client.version()
         assert "certificate verify failed" in repr(info.value.reasons)
     assert b"application-version" in await StorageClient(
-        right, connector, reactor, pool=pool).version()
+        right, connector, reactor, persistent=False).version()

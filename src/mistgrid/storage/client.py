@@ -1,13 +1,13 @@
-"""The GBS storage client: Twisted's HTTP agent over the project's connector, TLS pinned
-by SPKI hash.
+"""The GBS storage client: HTTP/1.1 over the project's connector, TLS pinned by SPKI hash.
 
 How this works: each `StorageClient` talks to one server named by a NURL. Connections come
 from `net.connector.Connector` (so the routing policy decides every one), are wrapped in
 TLS that accepts exactly the certificate whose SPKI hash the NURL names (no certificate
-authorities), and are kept in a persistent pool so requests to one server reuse them and
-requests to different servers run in parallel. Every method is `async`. The agent is used
-bare (no cookie jar, no content decoding, no redirects: treq's wrappers cost about 0.1 ms
-of CPU per request, which a deep-check makes thousands of).
+authorities), and are kept in a pool so requests to one server reuse them and requests to
+different servers run in parallel. Every method is `async`. Requests and answers are
+written and read by `gbs.http1` (one request at a time per connection, no redirects,
+every answer bounded by what was asked); Twisted's HTTP client cost about 0.5 ms of CPU
+per request, which an upload of small files or a deep-check makes thousands of.
 """
 
 from __future__ import annotations
@@ -23,25 +23,16 @@ from twisted.internet import defer
 from twisted.internet.endpoints import wrapClientTLS
 from twisted.internet.error import ConnectError, ConnectionDone, ConnectionLost
 from twisted.internet.interfaces import IOpenSSLClientConnectionCreator, IStreamClientEndpoint
-from twisted.internet.protocol import Protocol, connectionDone
+from twisted.internet.protocol import ClientFactory, Protocol, connectionDone
 from twisted.python.failure import Failure
-from twisted.web.client import (
-    Agent,
-    HTTPConnectionPool,
-    RequestTransmissionFailed,
-    ResponseDone,
-    ResponseFailed,
-    ResponseNeverReceived,
-)
-from twisted.web.http import PotentialDataLoss
-from twisted.web.http_headers import Headers
-from twisted.web.iweb import IAgentEndpointFactory, IBodyProducer
+from twisted.web.client import ResponseFailed, ResponseNeverReceived
 from zope.interface import implementer
 
 from ..caps import base32
 from ..crypto.spki import spki_hash
 from ..errors import MistgridError
 from ..gbs.headers import content_range, secret_header, swissnum_header
+from ..gbs.http1 import HttpFormatError, ResponseReader, request_head
 from ..gbs.nurl import Nurl
 from ..net.connector import Connector
 
@@ -52,61 +43,177 @@ RETRIES = 2
 HEAD_START = {"direct": 2.0, "socks": 5.0, "tor": 15.0, "i2p": 45.0}
 # A connection lost before, during or after a request (a dropped Tor circuit, a proxy
 # restarted): every GBS request is safe to repeat, so these are retried.
-TRANSIENT = (ResponseNeverReceived, RequestTransmissionFailed, ResponseFailed,
-             ConnectionLost, ConnectionDone)
+TRANSIENT = (ResponseNeverReceived, ResponseFailed, ConnectionLost, ConnectionDone)
+# The most body an answer other than a read may have (a read's is the length asked): a
+# version, a list of shares, a test-and-set's answer with the few reads it asked for.
+MAX_ANSWER = 4 * 1024 * 1024
 
 
-@implementer(IBodyProducer)
-class _Body:
-    """A request body already in memory, written at once."""
+class _Connection(Protocol):
+    """One kept-alive connection to a storage server, one request at a time (GBS clients
+    never pipeline). A response's head must come within `timeout` seconds of its request;
+    a connection lost, or a response that breaks HTTP, fails the request, as Twisted's
+    client did: ResponseNeverReceived when no byte of the answer had come, else
+    ResponseFailed (both are TRANSIENT: the caller repeats the request)."""
 
-    def __init__(self, data: bytes) -> None:
-        self._data = data
-        self.length = len(data)
+    def __init__(self, pool: _Pool) -> None:
+        self._pool = pool
+        self._reader: ResponseReader | None = None
+        self._answer: defer.Deferred[ResponseReader] | None = None
+        self._timer: Any = None
+        self.open = True
+        self.idle_since = 0.0
 
-    def startProducing(self, consumer: Any) -> defer.Deferred[None]:  # noqa: N802
-        consumer.write(self._data)
-        return defer.succeed(None)
-
-    def pauseProducing(self) -> None:  # noqa: N802
-        pass
-
-    def resumeProducing(self) -> None:  # noqa: N802
-        pass
-
-    def stopProducing(self) -> None:  # noqa: N802
-        pass
-
-
-class _Collect(Protocol):
-    """A response body, gathered."""
-
-    def __init__(self, done: defer.Deferred[bytes]) -> None:
-        self.parts: list[bytes] = []
-        self.done = done
+    def request(self, head: bytes, body: bytes | None, limit: int,
+                timeout: float) -> defer.Deferred[ResponseReader]:
+        self._reader = ResponseReader(limit)
+        answer: defer.Deferred[ResponseReader] = defer.Deferred(self._cancelled)
+        self._answer = answer
+        self._timer = self._pool.reactor.callLater(timeout, self._timed_out, timeout)
+        transport: Any = self.transport
+        transport.write(head)
+        if body:
+            transport.write(body)
+        return answer
 
     def dataReceived(self, data: bytes) -> None:  # noqa: N802
-        self.parts.append(data)
+        reader = self._reader
+        if reader is None:  # nothing was asked: a server that talks out of turn
+            self._abort()
+            return
+        try:
+            extra = reader.feed(data)
+        except HttpFormatError as err:
+            self._fail(ResponseFailed([Failure(err)]))
+            self._abort()
+            return
+        if reader.head_done and self._timer is not None:
+            self._stop_timer()
+        if reader.done:
+            if extra:
+                self._fail(ResponseFailed([Failure(HttpFormatError(
+                    "bytes after the end of a response"))]))
+                self._abort()
+                return
+            answer, self._answer, self._reader = self._answer, None, None
+            if reader.keep_alive:
+                self._pool.release(self)
+            else:
+                self.open = False
+                transport: Any = self.transport
+                transport.loseConnection()
+            assert answer is not None
+            answer.callback(reader)
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:  # noqa: N802
-        if self.done.called:
-            return  # cancelled
-        if reason.check(ResponseDone, PotentialDataLoss):  # the latter: no length given
-            self.done.callback(b"".join(self.parts))
-        else:
-            self.done.errback(reason)
+        self.open = False
+        self._pool.forget(self)
+        reader = self._reader
+        if reader is None or self._answer is None:
+            return
+        try:
+            reader.connection_lost()
+        except HttpFormatError:
+            self._fail(ResponseFailed([reason]) if reader.started
+                       else ResponseNeverReceived([reason]))
+            return
+        answer, self._answer, self._reader = self._answer, None, None
+        self._stop_timer()
+        answer.callback(reader)
 
+    def _timed_out(self, seconds: float) -> None:
+        self._timer = None
+        self._fail(ResponseNeverReceived([Failure(defer.TimeoutError(
+            f"no answer within {seconds:g} s"))]))
+        self._abort()
 
-def _read_body(response: Any) -> defer.Deferred[bytes]:
-    def cancel(_: defer.Deferred[bytes]) -> None:
-        transport = collector.transport
+    def _cancelled(self, _: defer.Deferred[ResponseReader]) -> None:
+        # The caller gave up (its Deferred now fails with CancelledError): the answer,
+        # if it ever comes, is not wanted on this connection.
+        self._answer = self._reader = None
+        self._stop_timer()
+        self._abort()
+
+    def _fail(self, error: Exception) -> None:
+        answer, self._answer, self._reader = self._answer, None, None
+        self._stop_timer()
+        if answer is not None:
+            answer.errback(Failure(error))
+
+    def _stop_timer(self) -> None:
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+
+    def _abort(self) -> None:
+        self.open = False
+        transport: Any = self.transport
         if transport is not None:
-            transport.stopProducing()  # drops the connection: its answer is not wanted
+            transport.abortConnection()
 
-    done: defer.Deferred[bytes] = defer.Deferred(cancel)
-    collector = _Collect(done)
-    response.deliverBody(collector)
-    return done
+
+class _ConnectionFactory(ClientFactory):
+    def __init__(self, pool: _Pool) -> None:
+        self._pool = pool
+
+    def buildProtocol(self, addr: Any) -> _Connection:  # noqa: N802
+        return _Connection(self._pool)
+
+
+class _Pool:
+    """One server's connections: idle ones kept (at most MAX_IDLE) and reused, a new one
+    made whenever none is idle, so requests to one server run side by side."""
+
+    MAX_IDLE = 8
+    # A connection idle this long is closed rather than reused: servers close theirs after
+    # 300 s idle (ours do; docs/storage.md), and a request sent as the server closes fails.
+    MAX_IDLE_SECONDS = 240.0
+
+    def __init__(self, endpoints: _EndpointFactory, reactor: Any, persistent: bool) -> None:
+        self._endpoints = endpoints
+        self.reactor = reactor
+        self._persistent = persistent
+        self._idle: list[_Connection] = []
+        self._factory = _ConnectionFactory(self)
+
+    async def connection(self) -> tuple[_Connection, bool]:
+        """A connection, and whether it was idle (a reused one may have been closed by its
+        server meanwhile)."""
+        while self._idle:
+            connection = self._idle.pop()
+            if not connection.open:
+                continue
+            if self.reactor.seconds() - connection.idle_since < self.MAX_IDLE_SECONDS:
+                return connection, True
+            connection.open = False  # its server may be closing it just now
+            transport: Any = connection.transport
+            transport.loseConnection()
+        endpoint: Any = self._endpoints.endpointForURI(None)
+        made: _Connection = await endpoint.connect(self._factory)
+        return made, False
+
+    def release(self, connection: _Connection) -> None:
+        if self._persistent and len(self._idle) < self.MAX_IDLE:
+            connection.idle_since = self.reactor.seconds()
+            self._idle.append(connection)
+        else:
+            connection.open = False
+            transport: Any = connection.transport
+            transport.loseConnection()
+
+    def forget(self, connection: _Connection) -> None:
+        if connection in self._idle:
+            self._idle.remove(connection)
+
+    def close(self) -> None:
+        """Close the idle connections (those in use close when their answer is in)."""
+        idle, self._idle = self._idle, []
+        self._persistent = False
+        for connection in idle:
+            connection.open = False
+            transport: Any = connection.transport
+            if transport is not None:
+                transport.loseConnection()
 
 
 class StorageServerError(MistgridError):
@@ -221,7 +328,6 @@ class _FirstThatConnects:
         return result
 
 
-@implementer(IAgentEndpointFactory)
 class _EndpointFactory:
     def __init__(self, connector: Connector, nurls: Sequence[Nurl], reactor: Any) -> None:
         self.connector = connector
@@ -256,7 +362,7 @@ class StorageClient:
     """One storage server, over GBS."""
 
     def __init__(self, nurl: Nurl, connector: Connector, reactor: Any,
-                 pool: HTTPConnectionPool | None = None, timeout: float = 120.0,
+                 persistent: bool = True, timeout: float = 120.0,
                  permutation_seed: bytes | None = None,
                  fallbacks: Sequence[Nurl] = (), tub_id: bytes | None = None) -> None:
         """`fallbacks`: more addresses of the same server (its other NURLs, same key and
@@ -274,17 +380,18 @@ class StorageClient:
         self.permutation_seed = permutation_seed if permutation_seed is not None \
             else nurl.spki_hash
         self.tub_id = tub_id if tub_id is not None else nurl.spki_hash[:20]
-        pool = pool or HTTPConnectionPool(reactor, persistent=True)
-        pool.maxPersistentPerHost = 8
         self._endpoints = _EndpointFactory(connector, [nurl, *fallbacks], reactor)
-        # never a redirect: a bare Agent follows none (a storage server cannot send us to
-        # another address)
-        self._agent = Agent.usingEndpointFactory(reactor, self._endpoints, pool)
+        # (no redirect is ever followed: a storage server cannot send us to another address)
+        self._pool = _Pool(self._endpoints, reactor, persistent)
         self._reactor = reactor
         self._auth = swissnum_header(nurl.swissnum)
         self.retries = 0  # requests repeated after a transient connection failure
         port = f":{nurl.port}" if nurl.port is not None else ""
-        self._base = f"https://{nurl.host}{port}".encode("ascii")
+        self._host = f"{nurl.host}{port}".encode("ascii")
+
+    def close(self) -> None:
+        """Close the connections kept for reuse."""
+        self._pool.close()
 
     @property
     def reached(self) -> Nurl:
@@ -300,22 +407,22 @@ class StorageClient:
     async def _call(self, method: str, path: str, what: str, ok: tuple[int, ...],
                     body: bytes | None = None, cbor: Any = None,
                     headers: Mapping[bytes, bytes] | None = None,
-                    secrets: Mapping[str, bytes] | None = None) -> tuple[int, bytes]:
-        all_headers: dict[bytes, list[bytes]] = {b"authorization": [self._auth]}
-        for name, value in (headers or {}).items():
-            all_headers[name] = [value]
+                    secrets: Mapping[str, bytes] | None = None,
+                    limit: int = MAX_ANSWER) -> tuple[int, bytes]:
+        """(status, body) of one request; `limit`: the most body the answer may have."""
+        fields = [(b"Authorization", self._auth)]
+        fields.extend((headers or {}).items())
         if secrets:
-            all_headers[b"x-tahoe-authorization"] = [secret_header(k, v)
-                                                     for k, v in secrets.items()]
+            fields.extend((b"X-Tahoe-Authorization", secret_header(k, v))
+                          for k, v in secrets.items())
         if cbor is not None:
             body = cbor2.dumps(cbor)
-            all_headers[b"content-type"] = [b"application/cbor"]
-        url = self._base + path.encode("ascii")
+            fields.append((b"Content-Type", b"application/cbor"))
+        head = request_head(method.encode("ascii"), path.encode("ascii"), self._host, fields,
+                            None if body is None else len(body))
         for attempt in range(1, RETRIES + 2):
             try:
-                response = await self._request(method.encode("ascii"), url,
-                                               Headers(all_headers), body)
-                content = await _read_body(response)
+                answer = await self._request(head, body, limit)
                 break
             except TRANSIENT:
                 # A kept-alive connection the server had closed, or a reset: every GBS
@@ -325,22 +432,14 @@ class StorageClient:
                 self.retries += 1
         else:  # pragma: no cover - the loop always breaks or raises
             raise AssertionError("unreachable")
-        if response.code not in ok:
-            raise StorageServerError(response.code, what)
-        return response.code, content
+        if answer.status not in ok:
+            raise StorageServerError(answer.status, what)
+        return answer.status, answer.body
 
-    async def _request(self, method: bytes, url: bytes, headers: Headers,
-                       body: bytes | None) -> Any:
-        """The response (its headers read) or, after `timeout` seconds without one, a
-        cancelled request."""
-        asked = self._agent.request(method, url, headers,
-                                    None if body is None else _Body(body))
-        timer = self._reactor.callLater(self.timeout, asked.cancel)
-        try:
-            return await asked
-        finally:
-            if timer.active():
-                timer.cancel()
+    async def _request(self, head: bytes, body: bytes | None, limit: int) -> ResponseReader:
+        """The whole answer; its head must come within `timeout` seconds."""
+        connection, _ = await self._pool.connection()
+        return await connection.request(head, body, limit, self.timeout)
 
     async def version(self) -> dict[Any, Any]:
         _, body = await self._call("GET", f"{V1}/version", "version", (200,))
@@ -363,8 +462,8 @@ class StorageClient:
         code, _ = await self._call(
             "PATCH", f"{V1}/immutable/{base32.b2a(storage_index)}/{number}", "write",
             (200, 201), body=data,
-            headers={b"content-range": content_range(offset, offset + len(data)),
-                     b"content-type": b"application/octet-stream"},
+            headers={b"Content-Range": content_range(offset, offset + len(data)),
+                     b"Content-Type": b"application/octet-stream"},
             secrets={"upload-secret": upload_secret})
         return code == 201
 
@@ -392,7 +491,8 @@ class StorageClient:
         code, body = await self._call(
             "GET", f"{V1}/immutable/{base32.b2a(storage_index)}/{number}", "read",
             (200, 204, 206),
-            headers={b"range": b"bytes=%d-%d" % (offset, offset + length - 1)})
+            headers={b"Range": b"bytes=%d-%d" % (offset, offset + length - 1)},
+            limit=length)
         return body if code != 204 else b""
 
     async def advise_corrupt(self, storage_index: bytes, number: int, reason: str) -> None:
@@ -416,7 +516,8 @@ class StorageClient:
         code, body = await self._call(
             "GET", f"{V1}/mutable/{base32.b2a(storage_index)}/{number}", "read",
             (200, 204, 206),
-            headers={b"range": b"bytes=%d-%d" % (offset, offset + length - 1)})
+            headers={b"Range": b"bytes=%d-%d" % (offset, offset + length - 1)},
+            limit=length)
         return body if code != 204 else b""
 
     async def read_test_write(self, storage_index: bytes, secrets: MutableSecrets,
