@@ -5,8 +5,11 @@ node id). mistgrid's reader also reads Tahoe's files."""
 
 from __future__ import annotations
 
+import itertools
 import os
 from pathlib import Path
+
+import pytest
 
 from mistgrid.storage import containers
 from mistgrid.storage.mutable_share import MutableShare
@@ -29,14 +32,19 @@ def blank(raw: bytes, *spans: tuple[int, int]) -> bytes:
     return bytes(out)
 
 
-def test_immutable_files_are_tahoes(mistgrid_server: Server, tahoe_server: Server) -> None:
+@pytest.mark.parametrize("writes", [1, 3])  # a share in one write is stored in one go
+def test_immutable_files_are_tahoes(mistgrid_server: Server, tahoe_server: Server,
+                                    writes: int) -> None:
     si, data = new_si(), os.urandom(5000)
     secrets = {"lease-renew-secret": os.urandom(32), "lease-cancel-secret": os.urandom(32),
                "upload-secret": os.urandom(32)}
     files = []
+    cuts = [len(data) * i // writes for i in range(writes + 1)]
     for client, shares in (mistgrid_server, tahoe_server):
         assert allocate(client, si, {2}, len(data), secrets) == (set(), {2})
-        assert patch(client, si, 2, 0, data, secrets["upload-secret"]) == 201
+        for start, end in reversed(list(itertools.pairwise(cuts))):
+            status = patch(client, si, 2, start, data[start:end], secrets["upload-secret"])
+            assert status == (201 if start == 0 else 200)
         files.append(share_file(shares, si, 2))
     ours, tahoes = files
     expiration = (len(ours) - 4, len(ours))

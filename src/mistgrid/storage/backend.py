@@ -2,9 +2,12 @@
 for who may create, replace or remove which container.
 
 How this works: complete shares live at `shares/<2-char prefix>/<storage index>/<number>`;
-immutable uploads in progress at `shares/incoming/...`, apart, so nothing half-written is
-ever listed or served. The state of uploads in progress lives in memory only: after a crash
-the incoming files are deleted on start, and the client simply uploads again.
+immutable uploads in progress at `shares/incoming/<storage index>.<number>`, apart, so
+nothing half-written is ever listed or served (one flat directory: making and removing a
+directory pair per upload cost more than the rest of a small share's upload). The state
+of uploads in progress lives in memory only: after a crash the incoming files are deleted
+on start, and the client simply uploads again. A share that arrives in one write is
+written to disk in one go.
 
 The rule (every request goes through it; `tests/storage/test_hostile_clients.py` drives all
 endpoints at once against it):
@@ -134,9 +137,9 @@ class DiskBackend:
 
     # ---- paths, kinds and space ----
 
-    def _bucket(self, storage_index: bytes, incoming: bool = False) -> Path:
+    def _bucket(self, storage_index: bytes) -> Path:
         text = si_text(storage_index)
-        return (self.incoming if incoming else self.shares) / text[:2] / text
+        return self.shares / text[:2] / text
 
     def _shares_of_kind(self, storage_index: bytes, mutable: bool) -> set[int]:
         bucket = self._bucket(storage_index)
@@ -199,7 +202,7 @@ class DiskBackend:
             room -= allocated_size
             count += 1
             uploads[number] = _Upload(
-                self._bucket(storage_index, incoming=True) / str(number),
+                self.incoming / f"{si_text(storage_index)}.{number}",
                 self._bucket(storage_index) / str(number), allocated_size, upload_secret,
                 lease, now)
             allocated.add(number)
@@ -224,7 +227,10 @@ class DiskBackend:
         if end > upload.allocated_size:
             raise ProtocolError(416, "write beyond the allocated size")
         if not upload.started:  # the file exists only once something is written
-            upload.path.parent.mkdir(parents=True, exist_ok=True)
+            if offset == 0 and end == upload.allocated_size:  # the whole share at once
+                self._complete(storage_index, number, upload, data)
+                return WriteResult(True, [])
+            self.incoming.mkdir(parents=True, exist_ok=True)
             fd = os.open(upload.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "wb") as handle:
                 handle.write(containers.pack_header(upload.allocated_size, 0))
@@ -246,14 +252,26 @@ class DiskBackend:
         self._complete(storage_index, number, upload)
         return WriteResult(True, [])
 
-    def _complete(self, storage_index: bytes, number: int, upload: _Upload) -> None:
-        with upload.path.open("r+b") as handle:
-            handle.seek(containers.DATA_OFFSET + upload.allocated_size)
-            handle.write(upload.lease.pack())
-            handle.seek(0)
-            handle.write(containers.pack_header(upload.allocated_size, 1))
-            handle.flush()
-            os.fsync(handle.fileno())
+    def _complete(self, storage_index: bytes, number: int, upload: _Upload,
+                  whole: bytes | None = None) -> None:
+        """Make the share: its lease and header written, then durable, then linked into
+        place. `whole`: all of the share's data, none written yet (one file write)."""
+        if whole is not None:
+            self.incoming.mkdir(parents=True, exist_ok=True)
+            fd = os.open(upload.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(containers.pack_header(upload.allocated_size, 1) + whole
+                             + upload.lease.pack())
+                handle.flush()
+                os.fsync(handle.fileno())
+        else:
+            with upload.path.open("r+b") as handle:
+                handle.seek(containers.DATA_OFFSET + upload.allocated_size)
+                handle.write(upload.lease.pack())
+                handle.seek(0)
+                handle.write(containers.pack_header(upload.allocated_size, 1))
+                handle.flush()
+                os.fsync(handle.fileno())
         upload.final.parent.mkdir(parents=True, exist_ok=True)
         try:
             os.link(upload.path, upload.final)  # never replaces whatever is there
@@ -271,7 +289,6 @@ class DiskBackend:
             self._uploads.pop(storage_index, None)
         if upload is not None:
             upload.path.unlink(missing_ok=True)
-            remove_empty(upload.path.parent, 2)
 
     def abort(self, storage_index: bytes, number: int, secret: bytes) -> None:
         upload = self._uploads.get(storage_index, {}).get(number)
