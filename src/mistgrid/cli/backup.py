@@ -24,7 +24,7 @@ import click
 
 from .aliases import load_aliases, split_where, uri_path
 from .copy import _upload
-from .data import node_option
+from .data import KeptConnection, node_option
 from .files import call, checked
 from .progress import byte_progress
 
@@ -133,19 +133,19 @@ def _total(entries: dict[str, _Entry]) -> int:
 
 
 def _backup_dir(node_dir: Path, db: BackupDB, entries: dict[str, _Entry], counts: _Counts,
-                advance: Any, verbose: bool) -> str:
+                advance: Any, verbose: bool, kept: KeptConnection) -> str:
     """The cap of an immutable snapshot directory for a scanned folder (made or reused)."""
     children: dict[str, Any] = {}
     for name, entry in entries.items():
         if entry.kind == "dir":
-            cap = _backup_dir(node_dir, db, entry.entries, counts, advance, verbose)
+            cap = _backup_dir(node_dir, db, entry.entries, counts, advance, verbose, kept)
             children[name] = ["dirnode", {"ro_uri": cap, "metadata": {}}]
         elif entry.kind == "file" and entry.stat is not None:
             st = entry.stat
             key = os.path.abspath(entry.path)
             cap_or_none = db.file_cap(key, st)
             if cap_or_none is None:
-                cap = _upload(node_dir, Path(entry.path), "uri", advance)
+                cap = _upload(node_dir, Path(entry.path), "uri", advance, kept)
                 db.remember_file(key, st, cap)
                 counts.uploaded += 1
                 if verbose:
@@ -193,8 +193,12 @@ def backup(source: Path, target: str, exclude: tuple[str, ...], exclude_from: Pa
     db = BackupDB(node_dir / "private" / "backupdb.sqlite")
     counts = _Counts()
     tree = _scan(str(source), patterns)
-    with byte_progress("backing up", _total(tree)) as advance:
-        snapshot = _backup_dir(node_dir, db, tree, counts, advance, verbose)
+    kept = KeptConnection()
+    try:
+        with byte_progress("backing up", _total(tree)) as advance:
+            snapshot = _backup_dir(node_dir, db, tree, counts, advance, verbose, kept)
+    finally:
+        kept.close_all()
     stamp = time.strftime("%Y-%m-%d_%H:%M:%SZ", time.gmtime())
     # (Archives, and the target itself, are made on the way when missing)
     checked(*call(node_dir, "PUT", uri_path(cap, [*names, "Archives", stamp]) + "?t=uri",

@@ -31,7 +31,7 @@ import click
 from ..errors import MistgridError
 from ..fileutil import atomic_output
 from .aliases import load_aliases, split_where, uri_path
-from .data import CHUNK, connect_local, node_option, send_body
+from .data import CHUNK, KeptConnection, connect_local, node_option, send_body
 from .files import call, checked
 from .progress import byte_progress
 
@@ -62,10 +62,13 @@ def _grid_is_file(node_dir: Path, source: str, aliases: dict[str, str]) -> bool:
     return found is not None and found[0] != "dirnode"
 
 
-def _upload(node_dir: Path, source: Path, path: str, advance: Callable[[int], None]) -> str:
+def _upload(node_dir: Path, source: Path, path: str, advance: Callable[[int], None],
+            kept: KeptConnection | None = None) -> str:
+    """`kept` only for an unlinked upload (path "uri"), which is safe to repeat."""
     with source.open("rb") as handle:
         try:
-            return send_body(node_dir, "PUT", path, handle, source.stat().st_size, advance)
+            return send_body(node_dir, "PUT", path, handle, source.stat().st_size, advance,
+                             kept)
         except MistgridError as err:
             raise MistgridError(f"{source}: {err}") from None
 
@@ -169,8 +172,13 @@ def upload_all(node_dir: Path, files: list[Path], advance: Callable[[int], None]
     small file's upload waiting on storage servers); their caps, in order."""
     if len(files) <= 1:
         return [_upload(node_dir, f, "uri", advance) for f in files]
-    with ThreadPoolExecutor(UPLOADS_AT_ONCE, thread_name_prefix="mistgrid-cp") as pool:
-        return list(pool.map(lambda f: _upload(node_dir, f, "uri", advance), files))
+    kept = KeptConnection()
+    try:
+        with ThreadPoolExecutor(UPLOADS_AT_ONCE, thread_name_prefix="mistgrid-cp") as pool:
+            return list(pool.map(lambda f: _upload(node_dir, f, "uri", advance, kept),
+                                 files))
+    finally:
+        kept.close_all()
 
 
 UPLOADS_AT_ONCE = 4

@@ -11,6 +11,7 @@ import base64
 import http.client
 import sys
 import tempfile
+import threading
 import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
@@ -54,24 +55,69 @@ def connect_local(node_dir: Path) -> tuple[http.client.HTTPConnection, str]:
     return http.client.HTTPConnection(host, url.port or 80, timeout=3600), url.path or "/"
 
 
+class KeptConnection(threading.local):
+    """One connection to the local node per thread, kept open between requests (a `cp -r`
+    of many small files made one TCP connection per file). `close_all` closes every
+    thread's, once their work is done."""
+
+    def __init__(self) -> None:
+        self.conn: tuple[http.client.HTTPConnection, str] | None = None
+
+    def keep(self, conn: tuple[http.client.HTTPConnection, str]) -> None:
+        self.conn = conn
+        with _ALL_LOCK:
+            _ALL_KEPT.setdefault(id(self), []).append(conn[0])
+
+    def close_all(self) -> None:
+        with _ALL_LOCK:
+            kept = _ALL_KEPT.pop(id(self), [])
+        for conn in kept:
+            conn.close()
+
+
+_ALL_LOCK = threading.Lock()
+_ALL_KEPT: dict[int, list[http.client.HTTPConnection]] = {}
+
+
 def send_body(node_dir: Path, method: str, path: str, stream: IO[bytes], size: int,
-              advance: Callable[[int], None]) -> str:
+              advance: Callable[[int], None], kept: KeptConnection | None = None) -> str:
     """Send `size` bytes of `stream` to the local node's web API in chunks; its answer
-    (a cap). One line of error for a failed request."""
-    conn, base = connect_local(node_dir)
+    (a cap). One line of error for a failed request. With `kept`, the thread's kept
+    connection is used (and kept); the request must then be one that is safe to send again
+    (PUT /uri): a kept connection the node closed meanwhile fails it, and it is repeated
+    once on a new connection."""
+    reused = kept is not None and kept.conn is not None
+    if kept is not None and kept.conn is not None:
+        conn, base = kept.conn
+    else:
+        conn, base = connect_local(node_dir)
+    start = stream.tell() if reused else 0
     try:
         conn.putrequest(method, base + path)
         conn.putheader("Content-Length", str(size))
         conn.endheaders()
+        sent = 0
         while chunk := stream.read(CHUNK):
             conn.send(chunk)
+            sent += len(chunk)
             advance(len(chunk))
         response = conn.getresponse()
         answer = response.read().decode("utf-8", "replace").strip()
     except OSError as err:
-        raise MistgridError(f"cannot reach the node's web API: {err}") from err
-    finally:
         conn.close()
+        if kept is not None:
+            kept.conn = None
+            if reused:  # closed by the node while idle: once more, on a new connection
+                stream.seek(start)
+                advance(-sent)
+                return send_body(node_dir, method, path, stream, size, advance, kept)
+        raise MistgridError(f"cannot reach the node's web API: {err}") from err
+    if kept is None or response.will_close:
+        conn.close()
+        if kept is not None:
+            kept.conn = None
+    elif not reused:
+        kept.keep((conn, base))
     if response.status not in (200, 201):
         raise MistgridError(f"upload failed: {answer}")
     return answer
