@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mistgrid.caps import ChkCap, ChkVerifierCap, LiteralCap, parse_cap
-from mistgrid.caps.immutable import parse_cap_checking_each_field
+from mistgrid.caps.immutable import chk_read_cap_listing, parse_cap_checking_each_field
 from mistgrid.errors import CapabilityError
 
 SPEC_CHK = ("URI:CHK:ihrbeov7lbvoduupd4qblysj7a:bg5agsdt62jb34hxvxmdsbza6do64f4fg5anxxod2buttbo6"
@@ -125,3 +125,32 @@ def test_the_fast_path_parses_as_the_field_by_field_path() -> None:
 def test_the_fast_path_parses_generated_caps_as_the_field_by_field_path(cap: ChkCap) -> None:
     text = cap.to_string()
     assert parse_cap(text) == parse_cap_checking_each_field(text) == cap
+
+
+def _listing(text: str) -> tuple[int, str] | None:
+    """What a listing shows for a canonical CHK read cap, the slow way (None otherwise)."""
+    if not text.startswith("URI:CHK:"):
+        return None
+    try:
+        cap = parse_cap_checking_each_field(text)
+    except CapabilityError:
+        return None
+    assert isinstance(cap, ChkCap)
+    return cap.size, cap.verifier().to_string()
+
+
+@given(chk_caps)
+def test_a_listings_chk_fields_are_the_caps_own(cap: ChkCap) -> None:
+    text = cap.to_string()
+    assert chk_read_cap_listing(text) == _listing(text) == (cap.size,
+                                                           cap.verifier().to_string())
+
+
+def test_a_listing_shows_only_canonical_good_chk_read_caps_so() -> None:
+    for position in range(len(SPEC_CHK)):
+        for char in "abcdefghijklmnopqrstuvwxyz234567" "0189:AQ-_ ":
+            text = SPEC_CHK[:position] + char + SPEC_CHK[position + 1:]
+            assert chk_read_cap_listing(text) == _listing(text), text
+    for text in (SPEC_CHK.replace(":3:10:", ":11:10:"), SPEC_CHK.replace(":3:10:", ":0:10:"),
+                 "URI:CHK-Verifier:" + SPEC_CHK[8:], "URI:LIT:nbswy3dp"):
+        assert chk_read_cap_listing(text) is None

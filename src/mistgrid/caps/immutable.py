@@ -141,6 +141,22 @@ def parse_cap(text: str) -> Cap:
     return parse_cap_checking_each_field(text)
 
 
+def chk_read_cap_listing(text: str) -> tuple[int, str] | None:
+    """(size, verify cap) of a canonical CHK read cap, as a directory listing shows it;
+    None for any other text. The same results as parsing the cap and asking its
+    verifier, without building either (a listing of 10,000 files asks 10,000 times)."""
+    canonical = _CANONICAL_CHK.fullmatch(text)
+    if canonical is None:
+        return None
+    key, ueb, needed, total, size = canonical.groups()
+    try:
+        _check_params(int(needed), int(total), int(size))
+    except CapabilityError:
+        return None
+    index = base32.b2a(storage_index_of(base32.a2b_matched(key)))
+    return int(size), f"URI:CHK-Verifier:{index}:{ueb}:{needed}:{total}:{size}"
+
+
 def parse_cap_checking_each_field(text: str) -> Cap:
     """`parse_cap` without its fast path for canonical read caps (the same results; the
     errors name the field at fault)."""

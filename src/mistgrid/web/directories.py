@@ -38,7 +38,7 @@ from twisted.web import server
 
 from ..caps import base32, parse_cap
 from ..caps.directory import DirectoryCap, is_directory_text, parse_directory_cap
-from ..caps.immutable import ChkCap, ChkVerifierCap, LiteralCap
+from ..caps.immutable import ChkCap, ChkVerifierCap, LiteralCap, chk_read_cap_listing
 from ..caps.mutable import (
     MutableFormat,
     MutableReadCap,
@@ -87,7 +87,15 @@ def caps_of(text: str) -> tuple[str | None, str | None]:
 
 def child_json(child: Child, with_metadata: bool = True) -> list[Any]:
     text = child.rw_uri or child.ro_uri or ""
-    info: dict[str, Any] = {}
+    chk = chk_read_cap_listing(text)  # most children of most directories
+    if chk is not None:
+        size, verify_uri = chk
+        info: dict[str, Any] = {"ro_uri": text, "mutable": False, "format": "CHK",
+                                "size": size, "verify_uri": verify_uri}
+        if with_metadata:
+            info["metadata"] = dict(child.metadata)
+        return ["filenode", info]
+    info = {}
     kind = "unknown"
     try:
         if is_directory_text(text):
