@@ -82,27 +82,19 @@ class ResponseReader:
             self.started = True
         while data:
             state = self._state
-            if state == _LENGTH:
+            if state in (_LENGTH, _CHUNK_DATA):  # a counted run of body bytes
                 if len(data) < self._left:
                     self._take(data)
                     self._left -= len(data)
                     return b""
                 self._take(data[:self._left])
                 data = data[self._left:]
-                self._state = _DONE
+                self._state = _DONE if state == _LENGTH else _CHUNK_END
             elif state == _DONE:
                 return data
             elif state == _UNTIL_CLOSE:
                 self._take(data)
                 return b""
-            elif state == _CHUNK_DATA:
-                if len(data) < self._left:
-                    self._take(data)
-                    self._left -= len(data)
-                    return b""
-                self._take(data[:self._left])
-                data = data[self._left:]
-                self._state = _CHUNK_END
             else:  # line-oriented states
                 data = self._lines(self._buffer + data)
         return b""
