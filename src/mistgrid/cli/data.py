@@ -55,28 +55,33 @@ def connect_local(node_dir: Path) -> tuple[http.client.HTTPConnection, str]:
     return http.client.HTTPConnection(host, url.port or 80, timeout=3600), url.path or "/"
 
 
-class KeptConnection(threading.local):
+class KeptConnection:
     """One connection to the local node per thread, kept open between requests (a `cp -r`
     of many small files made one TCP connection per file). `close_all` closes every
     thread's, once their work is done."""
 
     def __init__(self) -> None:
-        self.conn: tuple[http.client.HTTPConnection, str] | None = None
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._all: list[http.client.HTTPConnection] = []
 
-    def keep(self, conn: tuple[http.client.HTTPConnection, str]) -> None:
-        self.conn = conn
-        with _ALL_LOCK:
-            _ALL_KEPT.setdefault(id(self), []).append(conn[0])
+    @property
+    def conn(self) -> tuple[http.client.HTTPConnection, str] | None:
+        """This thread's kept connection (and the web API's base path), if any."""
+        return getattr(self._local, "conn", None)
+
+    def keep(self, conn: tuple[http.client.HTTPConnection, str] | None) -> None:
+        """Keep `conn` for this thread's next request (None: keep none)."""
+        self._local.conn = conn
+        if conn is not None:
+            with self._lock:
+                self._all.append(conn[0])
 
     def close_all(self) -> None:
-        with _ALL_LOCK:
-            kept = _ALL_KEPT.pop(id(self), [])
+        with self._lock:
+            kept, self._all = self._all, []
         for conn in kept:
             conn.close()
-
-
-_ALL_LOCK = threading.Lock()
-_ALL_KEPT: dict[int, list[http.client.HTTPConnection]] = {}
 
 
 def send_body(node_dir: Path, method: str, path: str, stream: IO[bytes], size: int,
@@ -86,11 +91,9 @@ def send_body(node_dir: Path, method: str, path: str, stream: IO[bytes], size: i
     connection is used (and kept); the request must then be one that is safe to send again
     (PUT /uri): a kept connection the node closed meanwhile fails it, and it is repeated
     once on a new connection."""
-    reused = kept is not None and kept.conn is not None
-    if kept is not None and kept.conn is not None:
-        conn, base = kept.conn
-    else:
-        conn, base = connect_local(node_dir)
+    reuse = kept.conn if kept is not None else None
+    reused = reuse is not None
+    conn, base = reuse if reuse is not None else connect_local(node_dir)
     start = stream.tell() if reused else 0
     try:
         conn.putrequest(method, base + path)
@@ -106,7 +109,7 @@ def send_body(node_dir: Path, method: str, path: str, stream: IO[bytes], size: i
     except OSError as err:
         conn.close()
         if kept is not None:
-            kept.conn = None
+            kept.keep(None)
             if reused:  # closed by the node while idle: once more, on a new connection
                 stream.seek(start)
                 advance(-sent)
@@ -115,7 +118,7 @@ def send_body(node_dir: Path, method: str, path: str, stream: IO[bytes], size: i
     if kept is None or response.will_close:
         conn.close()
         if kept is not None:
-            kept.conn = None
+            kept.keep(None)
     elif not reused:
         kept.keep((conn, base))
     if response.status not in (200, 201):

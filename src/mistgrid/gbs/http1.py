@@ -50,9 +50,8 @@ class ResponseReader:
     """One response, read from the bytes given to `feed`. After `done` is true: `status`,
     `headers` (lowercased names, each a list of values), `body`, `keep_alive`."""
 
-    def __init__(self, limit: int, head_request: bool = False) -> None:
+    def __init__(self, limit: int) -> None:
         self.limit = limit
-        self._head_request = head_request
         self._state = _HEAD
         self._buffer = b""
         self._parts: list[bytes] = []
@@ -180,9 +179,9 @@ class ResponseReader:
             self.keep_alive = b"keep-alive" in connection
         elif b"close" in connection:
             self.keep_alive = False
-        if self._head_request or self.status in (204, 304) or 100 <= self.status < 200:
-            if 100 <= self.status < 200:
-                raise HttpFormatError("an interim (1xx) response, never asked for")
+        if 100 <= self.status < 200:
+            raise HttpFormatError("an interim (1xx) response, never asked for")
+        if self.status in (204, 304):  # never a body
             self._state = _DONE
             return
         coding = headers.get(b"transfer-encoding")

@@ -39,6 +39,7 @@ import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import IO
 
 import attrs
 
@@ -230,9 +231,7 @@ class DiskBackend:
             if offset == 0 and end == upload.allocated_size:  # the whole share at once
                 self._complete(storage_index, number, upload, data)
                 return WriteResult(True, [])
-            self.incoming.mkdir(parents=True, exist_ok=True)
-            fd = os.open(upload.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "wb") as handle:
+            with self._new_incoming(upload.path) as handle:
                 handle.write(containers.pack_header(upload.allocated_size, 0))
             upload.started = True
         with upload.path.open("r+b") as handle:
@@ -257,9 +256,7 @@ class DiskBackend:
         """Make the share: its lease and header written, then durable, then linked into
         place. `whole`: all of the share's data, none written yet (one file write)."""
         if whole is not None:
-            self.incoming.mkdir(parents=True, exist_ok=True)
-            fd = os.open(upload.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "wb") as handle:
+            with self._new_incoming(upload.path) as handle:
                 handle.write(containers.pack_header(upload.allocated_size, 1) + whole
                              + upload.lease.pack())
                 handle.flush()
@@ -280,6 +277,17 @@ class DiskBackend:
             raise ProtocolError(409, "a share already exists at this place") from err
         _fsync_dir(upload.final.parent)
         self._drop(storage_index, number)
+
+    def _new_incoming(self, path: Path) -> IO[bytes]:
+        """A new upload's file, open for writing (the incoming directory, made at start,
+        is made again only if something removed it)."""
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+        try:
+            fd = os.open(path, flags, 0o600)
+        except FileNotFoundError:
+            self.incoming.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, flags, 0o600)
+        return os.fdopen(fd, "wb")
 
     def _drop(self, storage_index: bytes, number: int) -> None:
         """Forget an upload in progress and remove its partial file."""

@@ -176,21 +176,20 @@ class _Pool:
         self._idle: list[_Connection] = []
         self._factory = _ConnectionFactory(self)
 
-    async def connection(self) -> tuple[_Connection, bool]:
-        """A connection, and whether it was idle (a reused one may have been closed by its
-        server meanwhile)."""
+    async def connection(self) -> _Connection:
+        """An idle connection, or a new one."""
         while self._idle:
             connection = self._idle.pop()
             if not connection.open:
                 continue
             if self.reactor.seconds() - connection.idle_since < self.MAX_IDLE_SECONDS:
-                return connection, True
+                return connection
             connection.open = False  # its server may be closing it just now
             transport: Any = connection.transport
             transport.loseConnection()
         endpoint: Any = self._endpoints.endpointForURI(None)
         made: _Connection = await endpoint.connect(self._factory)
-        return made, False
+        return made
 
     def release(self, connection: _Connection) -> None:
         if self._persistent and len(self._idle) < self.MAX_IDLE:
@@ -438,7 +437,7 @@ class StorageClient:
 
     async def _request(self, head: bytes, body: bytes | None, limit: int) -> ResponseReader:
         """The whole answer; its head must come within `timeout` seconds."""
-        connection, _ = await self._pool.connection()
+        connection = await self._pool.connection()
         return await connection.request(head, body, limit, self.timeout)
 
     async def version(self) -> dict[Any, Any]:
