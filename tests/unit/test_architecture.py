@@ -106,6 +106,8 @@ LOOPBACK_ONLY = {
                          "nowhere",
     "cli/data.py": "the CLI reaches its own node's web API at the address in node.url",
     "node/demo.py": "the demo reaches the web API of the grid it started on 127.0.0.1",
+    "net/tls.py": "ssl's memory BIOs only (SSLObject): TLS over a transport the connector "
+                  "made; no socket is made or wrapped",
 }
 
 
@@ -125,6 +127,13 @@ def test_every_network_use_is_listed() -> None:
             continue
         offenders += [f"{name}:{n}: {line}" for n, line in network_uses(path.read_text())]
     assert offenders == []
+
+
+def test_the_tls_layer_uses_ssl_and_nothing_else_of_the_network() -> None:
+    """net/tls.py is listed for `import ssl` (memory BIOs); it may not grow a socket."""
+    source = (SRC / "net" / "tls.py").read_text()
+    assert [line for _, line in network_uses(source)] == ["import ssl"]
+    assert "wrap_socket" not in source and "SSLSocket" not in source
 
 
 @pytest.mark.parametrize("line", [

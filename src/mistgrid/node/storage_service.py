@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import attrs
-from twisted.internet import defer, endpoints, ssl
+from twisted.internet import defer, endpoints
 from twisted.internet import reactor as _reactor
 
 from ..config.location import Hint
@@ -24,6 +24,7 @@ from ..crypto.spki import spki_hash
 from ..fileutil import write_private
 from ..gbs.nurl import Nurl
 from ..net.connector import Connector
+from ..net.tls import TLSFactory, server_context
 from ..storage.announcement import announcement, server_id
 from ..storage.backend import DiskBackend
 from ..storage.crawler import CrawlerService, LeaseCrawler
@@ -53,8 +54,8 @@ def _nurls(hints: tuple[Hint, ...], spki: bytes, swissnum: str,
     return nurls
 
 
-async def _i2p_destinations(plan: StoragePlan, connector: Connector, options: Any,
-                            site: Any) -> dict[Hint, str]:
+async def _i2p_destinations(plan: StoragePlan, connector: Connector,
+                            tls_site: TLSFactory) -> dict[Hint, str]:
     """Serve GBS (TLS inside the I2P stream) on the destination of every i2p:KEYFILE hint,
     through the router's SAM API; the keys are made on first use and kept in KEYFILE. Its
     .b32.i2p name for each."""
@@ -63,7 +64,6 @@ async def _i2p_destinations(plan: StoragePlan, connector: Connector, options: An
         hints.append(dest_hint(plan.i2p_dest))
     if not hints:
         return {}
-    from twisted.protocols.tls import TLSMemoryBIOFactory  # noqa: PLC0415
     from txi2p.sam.endpoints import SAMI2PStreamServerEndpoint  # noqa: PLC0415
 
     names = {}
@@ -72,8 +72,7 @@ async def _i2p_destinations(plan: StoragePlan, connector: Connector, options: An
         endpoint = SAMI2PStreamServerEndpoint.new(
             connector.local_service(plan.i2p_sam), hint.path,
             nickname=f"mistgrid-server-{os.getpid()}-{index}", options=dict(plan.i2p_options))
-        factory = TLSMemoryBIOFactory(options, False, site)
-        port = await listen_i2p(functools.partial(endpoint.listen, factory), hint.path,
+        port = await listen_i2p(functools.partial(endpoint.listen, tls_site), hint.path,
                                 plan.i2p_sam)
         os.chmod(hint.path, 0o600)  # the destination's private keys
         names[hint] = str(port.getHost().host)
@@ -114,15 +113,14 @@ async def _start_storage(directory: Path, plan: StoragePlan, connector: Connecto
     reactor.addSystemEventTrigger("before", "shutdown", service.stop)
     if status is not None:
         status.crawler, status.backend = crawler, backend
-    options = ssl.PrivateCertificate.loadPEM(pem.read_text()).options()
     cert = load_certificate(pem)
-    site = make_site(backend, swissnum.encode("ascii"))
+    tls_site = TLSFactory(make_site(backend, swissnum.encode("ascii")),
+                          server_context(str(pem)), server_side=True)
     port = 0
     if plan.port is not None:
         refuse_exposure(plan.anonymous, plan.interface)
-        endpoint = endpoints.SSL4ServerEndpoint(reactor, plan.port, options,
-                                                interface=plan.interface)
-        listened: defer.Deferred[Any] = endpoint.listen(site)
+        endpoint = endpoints.TCP4ServerEndpoint(reactor, plan.port, interface=plan.interface)
+        listened: defer.Deferred[Any] = endpoint.listen(tls_site)
         listening = await listened.addErrback(cannot_listen("[node] tub.port",
                                                             f"tcp:{plan.port}"))
         port = int(listening.getHost().port)
@@ -141,7 +139,7 @@ async def _start_storage(directory: Path, plan: StoragePlan, connector: Connecto
         hints = with_hint(hints, Hint("tor", await start_keyed_onion(
             plan.tor_onion, port, plan.tor_control, connector, client_auth),
             plan.tor_onion.external_port))
-    onions.update(await _i2p_destinations(plan, connector, options, site))
+    onions.update(await _i2p_destinations(plan, connector, tls_site))
     if plan.i2p_dest is not None:
         hints = with_hint(hints, Hint("i2p", onions.pop(dest_hint(plan.i2p_dest)),
                                       plan.i2p_dest.port))

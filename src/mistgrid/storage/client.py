@@ -18,11 +18,10 @@ from typing import Any, cast
 
 import attrs
 import cbor2
-from OpenSSL import SSL, crypto
+from cryptography import x509
 from twisted.internet import defer
-from twisted.internet.endpoints import wrapClientTLS
 from twisted.internet.error import ConnectError, ConnectionDone, ConnectionLost
-from twisted.internet.interfaces import IOpenSSLClientConnectionCreator, IStreamClientEndpoint
+from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.internet.protocol import ClientFactory, Protocol, connectionDone
 from twisted.python.failure import Failure
 from twisted.web.client import ResponseFailed, ResponseNeverReceived
@@ -35,6 +34,7 @@ from ..gbs.headers import content_range, secret_header, swissnum_header
 from ..gbs.http1 import HttpFormatError, ResponseReader, request_head
 from ..gbs.nurl import Nurl
 from ..net.connector import Connector
+from ..net.tls import TLSClientEndpoint, client_context
 
 V1 = "/storage/v1"
 RETRIES = 2
@@ -47,6 +47,7 @@ TRANSIENT = (ResponseNeverReceived, ResponseFailed, ConnectionLost, ConnectionDo
 # The most body an answer other than a read may have (a read's is the length asked): a
 # version, a list of shares, a test-and-set's answer with the few reads it asked for.
 MAX_ANSWER = 4 * 1024 * 1024
+_CONTEXT = client_context()  # (the pin is checked per connection, after the handshake)
 
 
 class _Connection(Protocol):
@@ -223,27 +224,15 @@ class StorageServerError(MistgridError):
         super().__init__(f"storage server: {what} failed (HTTP {status})")
 
 
-@implementer(IOpenSSLClientConnectionCreator)
-class _PinnedTLS:
-    """TLS that trusts exactly one key: the SPKI hash from the NURL."""
+class _Pin:
+    """Accepts exactly one key: the SPKI hash from the NURL."""
 
     def __init__(self, expected: bytes) -> None:
         self._expected = expected
 
-    def _verify(self, conn: SSL.Connection, cert: crypto.X509, errno: int, depth: int,
-                ok: int) -> bool:
-        if depth != 0:
-            return True
-        return spki_hash(cert.to_cryptography()) == self._expected
-
-    def clientConnectionForTLS(self, protocol: Any) -> SSL.Connection:  # noqa: N802
-        context = SSL.Context(SSL.TLS_METHOD)
-        context.set_min_proto_version(SSL.TLS1_2_VERSION)
-        context.set_verify(SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT, self._verify)
-        connection = SSL.Connection(context, None)
-        connection.set_app_data(protocol)
-        connection.set_connect_state()
-        return connection
+    def __call__(self, der: bytes | None) -> bool:
+        return der is not None and \
+            spki_hash(x509.load_der_x509_certificate(der)) == self._expected
 
 
 @implementer(IStreamClientEndpoint)
@@ -343,11 +332,13 @@ class _EndpointFactory:
 
     def _make_endpoint(self) -> IStreamClientEndpoint:
         # An I2P NURL may have no port (I2P destinations need none): 0 stands for "none".
-        creator = cast(IOpenSSLClientConnectionCreator, _PinnedTLS(self.nurls[0].spki_hash))
+        pin = _Pin(self.nurls[0].spki_hash)
         if len(self.nurls) == 1:
             nurl = self.nurls[0]
-            return wrapClientTLS(creator, self.connector.endpoint(nurl.host, nurl.port or 0))
-        return wrapClientTLS(creator, cast(IStreamClientEndpoint, _FirstThatConnects(self)))
+            return cast(IStreamClientEndpoint, TLSClientEndpoint(
+                self.connector.endpoint(nurl.host, nurl.port or 0), _CONTEXT, pin))
+        return cast(IStreamClientEndpoint, TLSClientEndpoint(
+            cast(IStreamClientEndpoint, _FirstThatConnects(self)), _CONTEXT, pin))
 
 
 @attrs.frozen

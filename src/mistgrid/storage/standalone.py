@@ -15,12 +15,13 @@ import sys
 from pathlib import Path
 from typing import Any, cast
 
-from twisted.internet import endpoints, ssl
+from twisted.internet import endpoints
 from twisted.internet import reactor as _reactor
 
 from ..caps import base32
 from ..crypto.spki import spki_hash
 from ..gbs.nurl import Nurl
+from ..net.tls import TLSFactory, server_context
 from .backend import UPLOAD_IDLE_TIMEOUT, DiskBackend
 from .server import make_site
 from .tls import create_identity, load_certificate
@@ -51,8 +52,7 @@ def main(argv: list[str] | None = None) -> None:
     swissnum = load_or_create_swissnum(private)
     backend = DiskBackend(args.dir / "storage", reserved_space=args.reserved_space,
                           upload_idle_timeout=args.upload_idle_timeout)
-    options = ssl.PrivateCertificate.loadPEM(pem.read_text()).options()
-    endpoint = endpoints.SSL4ServerEndpoint(reactor, args.port, options, interface="127.0.0.1")
+    endpoint = endpoints.TCP4ServerEndpoint(reactor, args.port, interface="127.0.0.1")
 
     def listening(port: object) -> None:
         number = port.getHost().port  # type: ignore[attr-defined]
@@ -66,7 +66,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"cannot listen: {failure}", file=sys.stderr)
         reactor.stop()
 
-    endpoint.listen(make_site(backend, swissnum.encode("ascii"))).addCallbacks(
+    site = make_site(backend, swissnum.encode("ascii"))
+    endpoint.listen(TLSFactory(site, server_context(str(pem)), server_side=True)).addCallbacks(
         listening, failed)
     reactor.run()
 
