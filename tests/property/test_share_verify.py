@@ -18,8 +18,15 @@ from mistgrid.testing.memory import encode_bytes
 
 def verify(cap: ChkCap, number: int, share: bytes, chunk: int = 1000) -> ShareVerifier:
     verifier = ShareVerifier(cap, number, chunk=chunk)
+    ahead = None  # what following() promised: the read that must come next
     while (request := verifier.next_read()) is not None:
+        if ahead is not None:
+            assert request == ahead
+        ahead = verifier.following(request)
+        if request.purpose != "blocks":
+            assert ahead is None
         verifier.give(share[request.offset:request.offset + request.length])
+    assert ahead is None  # nothing promised after the last read
     return verifier
 
 

@@ -68,15 +68,32 @@ class ShareVerifier:
             request = ReadRequest(self.number, lay.plaintext_hash_tree,
                                   lay.uri_extension - lay.plaintext_hash_tree, "hashes")
         elif self._phase == "blocks" and lay is not None:
-            file = self._file_layout()
-            count = max(1, self.chunk // max(1, file.block_size))
-            count = min(count, file.num_segments - self._next_segment)
-            length = sum(file.block_length(g)
-                         for g in range(self._next_segment, self._next_segment + count))
-            request = ReadRequest(self.number, lay.data + self._next_segment * file.block_size,
-                                  length, "blocks")
+            request = self._blocks_from(self._next_segment)[0]
         self._pending = request
         return request
+
+    def following(self, request: ReadRequest) -> ReadRequest | None:
+        """The read that comes after the blocks read `request` once it checks out (None
+        after the last, or for any other read): asked for ahead, it arrives while
+        `request` is being checked."""
+        lay = self._layout
+        if request.purpose != "blocks" or lay is None or self.ueb is None:
+            return None
+        first = (request.offset - lay.data) // max(1, self._file_layout().block_size)
+        after = first + self._blocks_from(first)[1]
+        if after >= self._file_layout().num_segments:
+            return None
+        return self._blocks_from(after)[0]
+
+    def _blocks_from(self, segment: int) -> tuple[ReadRequest, int]:
+        """The read of about `chunk` bytes of blocks from `segment` on, and how many."""
+        assert self._layout is not None
+        file = self._file_layout()
+        count = max(1, self.chunk // max(1, file.block_size))
+        count = min(count, file.num_segments - segment)
+        length = sum(file.block_length(g) for g in range(segment, segment + count))
+        return ReadRequest(self.number, self._layout.data + segment * file.block_size,
+                           length, "blocks"), count
 
     def give(self, data: bytes) -> None:
         """The bytes read for the last `next_read()` (shorter where the share ended).

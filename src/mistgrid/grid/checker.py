@@ -24,6 +24,8 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from typing import Any
 
+from twisted.internet import defer
+
 from ..caps import parse_cap
 from ..caps.directory import DirectoryCap, is_directory_text, parse_directory_cap
 from ..caps.immutable import ChkCap, ChkVerifierCap, LiteralCap
@@ -36,6 +38,7 @@ from ..caps.mutable import (
     parse_mutable_cap,
 )
 from ..crypto.hashes import lease_secrets
+from ..encoding.download import ReadRequest
 from ..encoding.params import EncodingParams
 from ..encoding.ueb import Ueb
 from ..encoding.verify import ShareVerifier
@@ -148,22 +151,36 @@ class Checker:
         # The first read fetches the share's first FIRST_READ bytes: a small share (most
         # of a directory tree's) is then checked from that one answer.
         head = await server.read(cap.storage_index, number, 0, FIRST_READ)
-        while (request := verifier.next_read()) is not None:
-            end = request.offset + request.length
-            if end <= len(head) or len(head) < FIRST_READ:  # all of it is in hand
-                data = head[request.offset:end]
-            else:
-                data = await server.read(cap.storage_index, number, request.offset,
-                                         request.length)
-            try:
-                if self._executor is not None and request.purpose == "blocks":
-                    await in_thread(self._executor, verifier.give, data)
+        # Blocks are read one chunk ahead: the next chunk travels while this one is hashed.
+        ahead: tuple[ReadRequest, defer.Deferred[bytes]] | None = None
+        try:
+            while (request := verifier.next_read()) is not None:
+                end = request.offset + request.length
+                if end <= len(head) or len(head) < FIRST_READ:  # all of it is in hand
+                    data = head[request.offset:end]
+                elif ahead is not None and ahead[0] == request:
+                    data = await ahead[1]
                 else:
-                    verifier.give(data)
-            except ShareError:
-                raise
-            except MistgridError as err:  # the UEB itself is malformed: this share's fault
-                raise _CorruptError(str(err)) from err
+                    data = await server.read(cap.storage_index, number, request.offset,
+                                             request.length)
+                ahead = None
+                following = verifier.following(request)
+                if following is not None and following.offset + following.length > len(head):
+                    ahead = (following, defer.ensureDeferred(server.read(
+                        cap.storage_index, number, following.offset, following.length)))
+                try:
+                    if self._executor is not None and request.purpose == "blocks":
+                        await in_thread(self._executor, verifier.give, data)
+                    else:
+                        verifier.give(data)
+                except ShareError:
+                    raise
+                except MistgridError as err:  # the UEB itself is malformed: this share's
+                    raise _CorruptError(str(err)) from err
+        finally:
+            if ahead is not None:  # a read asked ahead that nobody will use
+                ahead[1].addErrback(lambda _: None)
+                ahead[1].cancel()
         return verifier
 
     async def _repair_immutable(self, cap: ChkCap | ChkVerifierCap,
