@@ -13,6 +13,7 @@ from pathlib import Path
 
 from mistgrid.caps import base32, parse_cap
 from mistgrid.caps.mutable import MutableWriteCap, parse_mutable_cap
+from mistgrid.shares.immutable import HEADER_READ_SIZE, ShareLayout
 from mistgrid.storage.containers import DATA_OFFSET, LEASE, MUTABLE_DATA_OFFSET, Lease
 
 from ..conftest import run_cli
@@ -112,6 +113,34 @@ def test_a_repair_whose_download_fails_says_so_and_the_node_serves_on(
     assert not repaired["post-repair-results"]["results"]["healthy"]
     status, again = http("PUT", url + "uri", b"still serving" * 10_000)
     assert status == 200 and http("GET", url + "uri/" + again.decode())[0] == 200
+
+
+def test_a_repair_trusts_no_held_shares_root_it_cannot_confirm(
+        web_grid: tuple[str, Path]) -> None:  # noqa: F811
+    """A repair encodes only the shares it puts back, taking the held shares' block hash
+    roots from their servers; one held share's root changed on disk (a plain check does
+    not see it) gives another cap, so the repair encodes every share instead and still
+    puts the missing one back right. The changed share is then named by a verify."""
+    url, base = web_grid
+    data = os.urandom(300_000)
+    status, cap = http("PUT", url + "uri", data)
+    assert status == 200
+    file_url = url + "uri/" + cap.decode()
+    si = parse_cap(cap.decode()).storage_index  # type: ignore[union-attr]
+    files = share_files(base, si)
+    (gone_server, gone), (bad_server, bad) = sorted(files)[:2]
+    files[(gone_server, gone)].unlink()
+    share = files[(bad_server, bad)].read_bytes()
+    layout = ShareLayout.parse(share[DATA_OFFSET:DATA_OFFSET + HEADER_READ_SIZE])
+    flip(files[(bad_server, bad)], DATA_OFFSET + layout.block_hashes)
+    repaired = check(file_url, repair="true")
+    assert repaired["repair-attempted"] and repaired["repair-successful"], repaired
+    assert repaired["post-repair-results"]["results"]["count-shares-good"] == 4
+    verified = check(file_url, verify="true")["results"]
+    assert verified["list-corrupt-shares"] == [[server_ids(base)[bad_server], base32.b2a(si),
+                                                bad]]
+    assert verified["count-shares-good"] == 3  # the one put back among them
+    assert http("GET", file_url) == (200, data)
 
 
 def test_a_verify_cap_repairs_what_it_cannot_read(web_grid: tuple[str, Path]) -> None:  # noqa: F811

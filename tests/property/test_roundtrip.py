@@ -276,3 +276,44 @@ def test_the_ciphertext_re_encodes_to_the_same_shares(case: tuple[int, int],
         share.extend(b"\0" * max(0, write.offset + len(write.data) - len(share)))
         share[write.offset : write.offset + len(write.data)] = write.data
     assert [bytes(s) for s in again] == shares
+
+
+@settings(deadline=None, max_examples=60, suppress_health_check=[HealthCheck.too_slow])
+@given(k_and_n(max_total=12), size_cases(), st.data())
+def test_an_encoder_given_held_roots_writes_the_same_other_shares(
+        kn: tuple[int, int], sizes: tuple[int, int], data: st.DataObject) -> None:
+    """A repair's encoder, given the block hash roots of the shares servers hold, encodes
+    only the others: byte for byte the shares a whole encoding gives, and the same cap.
+    One wrong root gives another cap (what makes a repair fall back to encoding all)."""
+    (needed, total), (segment, size) = kn, sizes
+    if size <= 56:
+        return  # a literal cap: nothing to encode
+    params = EncodingParams(needed, total, segment)
+    plain = data_of(size, segment)
+    cap, shares = encode_bytes(plain, params)
+    assert isinstance(cap, ChkCap)
+    held = data.draw(st.sets(st.integers(0, total - 1), max_size=total - 1))
+    offset = share_layout_for(params.layout_for(size)).block_hashes
+
+    def repaired(roots: dict[int, bytes]) -> tuple[ChkCap, dict[int, bytes]]:
+        encoder = ChkEncoder(cap.key, size, params, roots=roots)
+        writes = encoder.feed(plain)
+        more, again = encoder.finish()
+        out: dict[int, bytearray] = {}
+        for write in writes + more:
+            assert write.share_number not in roots
+            share = out.setdefault(write.share_number, bytearray())
+            end = write.offset + len(write.data)
+            share.extend(b"\x00" * max(0, end - len(share)))
+            share[write.offset:end] = write.data
+        return again, {n: bytes(s) for n, s in out.items()}
+
+    roots = {n: shares[n][offset:offset + 32] for n in held}
+    again, written = repaired(roots)
+    assert again == cap
+    assert written == {n: shares[n] for n in range(total) if n not in held}
+    if held:
+        wrong = dict(roots)
+        first = min(wrong)
+        wrong[first] = bytes(32) if wrong[first] != bytes(32) else b"\x01" * 32
+        assert repaired(wrong)[0] != cap

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import collections
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from concurrent.futures import Executor, Future
 
 import attrs
@@ -97,9 +97,9 @@ class EncodedSegment:
 
 
 def encode_segment(key: bytes | None, layout: FileLayout, number: int,
-                   plaintext: bytes) -> EncodedSegment:
-    """Encrypt, hash and erasure-code one segment (`key` None: it is ciphertext already).
-    Pure and thread-safe."""
+                   plaintext: bytes, shares: tuple[int, ...] | None = None) -> EncodedSegment:
+    """Encrypt, hash and erasure-code one segment (`key` None: it is ciphertext already);
+    the blocks of `shares` only (all N by default), in that order. Pure and thread-safe."""
     crypttext = plaintext if key is None else \
         CtrStream(key, number * layout.segment_size).process(plaintext)
     last = number == layout.num_segments - 1
@@ -109,7 +109,9 @@ def encode_segment(key: bytes | None, layout: FileLayout, number: int,
         padded += b"\x00" * (layout.padded_tail_size - len(crypttext))
     view = memoryview(padded)
     pieces = [view[i * piece_size : (i + 1) * piece_size] for i in range(layout.needed)]
-    blocks = [bytes(b) for b in zfec.Encoder(layout.needed, layout.total).encode(pieces)]
+    encoder = zfec.Encoder(layout.needed, layout.total)
+    coded = encoder.encode(pieces) if shares is None else encoder.encode(pieces, list(shares))
+    blocks = [bytes(b) for b in coded]
     return EncodedSegment(number, crypttext, crypttext_segment_hash(crypttext), blocks,
                           [block_hash(b) for b in blocks])
 
@@ -121,12 +123,21 @@ class ChkEncoder:
     out in segment order. The caller owns the executor. With `key` None it is fed the
     ciphertext itself (a repair from the verify cap, which cannot decrypt) and gives the
     verify cap (`finish_verifier`): the same ciphertext and parameters give the same shares.
+
+    A repair needs only the shares it puts back: given `roots` (share number -> the root
+    of that share's block hash tree, as a server holding it says), only the other shares
+    are encoded, hashed and written, and the share hash tree is built from both. A wrong
+    root gives another UEB, so another cap: the caller compares caps before the last
+    writes (which complete the shares) and knows.
     """
 
     def __init__(self, key: bytes | None, size: int, params: EncodingParams,
-                 executor: Executor | None = None, depth: int = 4) -> None:
+                 executor: Executor | None = None, depth: int = 4,
+                 roots: Mapping[int, bytes] | None = None) -> None:
         if key is not None and len(key) != KEY_SIZE:
             raise EncodingError(f"key must be {KEY_SIZE} bytes")
+        self._roots = dict(roots or {})
+        self.shares = tuple(n for n in range(params.total) if n not in self._roots)
         self.key = key
         self.layout = params.layout_for(size)
         self.share_layout = share_layout_for(self.layout)
@@ -139,7 +150,7 @@ class ChkEncoder:
         self._segment = 0
         self._crypttext_hasher = crypttext_hasher()
         self._segment_hashes: list[bytes] = []
-        self._block_hashes: list[list[bytes]] = [[] for _ in range(self.layout.total)]
+        self._block_hashes: dict[int, list[bytes]] = {n: [] for n in self.shares}
         self._started = False
 
     @property
@@ -150,7 +161,7 @@ class ChkEncoder:
 
     def _header_writes(self) -> list[ShareWrite]:
         header = self.share_layout.header()
-        return [ShareWrite(n, 0, header) for n in range(self.layout.total)]
+        return [ShareWrite(n, 0, header) for n in self.shares]
 
     def feed(self, data: bytes) -> list[ShareWrite]:
         """Take more plaintext; return the writes now ready."""
@@ -178,7 +189,8 @@ class ChkEncoder:
         return writes
 
     def _submit(self, plaintext: bytes) -> None:
-        args = (self.key, self.layout, self._segment, plaintext)
+        args = (self.key, self.layout, self._segment, plaintext,
+                None if len(self.shares) == self.layout.total else self.shares)
         if self._executor is None:
             job: Future[EncodedSegment] = Future()
             job.set_result(encode_segment(*args))
@@ -194,8 +206,9 @@ class ChkEncoder:
         self._segment_hashes.append(encoded.crypttext_hash)
         offset = self.share_layout.data + encoded.number * self.layout.block_size
         writes = []
-        for number, block in enumerate(encoded.blocks):
-            self._block_hashes[number].append(encoded.block_hashes[number])
+        for number, block, hashed in zip(self.shares, encoded.blocks, encoded.block_hashes,
+                                         strict=True):
+            self._block_hashes[number].append(hashed)
             writes.append(ShareWrite(number, offset, block))
         return writes
 
@@ -222,13 +235,14 @@ class ChkEncoder:
         while self._jobs:
             writes.extend(self._collect())
         crypttext_tree = merkle.build_tree(self._segment_hashes)
-        block_trees = [merkle.build_tree(leaves) for leaves in self._block_hashes]
-        share_tree = merkle.build_tree([tree[0] for tree in block_trees])
+        block_trees = {n: merkle.build_tree(leaves) for n, leaves in self._block_hashes.items()}
+        share_tree = merkle.build_tree([block_trees[n][0] if n in block_trees else self._roots[n]
+                                        for n in range(lay.total)])
         ueb = Ueb(lay, self._crypttext_hasher.digest(), crypttext_tree[0], share_tree[0])
         packed_ueb = ueb.pack()
         unused = b"\x00" * share_lay.tree_size
         common = unused + merkle.join_hashes(crypttext_tree)
-        for number, tree in enumerate(block_trees):
+        for number, tree in block_trees.items():
             chain = [(i, share_tree[i]) for i in merkle.needed_nodes(lay.total, number)]
             tail = merkle.join_hashes(tree) + pack_share_hashes(chain) + share_lay.pack_ueb(
                 packed_ueb)

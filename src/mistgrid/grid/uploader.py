@@ -33,7 +33,7 @@ from twisted.internet import defer
 from twisted.internet import reactor as _reactor
 
 from ..caps.immutable import ChkCap, ChkVerifierCap, LiteralCap
-from ..crypto.hashes import lease_secrets, netstring, storage_index_of, tagged_hash
+from ..crypto.hashes import HASH_SIZE, lease_secrets, netstring, storage_index_of, tagged_hash
 from ..encoding.params import LIT_MAX_SIZE, EncodingParams
 from ..encoding.upload import ChkEncoder, ShareWrite, convergent_key, random_key
 from ..errors import MistgridError
@@ -249,6 +249,13 @@ class Repairing:
     distrust: frozenset[tuple[int, int]] = frozenset()
     # what each server that answered the check holds (server position -> share numbers)
     held: dict[int, frozenset[int]] | None = None
+    # encode only the shares put back, taking the others' block tree roots from their
+    # servers (False: encode every share, as after a root that proved wrong)
+    reuse_roots: bool = True
+
+
+class _WrongRootsError(MistgridError):
+    """The block tree roots servers gave for the shares they hold did not give the cap."""
 
 
 async def upload(source: IO[bytes], size: int, servers: list[StorageClient],
@@ -277,8 +284,13 @@ async def repair(source: IO[bytes], size: int, servers: list[StorageClient],
     placement that puts shares back is better than none: no happiness floor.
     `convergence`: as for `upload` (a repeated repair of a read cap finishes its own
     partly written shares)."""
-    await _run(source, size, servers, params, 1, convergence, None, executor, lease_secret,
-               repairing)
+    try:
+        await _run(source, size, servers, params, 1, convergence, None, executor,
+                   lease_secret, repairing)
+    except _WrongRootsError:  # a held share's stored root is not its own: encode every share
+        source.seek(0)
+        await _run(source, size, servers, params, 1, convergence, None, executor,
+                   lease_secret, attrs.evolve(repairing, reuse_roots=False))
 
 
 async def _run(source: IO[bytes], size: int, servers: list[StorageClient],
@@ -327,6 +339,11 @@ async def _upload(source: IO[bytes], size: int, servers: list[StorageClient],
                       for server in servers]
     placement = await _place(servers, storage_index, params.total, encoder.share_size,
                              upload_secrets, repairing)
+    if repairing is not None and repairing.reuse_roots:
+        roots = await _held_roots(placement, repairing, storage_index,
+                                 encoder.share_layout.block_hashes)
+        if roots:
+            encoder = ChkEncoder(key, size, params, executor, roots=roots)
 
     def finish() -> tuple[list[ShareWrite], ChkCap | ChkVerifierCap]:
         cap: ChkCap | ChkVerifierCap
@@ -337,6 +354,8 @@ async def _upload(source: IO[bytes], size: int, servers: list[StorageClient],
             cap = chk if repairing is None or isinstance(repairing.cap, ChkCap) \
                 else chk.verifier()
         if repairing is not None and cap != repairing.cap:
+            if len(encoder.shares) < params.total:
+                raise _WrongRootsError("a held share's block hash root is wrong")
             raise MistgridError("re-encoding this file did not give the same shares (its "
                                 "UEB was written by other rules); nothing was repaired")
         return writes, cap
@@ -346,7 +365,10 @@ async def _upload(source: IO[bytes], size: int, servers: list[StorageClient],
         return len(chunk), encoder.feed(chunk) if chunk else []
 
     in_flight: deque[tuple[defer.Deferred[None], int]] = deque()
-    window = int(patience(WINDOW, placement.servers))
+    # A chunk in flight holds its writes: a repair writing a few of the N shares may
+    # have as many more chunks in flight, for the same bytes as a whole upload.
+    window = int(patience(WINDOW, placement.servers) * params.total
+                 / max(1, len(placement.to_write)))
 
     async def landed() -> None:  # the oldest chunk's writes are done
         sending, length = in_flight.popleft()
@@ -387,6 +409,24 @@ async def _upload(source: IO[bytes], size: int, servers: list[StorageClient],
         await _abort(placement, storage_index, upload_secrets)
         raise
     return cap
+
+
+async def _held_roots(placement: _Placement, repairing: Repairing, storage_index: bytes,
+                      offset: int) -> dict[int, bytes]:
+    """The root of each held (not rewritten) share's block hash tree, as a server holding
+    it has it (the first hash of the share's block hash region): 32 bytes read a share."""
+    holder = {n: p for n, p in placement.owner.items() if n not in placement.to_write}
+    for position, numbers in (repairing.held or {}).items():
+        for number in numbers:
+            if number not in placement.to_write and (position, number) not in \
+                    repairing.distrust:
+                holder.setdefault(number, position)
+    held = sorted(holder.items())
+    answers = await settle_within(
+        (placement.servers[p].read(storage_index, n, offset, HASH_SIZE) for n, p in held),
+        patience(ALLOCATE_PATIENCE, placement.servers))
+    return {n: answer for (n, _), answer in zip(held, answers, strict=True)
+            if isinstance(answer, bytes) and len(answer) == HASH_SIZE}
 
 
 def upload_secret(key: bytes | None, convergence: bytes | None,
