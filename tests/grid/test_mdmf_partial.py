@@ -16,7 +16,7 @@ import pytest_twisted
 from twisted.internet import defer
 
 from mistgrid.caps.mutable import MutableFormat
-from mistgrid.crypto import rsa
+from mistgrid.crypto import merkle, rsa
 from mistgrid.gbs import messages
 from mistgrid.grid.mutable import KeyPool, map_servers
 from mistgrid.grid.mutable_files import MutableFiles
@@ -24,6 +24,7 @@ from mistgrid.mutable.version import SigningKey
 from mistgrid.shares.mutable import HEADER_READ_SIZE, Geometry, parse_header
 from mistgrid.storage.backend import DiskBackend
 from mistgrid.storage.client import MutableSecrets, ShareVectors, StorageClient
+from mistgrid.storage.containers import MUTABLE_DATA_OFFSET
 
 MIB = 1024 * 1024
 
@@ -153,3 +154,58 @@ async def test_a_small_file_is_read_in_the_maps_one_read_per_share(
         assert bytes(out) == data
         reads = [r for s in servers for r in s.reads]
         assert reads and all(offset == 0 for _n, offset, _length in reads), reads
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_writer_takes_the_trees_of_its_own_last_version(
+        grid: tuple[MutableFiles, list[CountingServer]]) -> None:
+    """An in-place write of the version this client wrote last reads no block hash tree
+    (it built them); another client, or this one after another client wrote, reads and
+    checks every share's tree. A tree changed on a server meanwhile is stored whole again
+    by the write, so the file stays consistent."""
+    files, servers = grid
+    size = 8 * MIB  # 64 segments
+    data = bytearray(os.urandom(size))
+    cap = await files.create(MutableFormat.MDMF, io.BytesIO(bytes(data)), size,
+                             SigningKey.of(rsa.generate()))
+    mapped = await map_servers(cast(list[StorageClient], servers), cap)
+    record = mapped.map.found[0]
+    header = parse_header(mapped.heads[(record.server, record.number)][:HEADER_READ_SIZE])
+    start = header.offsets.block_hash_tree
+    tree_size = 32 * (2 * 64 - 1)
+
+    def tree_reads() -> int:
+        return sum(1 for s in servers for _n, offset, length in s.reads
+                   if offset != 0 and offset < start + tree_size and start < offset + length)
+
+    # one share's tree changed on its server's disk (a node over untouched segments)
+    (path,) = [p for p in (servers[0].backend.root).glob("**/shares/*/*/*")
+               if p.name.isdigit()]
+    stored = bytearray(path.read_bytes())
+    stored[MUTABLE_DATA_OFFSET + start + 32 * 5] ^= 0x01
+    path.write_bytes(bytes(stored))
+    for server in servers:
+        server.forget()
+    patch = os.urandom(4096)
+    await files.write_at(cap, 1000, patch)
+    data[1000:1000 + len(patch)] = patch
+    assert tree_reads() == 0
+    for server in servers:  # every share's tree as written is whole and consistent
+        for share in server.backend.root.glob("**/shares/*/*/*"):
+            raw = share.read_bytes()[MUTABLE_DATA_OFFSET + start:][:tree_size]
+            assert merkle.verify_full_tree(merkle.split_hashes(raw)), share
+    other = MutableFiles(lambda: cast(list[StorageClient], servers), 3, 5, b"l" * 32, None,
+                         KeyPool(0, None))
+    for server in servers:
+        server.forget()
+    await other.write_at(cap, 5 * MIB, patch)
+    data[5 * MIB:5 * MIB + len(patch)] = patch
+    assert tree_reads() == 5
+    for server in servers:
+        server.forget()
+    await files.write_at(cap, 7 * MIB, patch)  # its own version is not the newest now
+    data[7 * MIB:7 * MIB + len(patch)] = patch
+    assert tree_reads() == 5
+    out = bytearray()
+    await other.read(cap, out.extend)
+    assert bytes(out) == bytes(data)

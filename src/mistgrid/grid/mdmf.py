@@ -297,17 +297,21 @@ async def publish_stream(servers: Sequence[StorageClient], cap: MutableWriteCap,
         raise NotEnoughServersError(
             f"only {len(placed)} of {total} shares could be placed ({needed} needed)"
             + (f": {failures[0]}" if failures else ""))
-    return Published(done.prefix, placed)
+    return Published(done.prefix, placed, done.trees)
 
 
 async def write_in_place(servers: Sequence[StorageClient], cap: MutableWriteCap,
                          key: core.SigningKey, offset: int, data: bytes,
                          lease_secret: bytes, mapped: Mapped,
-                         executor: Executor | None = None) -> Published | None:
+                         executor: Executor | None = None,
+                         known: Published | None = None) -> Published | None:
     """Write `data` at `offset` into the best MDMF version by rewriting only the touched
     segments. None (nothing written) when that cannot be done in place: the version is
     not MDMF, the write would change the file's length, or the map is not clean (a
-    missing, stale or bad share, which a whole new version puts right)."""
+    missing, stale or bad share, which a whole new version puts right). `known`: what
+    this client's own last write of the file gave; when the best version is that one,
+    its block hash trees are taken from there, not read and checked again (every write
+    stores each share's whole tree, so a changed copy on a server is put right)."""
     servermap = mapped.map
     best = servermap.best()
     if best is None or not data:
@@ -322,8 +326,17 @@ async def write_in_place(servers: Sequence[StorageClient], cap: MutableWriteCap,
     first, last = offset // g.segment_size, (offset + len(data) - 1) // g.segment_size
     # every share's tree (each holder's copy is checked against the signed root)
     records = [(r.server, r.number) for r in servermap.found]
-    opened = await settle(_open(servers, cap, mapped, prefix, s, n, executor)
-                          for s, n in records)
+    ours = known.trees if known is not None and known.trees is not None \
+        and known.prefix.version_id == best else {}
+
+    async def open_share(server: int, number: int) -> _Share:
+        if number in ours:
+            head = mapped.heads[(server, number)]
+            offsets = parse_header(head[:HEADER_READ_SIZE], number).offsets
+            return _Share(server, number, offsets, ours[number], head)
+        return await _open(servers, cap, mapped, prefix, server, number, executor)
+
+    opened = await settle(open_share(s, n) for s, n in records)
     trees: dict[int, list[bytes]] = {}
     shares: list[_Share] = []
     for (_, number), result in zip(records, opened, strict=True):
@@ -384,4 +397,4 @@ async def write_in_place(servers: Sequence[StorageClient], cap: MutableWriteCap,
             placed.setdefault(number, []).append(server)
     if len(placed) < g.needed:
         raise NotEnoughServersError(f"only {len(placed)} shares could be rewritten")
-    return Published(done.prefix, placed)
+    return Published(done.prefix, placed, done.trees)

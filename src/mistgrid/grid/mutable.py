@@ -357,6 +357,9 @@ def checked_share(data: bytes, number: int) -> Share:
 class Published:
     prefix: Prefix
     placed: dict[int, list[int]]  # share number -> servers
+    # every share's block hash tree, when the writer built them all (MDMF): what a next
+    # in-place write of this very version needs, without reading and checking them
+    trees: dict[int, list[bytes]] | None = None
 
 
 def _learnt(sightings: Sightings | None, servers: Sequence[StorageClient], cap: MutableCap,

@@ -12,6 +12,7 @@ version it then finds.
 
 from __future__ import annotations
 
+import collections
 import os
 import random
 import tempfile
@@ -49,6 +50,9 @@ from .mutable import (
 from .threads import in_thread
 
 STREAM_ABOVE = 4 * 1024 * 1024
+# Tree nodes (32-byte hashes) kept of the MDMF versions this client wrote last: about
+# 15 MB; a 100 MiB file of 4 shares has 8,188.
+KEEP_NODES = 200_000
 
 
 class MutableFiles:
@@ -62,6 +66,18 @@ class MutableFiles:
         self._executor = executor
         self.keys = key_pool
         self._sightings = Sightings()  # where this client saw each file's shares last
+        # the last few MDMF versions this client wrote whole trees for (storage index ->)
+        self._written: collections.OrderedDict[bytes, Published] = collections.OrderedDict()
+
+    def _wrote(self, servers: Sequence[StorageClient], cap: MutableWriteCap,
+               published: Published) -> Published:
+        """Remember what a write gave (its trees, for a next in-place write)."""
+        self._written.pop(cap.storage_index, None)
+        if published.trees is not None and _nodes(published) <= KEEP_NODES:
+            self._written[cap.storage_index] = published
+            while sum(map(_nodes, self._written.values())) > KEEP_NODES:
+                self._written.popitem(last=False)
+        return _learnt(self._sightings, servers, cap, published)
 
     async def _read_all(self, source: IO[bytes], size: int) -> bytes:
         if self._executor is None:
@@ -109,11 +125,11 @@ class MutableFiles:
             needed, total = self._shape(mapped)
             try:
                 if data is not None:
-                    return _learnt(self._sightings, servers, cap, await publish(
+                    return self._wrote(servers, cap, await publish(
                         servers, cap, signing, data, needed, total, self._lease_secret,
                         mapped, self._executor))
                 source.seek(origin)
-                return _learnt(self._sightings, servers, cap, await mdmf.publish_stream(
+                return self._wrote(servers, cap, await mdmf.publish_stream(
                     servers, cap, signing, source, size, needed, total, self._lease_secret,
                     mapped, self._executor))
             except UncoordinatedWriteError:
@@ -231,9 +247,10 @@ class MutableFiles:
                     key = await _signing_key(servers, cap, mapped, self._executor)
                     done = await mdmf.write_in_place(servers, cap, key, offset, data,
                                                      self._lease_secret, mapped,
-                                                     self._executor)
+                                                     self._executor,
+                                                     self._written.get(cap.storage_index))
                     if done is not None:
-                        return _learnt(self._sightings, servers, cap, done)
+                        return self._wrote(servers, cap, done)
                     size = mapped.map.prefix_of(best).data_length
                     if max(size, offset + len(data)) > STREAM_ABOVE:
                         return await self._rewrite_spooled(cap, key, offset, data)
@@ -264,6 +281,10 @@ class MutableFiles:
             total = spool.seek(0, os.SEEK_END)
             spool.seek(0)
             return await self._publish_from(cap, key, spool, total)
+
+
+def _nodes(published: Published) -> int:
+    return sum(map(len, (published.trees or {}).values()))
 
 
 def _splice(offset: int, data: bytes) -> Callable[[bytes | None], bytes]:
