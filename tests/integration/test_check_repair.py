@@ -50,13 +50,18 @@ def server_ids(base: Path) -> list[str]:
             ["server-id"] for i in range(4)]
 
 
-def test_immutable_check_verify_repair(web_grid: tuple[str, Path]) -> None:  # noqa: F811
-    url, base = web_grid
-    data = os.urandom(300_000)
+def uploaded(url: str, size: int) -> tuple[bytes, str, bytes]:
+    """A new immutable file of `size` random bytes: (its bytes, its URL, storage index)."""
+    data = os.urandom(size)
     status, cap = http("PUT", url + "uri", data)
     assert status == 200
-    file_url = url + "uri/" + cap.decode()
-    si = parse_cap(cap.decode()).storage_index  # type: ignore[union-attr]
+    return data, url + "uri/" + cap.decode(), \
+        parse_cap(cap.decode()).storage_index  # type: ignore[union-attr]
+
+
+def test_immutable_check_verify_repair(web_grid: tuple[str, Path]) -> None:  # noqa: F811
+    url, base = web_grid
+    data, file_url, si = uploaded(url, 300_000)
     healthy = check(file_url)
     assert healthy["summary"] == "Healthy" and healthy["storage-index"] == base32.b2a(si)
     results = healthy["results"]
@@ -122,11 +127,7 @@ def test_a_repair_trusts_no_held_shares_root_it_cannot_confirm(
     not see it) gives another cap, so the repair encodes every share instead and still
     puts the missing one back right. The changed share is then named by a verify."""
     url, base = web_grid
-    data = os.urandom(300_000)
-    status, cap = http("PUT", url + "uri", data)
-    assert status == 200
-    file_url = url + "uri/" + cap.decode()
-    si = parse_cap(cap.decode()).storage_index  # type: ignore[union-attr]
+    data, file_url, si = uploaded(url, 300_000)
     files = share_files(base, si)
     (gone_server, gone), (bad_server, bad) = sorted(files)[:2]
     files[(gone_server, gone)].unlink()
