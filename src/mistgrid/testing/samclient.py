@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import time
 from concurrent.futures import ThreadPoolExecutor, wait
 
 from ..wire import sam
@@ -93,15 +94,26 @@ class SamSession:
         self.b32 = sam.b32_address(self.destination)
 
     def connect(self, target: str, timeout: float = 120.0) -> Stream:
-        """A stream to `target` (a .b32.i2p name or a full destination)."""
-        conn = SamSocket(self.port, timeout)
-        try:
-            conn.request(sam.command("STREAM", "CONNECT", ID=self.name, DESTINATION=target,
-                                     SILENT="false"), f"STREAM CONNECT to {target[:16]}...")
-        except BaseException:
-            conn.close()
-            raise
-        return conn.into_stream()
+        """A stream to `target` (a .b32.i2p name or a full destination). CANT_REACH_PEER
+        is asked again every 2 s within `timeout`: a session just made may not have its
+        lease set in the network's database yet (seen once, in a fresh-clone CI run)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            conn = SamSocket(self.port, timeout)
+            try:
+                conn.request(sam.command("STREAM", "CONNECT", ID=self.name,
+                                         DESTINATION=target, SILENT="false"),
+                             f"STREAM CONNECT to {target[:16]}...")
+            except sam.SamError as err:
+                conn.close()
+                if err.result != "CANT_REACH_PEER" or time.monotonic() + 2 > deadline:
+                    raise
+                time.sleep(2)
+                continue
+            except BaseException:
+                conn.close()
+                raise
+            return conn.into_stream()
 
     def accept(self, timeout: float = 120.0) -> tuple[Stream, str]:
         """Wait for one incoming stream; returns it and the peer's destination."""
