@@ -332,13 +332,11 @@ class _EndpointFactory:
 
     def _make_endpoint(self) -> IStreamClientEndpoint:
         # An I2P NURL may have no port (I2P destinations need none): 0 stands for "none".
-        pin = _Pin(self.nurls[0].spki_hash)
-        if len(self.nurls) == 1:
-            nurl = self.nurls[0]
-            return cast(IStreamClientEndpoint, TLSClientEndpoint(
-                self.connector.endpoint(nurl.host, nurl.port or 0), _CONTEXT, pin))
-        return cast(IStreamClientEndpoint, TLSClientEndpoint(
-            cast(IStreamClientEndpoint, _FirstThatConnects(self)), _CONTEXT, pin))
+        nurl = self.nurls[0]
+        inner = self.connector.endpoint(nurl.host, nurl.port or 0) if len(self.nurls) == 1 \
+            else cast(IStreamClientEndpoint, _FirstThatConnects(self))
+        return cast(IStreamClientEndpoint,
+                    TLSClientEndpoint(inner, _CONTEXT, _Pin(nurl.spki_hash)))
 
 
 @attrs.frozen

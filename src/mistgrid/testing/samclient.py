@@ -104,15 +104,13 @@ class SamSession:
                 conn.request(sam.command("STREAM", "CONNECT", ID=self.name,
                                          DESTINATION=target, SILENT="false"),
                              f"STREAM CONNECT to {target[:16]}...")
-            except sam.SamError as err:
+            except BaseException as err:
                 conn.close()
-                if err.result != "CANT_REACH_PEER" or time.monotonic() + 2 > deadline:
+                if not isinstance(err, sam.SamError) or err.result != "CANT_REACH_PEER" \
+                        or time.monotonic() + 2 > deadline:
                     raise
                 time.sleep(2)
                 continue
-            except BaseException:
-                conn.close()
-                raise
             return conn.into_stream()
 
     def accept(self, timeout: float = 120.0) -> tuple[Stream, str]:
