@@ -29,6 +29,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from mistgrid.node.onion import ONION_TIMEOUT
 from mistgrid.testing.i2pnet import CLIENT_SESSION_OPTIONS, SERVER_SESSION_OPTIONS, I2PNetwork
 from mistgrid.testing.procs import Managed, free_ports, stop_all, wait_for
 from mistgrid.testing.straceproof import STRACE_ARGS
@@ -184,8 +185,9 @@ class TorLife(Life):
                     str(introducer))
         self.traced(introducer, 1)
         furl_file = introducer / "private" / "introducer.furl"
-        wait_for(announced(furl_file), 300, "the introducer's onion", interval=0.5,
-                 watch=self.processes)
+        # longer than the node's own patience, so that its own error is what is shown
+        wait_for(announced(furl_file), ONION_TIMEOUT + 60, "the introducer's onion",
+                 interval=0.5, watch=self.processes)
         furl = furl_file.read_text().strip()
         self.create("create-node", "--listen=tor", "--hide-ip", "--webport", "none",
                     "--introducer", furl, "--port",
@@ -342,6 +344,17 @@ def check_i2p_only(url: str, furl: str, storage: Path) -> None:
         raise RuntimeError(f"the storage node announces {entry['ann']}")
 
 
+def show_logs(out: Path, lines: int = 12) -> None:
+    """Print the last lines of every node's log and of each daemon's own (what the test
+    shows of a failed life: its directory is gone by the time anyone reads the report)."""
+    patterns = ("*.log", "*/*/notice.log", "*/*/rend.log", "*/logs/node.log", "*/*/i2pd.log")
+    logs = [log for pattern in patterns for log in sorted(out.glob(pattern))]
+    for log in logs:
+        tail = log.read_text(errors="replace").splitlines()[-lines:]
+        print(f"--- {log.relative_to(out)}:", *(line[:200] for line in tail), sep="\n",
+              file=sys.stderr)
+
+
 LIVES: dict[str, tuple[Any, Any]] = {
     "tor": (TorNetwork, TorLife), "tor-launch": (TorNetwork, TorLaunchLife),
     "i2p-grid": (I2PNetwork, I2PGridLife),
@@ -362,6 +375,9 @@ def main(out: Path, network: str) -> int:
         raise
     try:
         life.live()
+    except BaseException:
+        show_logs(out)
+        raise
     finally:
         life.end()
         started.stop()

@@ -11,8 +11,9 @@ restarts; a DIR where Tor kept the service before (`hs_ed25519_secret_key`, from
 mistgrid or a torrc HiddenServiceDir) keeps its address too. ADD_ONION changes no Tor
 configuration, so nodes starting services on one Tor at the same time cannot undo each
 other's (with SETCONF HiddenServiceDir they could: one node's service vanished and it hung).
-The service lives as long as the control connection, that is, as long as the node; one that
-is not up within `ONION_TIMEOUT` seconds stops the node with one line.
+The service lives as long as the control connection, that is, as long as the node; one
+Tor has not published is added again (`REPUBLISH_AFTER`), and one not up within
+`ONION_TIMEOUT` seconds stops the node with one line.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from .plan import TorOnion
 
 reactor = cast(Any, _reactor)
 ONION_TIMEOUT = 300.0  # seconds for Tor to publish a service's first descriptor
+REPUBLISH_AFTER = (60.0, 120.0)  # seconds before an unpublished service is added again
 KEY_FILE = "mistgrid-onion.key"
 TOR_KEY_FILE = "hs_ed25519_secret_key"  # Tor's own, in a HiddenServiceDir
 _TOR_KEY_HEADER = b"== ed25519v1-secret: type0 =="
@@ -74,66 +76,81 @@ class _Service:
 
 
 async def _add_onion(tor: Any, ports: list[tuple[int, str]], key: str | None,
-                     what: str, client_auth: tuple[str, ...] = ()) -> Any:
-    """ADD_ONION on `tor`'s connection, waiting for the first descriptor upload, within
-    ONION_TIMEOUT; a ListenError (that never repeats the key) otherwise. With
-    `client_auth` (clients' x25519 public keys), only those clients can reach it."""
+                     what: str, client_auth: tuple[str, ...] = (),
+                     clock: Any = None) -> _Service:
+    """ADD_ONION on `tor`'s connection; returns once Tor has uploaded a descriptor, within
+    ONION_TIMEOUT, or raises a ListenError (that never repeats the key). With
+    `client_auth` (clients' x25519 public keys), only those clients can reach it.
+
+    A service Tor has not published after REPUBLISH_AFTER[i] seconds is removed and added
+    again with the same key: Tor remembers each intro point that failed a service and
+    does not pick it again until the descriptor rotates, so a service added while relays
+    were unreachable can stay unpublished long after they are back (seen on a small
+    network: every relay tried and failed, 170 s without a descriptor); the same service
+    added again picks afresh."""
     from twisted.internet import defer  # noqa: PLC0415
 
-    try:
-        if client_auth:
-            adding = defer.ensureDeferred(_add_authorized_onion(tor, ports, key, client_auth))
-        else:
-            adding = defer.ensureDeferred(tor.create_onion_service(ports, private_key=key,
-                                                                   version=3))
-        return await adding.addTimeout(ONION_TIMEOUT, reactor)
-    except defer.TimeoutError:
-        raise ListenError(f"Tor did not bring up the onion service of {what} within "
-                          f"{ONION_TIMEOUT:.0f} s; check that Tor is bootstrapped "
-                          "(GETINFO status/bootstrap-phase)") from None
-    except Exception as err:
-        said = str(err).replace(key, "(the key)") if key else str(err)  # never log a key
-        raise ListenError(f"Tor refused the onion service of {what}: {said}") from None
-
-
-async def _add_authorized_onion(tor: Any, ports: list[tuple[int, str]], key: str | None,
-                                client_auth: tuple[str, ...]) -> _Service:
-    """ADD_ONION with v3 client authorization (txtorcon has no way to ask for it): the
-    service's descriptor is readable only by the listed clients. Fires once Tor has
-    uploaded a descriptor."""
-    from twisted.internet import defer  # noqa: PLC0415
-
-    uploaded: defer.Deferred[None] = defer.Deferred()
-    service_id: list[str] = []
-    seen: set[str] = set()  # addresses with a descriptor uploaded (events may come early)
-
-    def check() -> None:
-        if service_id and service_id[0] in seen and not uploaded.called:
-            uploaded.callback(None)
+    clock = clock or reactor
+    deadline = clock.seconds() + ONION_TIMEOUT
+    seen: set[str] = set()  # service ids with a descriptor uploaded (events may come early)
+    waiting: dict[str, defer.Deferred[None]] = {}
+    made: str | None = None  # the key Tor made, when none was given
 
     def event(text: str) -> None:
         fields = str(text).split()
         if len(fields) >= 2 and fields[0] == "UPLOADED":
             seen.add(fields[1])
-            check()
+            if fields[1] in waiting and not waiting[fields[1]].called:
+                waiting[fields[1]].callback(None)
 
     await tor.protocol.add_event_listener("HS_DESC", event)
     try:
-        command = " ".join(
-            ["ADD_ONION", key or "NEW:ED25519-V3", "Flags=V3Auth",
-             *(f"Port={virtual},{target}" for virtual, target in ports),
-             *(f"ClientAuthV3={public}" for public in client_auth)])
-        reply = str(await tor.protocol.queue_command(command))
-        found = re.search(r"ServiceID=([a-z2-7]{56})", reply)
-        if found is None:
-            raise ListenError("Tor did not say the onion service's address")
-        service_id.append(found.group(1))
-        made = re.search(r"PrivateKey=(\S+)", reply)
-        check()
-        await uploaded
+        for attempt in range(len(REPUBLISH_AFTER) + 1):
+            service_id, new_key = await _add_service(tor, ports, key, client_auth)
+            if key is None:
+                key = made = new_key
+            uploaded: defer.Deferred[None] = defer.Deferred()
+            waiting[service_id] = uploaded
+            if service_id in seen:
+                uploaded.callback(None)
+            patience = deadline - clock.seconds()
+            if attempt < len(REPUBLISH_AFTER):
+                patience = min(patience, REPUBLISH_AFTER[attempt])
+            try:
+                await uploaded.addTimeout(max(patience, 0.0), clock)
+                return _Service(f"{service_id}.onion", made)
+            except defer.TimeoutError:
+                await tor.protocol.queue_command(f"DEL_ONION {service_id}")
+            if clock.seconds() >= deadline:
+                break
+            print(f"Tor has not published the onion service of {what} yet; adding it "
+                  "again so that Tor picks new introduction points", flush=True)
+        raise ListenError(f"Tor did not bring up the onion service of {what} within "
+                          f"{ONION_TIMEOUT:.0f} s; check that Tor is bootstrapped "
+                          "(GETINFO status/bootstrap-phase)")
+    except ListenError:
+        raise
+    except Exception as err:
+        said = str(err).replace(key, "(the key)") if key else str(err)  # never log a key
+        raise ListenError(f"Tor refused the onion service of {what}: {said}") from None
     finally:
         await tor.protocol.remove_event_listener("HS_DESC", event)
-    return _Service(f"{service_id[0]}.onion", made.group(1) if made else None)
+
+
+async def _add_service(tor: Any, ports: list[tuple[int, str]], key: str | None,
+                       client_auth: tuple[str, ...]) -> tuple[str, str | None]:
+    """One ADD_ONION (txtorcon has no way to ask for client authorization, so the command
+    is ours): the service id, and the new key when Tor made one."""
+    command = " ".join(
+        ["ADD_ONION", key or "NEW:ED25519-V3", *(["Flags=V3Auth"] if client_auth else []),
+         *(f"Port={virtual},{target}" for virtual, target in ports),
+         *(f"ClientAuthV3={public}" for public in client_auth)])
+    reply = str(await tor.protocol.queue_command(command))
+    found = re.search(r"ServiceID=([a-z2-7]{56})", reply)
+    if found is None:
+        raise ListenError("Tor did not say the onion service's address")
+    made = re.search(r"PrivateKey=(\S+)", reply)
+    return found.group(1), made.group(1) if made else None
 
 
 def read_client_auth(directory: Path) -> tuple[str, ...]:

@@ -318,8 +318,10 @@ class TorNetwork:
     def _start_client(self, tor: str, timeout: float) -> None:
         data_dir = ensure_dir(self.client_dir)
         torrc = data_dir / "torrc"
-        torrc.write_text(render_torrc(self.client_options(data_dir, self.socks_port,
-                                                          self.control_port)))
+        options = self.client_options(data_dir, self.socks_port, self.control_port)
+        # why an onion service is not published yet, should a test need to know
+        options.append(("Log", f"[rend]info file {data_dir / 'rend.log'}"))
+        torrc.write_text(render_torrc(options))
         client = self._launch(tor, "client", torrc)
         self.processes.append(client)
         cookie = data_dir / "control_auth_cookie"
