@@ -15,11 +15,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mistgrid.caps import base32
-from mistgrid.gbs.headers import secret_header
+from mistgrid.gbs.headers import secret_header, swissnum_header
 
 from .conftest import start_mistgrid_server, wait_until_serving
 from .gbs_client import GbsClient
 from .test_contract import V1, allocate, new_si, patch, upload_secrets
+from .test_contract_mutable import rtw, write
 
 FIXED_SIS = [base32.b2a(bytes([i]) * 16) for i in range(3)]
 
@@ -195,6 +196,30 @@ def test_whole_share_larger_than_one_read_is_streamed(mistgrid_storage: GbsClien
     too_big = client.request("GET", f"{V1}/immutable/{si}/0",
                              headers={"Range": f"bytes=0-{17 * 1024 * 1024}"})
     assert too_big.status == 416
+
+
+def test_a_large_read_is_the_share_as_it_was_when_asked(mistgrid_storage: GbsClient) -> None:
+    """A ranged read of 16 MiB of a mutable share is written to the connection in pieces,
+    as the client takes them; a write to the share that lands while the answer is still
+    going out changes none of it (the read happens at once, not piece by piece)."""
+    client, si = mistgrid_storage, new_si()
+    size = 16 * 1024 * 1024  # more than loopback's socket buffers hold: still being sent
+    old, new = os.urandom(size), os.urandom(size)
+    assert rtw(client, si, {0: write(0, old)}).status == 200
+    reading = client._connect()  # a connection of its own, read slowly
+    reading.putrequest("GET", f"{V1}/mutable/{si}/0", skip_accept_encoding=True)
+    reading.putheader("Authorization", swissnum_header(client.nurl.swissnum))
+    reading.putheader("Range", f"bytes=0-{size - 1}")
+    reading.endheaders()
+    answer = reading.getresponse()
+    try:
+        assert answer.status == 206
+        first = answer.read(64 * 1024)
+        assert rtw(client, si, {0: write(0, new)}).status == 200
+        assert first + answer.read() == old
+    finally:
+        reading.close()
+    assert client.request("GET", f"{V1}/mutable/{si}/0").body == new
 
 
 def test_bodies_either_side_of_the_in_memory_limit(mistgrid_storage: GbsClient) -> None:

@@ -247,6 +247,16 @@ class StorageResource(resource.Resource):
         if wanted is not None:
             request.setResponseCode(206)
             _set_header(request, b"content-range", headers.content_range(start, start + len(data)))
+        if len(data) > STREAM_CHUNK:
+            # Read at once (a mutable share may change between reactor turns), written
+            # in pieces as the connection takes them: one large write costs more CPU in
+            # copies into fresh memory (TLS's output, Twisted's send buffer) than the
+            # encryption itself.
+            _set_header(request, b"content-length", str(len(data)).encode())
+            _ShareStreamer(request, lambda offset, size: data[offset:offset + size],
+                           len(data)).start()
+            streaming: int = server.NOT_DONE_YET
+            return streaming
         return data
 
     def abort(self, request: server.Request, args: list[str]) -> bytes:
@@ -284,8 +294,9 @@ def _decoded(value: bytes | None) -> str | None:
 
 @implementer(IPullProducer)
 class _ShareStreamer:
-    """Writes bytes [0, length) of a share to the response one chunk per request for more
-    (a pull producer): memory stays one chunk whatever the share's size."""
+    """Writes bytes [0, length) that `read` gives (from a share on disk: memory stays one
+    chunk whatever its size; or from a read already in hand) to the response, one chunk
+    per request for more (a pull producer)."""
 
     def __init__(self, request: server.Request, read: Callable[[int, int], bytes],
                  length: int) -> None:
