@@ -367,7 +367,11 @@ def main(out: Path, network: str) -> int:
         print(f"not in a loopback-only network namespace: {interfaces()}", file=sys.stderr)
         return 2
     kind, life_kind = LIVES[network]
-    started: TorNetwork | I2PNetwork = kind.start(out / network)
+    try:
+        started: TorNetwork | I2PNetwork = kind.start(out / network)
+    except BaseException:
+        show_logs(out)
+        raise
     try:
         life: Life = life_kind(out, started)
     except BaseException:
