@@ -18,14 +18,16 @@ from mistgrid.cli.data import KeptConnection, send_body
 
 class Node(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    connections: ClassVar[set[int]] = set()
+    # each connection's client address: an id() of a closed connection's socket can come
+    # back for the next one (seen: two connections counted as one)
+    connections: ClassVar[set[tuple[str, int]]] = set()
     bodies: ClassVar[list[bytes]] = []
     close_after: ClassVar[bool] = False
 
     def do_PUT(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
         Node.bodies.append(body)
-        Node.connections.add(id(self.connection))
+        Node.connections.add(self.client_address)
         answer = b"URI:CHK:fake-" + body
         self.send_response(200)
         self.send_header("Content-Length", str(len(answer)))
