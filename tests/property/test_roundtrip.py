@@ -214,6 +214,51 @@ def test_pipelined_matches_serial(size: int, segment: int, kn: tuple[int, int], 
 
 
 @SETTINGS
+@given(k_and_n(max_total=12), st.integers(57, 1500), st.integers(1, 40), st.integers(1, 8),
+       st.data())
+def test_a_spread_download_reads_each_segment_from_k_shares_in_turn(
+        kn: tuple[int, int], segment: int, segments: int, window: int,
+        data: st.DataObject) -> None:
+    """Reading from `spread` shares at once (as over Tor): the same plaintext, every block
+    read once from exactly k shares, and every one of those shares read from once there
+    are batches enough to go round."""
+    needed, total = kn
+    segment = max(segment, 0x44 * needed)  # no block is inside the header's first read
+    spread = data.draw(st.integers(0, total + 2), label="spread")
+    size = segment * (segments - 1) + data.draw(st.integers(0x44 * needed, segment))
+    plaintext = data_of(size, size + segment + window)
+    params = EncodingParams(needed, total, segment)
+    cap, shares = encode_bytes(plaintext, params)
+    assert isinstance(cap, ChkCap)
+    layout = params.layout_for(size)
+    order = random.Random(size).sample(range(total), total)
+    reads: list[ReadRequest] = []
+    with ThreadPoolExecutor(2) as pool:
+        result, problems = decode_bytes(cap, dict(enumerate(shares)), order, executor=pool,
+                                        window=window, reads=reads, spread=spread,
+                                        whole_share_below=0)
+    assert result == plaintext and problems == []
+    per_share: dict[int, list[int]] = {}  # share -> segments its block reads covered
+    data_at = share_layout_for(layout).data
+    for read in reads:
+        if read.purpose == "blocks":
+            first = (read.offset - data_at) // layout.block_size
+            count = -(-read.length // layout.block_size)
+            per_share.setdefault(read.share_number, []).extend(range(first, first + count))
+    covered = sorted(s for segments_read in per_share.values() for s in segments_read)
+    assert covered == sorted(list(range(layout.num_segments)) * needed)
+    used = min(max(spread, needed), total)
+    assert set(per_share) <= set(order[:used])
+    batch = max(1, window // 2)
+    if layout.num_segments >= batch * -(-used // needed):
+        assert set(per_share) == set(order[:used])
+    whole: list[ReadRequest] = []  # shares small enough to read whole: k of them only
+    assert decode_bytes(cap, dict(enumerate(shares)), order, window=window, reads=whole,
+                        spread=spread) == (plaintext, [])
+    assert {read.share_number for read in whole} == set(order[:needed])
+
+
+@SETTINGS
 @given(k_and_n(max_total=10), st.integers(57, 20_000), st.integers(57, 1500),
        st.integers(1, 8), st.data())
 def test_bad_blocks_found_by_pooled_jobs_are_read_again(
@@ -238,13 +283,18 @@ def test_bad_blocks_found_by_pooled_jobs_are_read_again(
         broken[start] ^= 1
         corrupted[victim] = bytes(broken)
     order = [*victims, *(n for n in range(total) if n not in victims)]
+    spread = data.draw(st.integers(0, total), label="spread")
     with ThreadPoolExecutor(2) as pool:
         if len(victims) <= spare:
             result, problems = decode_bytes(cap, corrupted, order, executor=pool,
-                                            window=window)
+                                            window=window, spread=spread,
+                                            whole_share_below=0 if spread else
+                                            WHOLE_SHARE_BELOW)
             assert result == plaintext
             named = {p.share_number for p in problems}
-            assert named and named <= set(victims)  # the first share read was bad
+            assert named <= set(victims)
+            if spread <= needed:  # the first share read was bad (spread: perhaps not read)
+                assert named
             assert all(p.check == "block hash" for p in problems)
         only_bad = [*victims, *(n for n in range(total) if n not in victims)][:needed]
         if set(only_bad) <= set(victims):

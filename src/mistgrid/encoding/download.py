@@ -127,7 +127,12 @@ class ChkDownload:
                  start: int = 0,
                  end: int | None = None, window: int = 4,
                  executor: Executor | None = None, batch: int | None = None,
-                 whole_share_below: int = WHOLE_SHARE_BELOW) -> None:
+                 whole_share_below: int = WHOLE_SHARE_BELOW, spread: int = 0) -> None:
+        """`spread`: read from this many shares at once (the first offered), each batch of
+        segments from the next k of them in turn, not all from the same k: each server's
+        route then carries a share of the file (over Tor a circuit, not the machine, is
+        what limits a server's throughput). Fewer than k: k; so are shares small enough to
+        be read whole at once (more would be read whole for nothing)."""
         self.cap = cap
         self.start = start
         self.end = cap.size if end is None else min(end, cap.size)
@@ -156,6 +161,8 @@ class ChkDownload:
         self._flat_job: Future[None] | None = None  # the newest flat-hash update
         self.done = self.start == self.end
         self._first_read = first_read_length(cap, whole_share_below)
+        self.spread = cap.needed if self._first_read != HEADER_READ_SIZE else \
+            min(max(spread, cap.needed), cap.total)
 
     # ---- what the shell calls ----
 
@@ -231,8 +238,9 @@ class ChkDownload:
 
     @property
     def spare_shares(self) -> int:
-        """Shares offered and not used yet: what a dropped share can be replaced with."""
-        return len(self._candidates)
+        """Shares that could be dropped with k left: those offered and not used yet, and
+        those read from beyond k."""
+        return len(self._candidates) + max(0, len(self._usable()) - self.cap.needed)
 
     @property
     def decoding(self) -> Future[SegmentResult] | None:
@@ -248,7 +256,7 @@ class ChkDownload:
 
     def _activate(self) -> None:
         needed = self.cap.needed
-        while len(self._usable()) < needed and self._candidates:
+        while len(self._usable()) < self.spread and self._candidates:
             number = self._candidates.pop(0)
             self._shares[number] = _Share(number)
         if len(self._usable()) < needed:
@@ -341,15 +349,16 @@ class ChkDownload:
             for segment in range(self._next_assign, limit + 1):
                 self._assigned[segment] = {}
             self._next_assign = max(self._next_assign, limit + 1)
-        ready = [s for s in self._shares.values() if s.phase is _Phase.READY]
+        usable = self._usable()
         wanted: dict[int, list[int]] = {}  # share -> segments to read from it
         for segment, blocks in self._assigned.items():
-            for share in ready:
+            for share in self._in_turn(usable, segment):
                 if len(blocks) >= lay.needed:
                     break
                 blocks.setdefault(share.number, None)
-            for number, block in blocks.items():
-                if block is None and (segment, number) not in self._asked:
+            for number, block in blocks.items():  # a share is read once its hashes are in
+                if block is None and (segment, number) not in self._asked and \
+                        self._shares[number].phase is _Phase.READY:
                     wanted.setdefault(number, []).append(segment)
         requests = []
         for number, segments in wanted.items():
@@ -361,6 +370,14 @@ class ChkDownload:
                                             length, "blocks"))
                 self._asked.update((g, number) for g in range(first, first + count))
         return requests
+
+    def _in_turn(self, usable: list[_Share], segment: int) -> list[_Share]:
+        """The shares in the order `segment` takes them: with more than k in use, each
+        batch of segments starts k further along than the one before."""
+        if len(usable) <= self.cap.needed:
+            return usable
+        start = segment // self.batch * self.cap.needed % len(usable)
+        return usable[start:] + usable[:start]
 
     def _got_block(self, share: _Share, request: ReadRequest, data: bytes) -> None:
         lay = self._layout

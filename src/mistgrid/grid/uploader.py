@@ -56,11 +56,11 @@ WRITE_PATIENCE = {"direct": 10.0, "tor": 30.0, "socks": 30.0, "i2p": 90.0}
 
 def patience(table: dict[str, float], servers: Iterable[StorageClient]) -> float:
     """The longest patience (or window) any of `servers`' routes asks for."""
-    return max((table.get(_route(s), max(table.values())) for s in servers),
+    return max((table.get(route_of(s), max(table.values())) for s in servers),
                default=table["direct"])
 
 
-def _route(server: StorageClient) -> str:
+def route_of(server: StorageClient) -> str:
     try:
         return server.route
     except Exception:  # a test double, or a NURL the connector no longer routes

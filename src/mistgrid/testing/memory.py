@@ -38,15 +38,16 @@ def decode_bytes(cap: LiteralCap | ChkCap | ChkVerifierCap, shares: Mapping[int,
                  order: Iterable[int] | None = None, start: int = 0,
                  end: int | None = None, executor: Executor | None = None,
                  window: int = 4, whole_share_below: int = WHOLE_SHARE_BELOW,
-                 reads: list[ReadRequest] | None = None) -> tuple[bytes, list[ShareError]]:
+                 reads: list[ReadRequest] | None = None, spread: int = 0
+                 ) -> tuple[bytes, list[ShareError]]:
     """The plaintext (the ciphertext, given a verify cap) from `shares` (tried in
     `order`), and the problems met on the way (`reads`: gets every read the machine asked
-    for)."""
+    for; `spread`: as ChkDownload's)."""
     if isinstance(cap, LiteralCap):
         return cap.data[start:end], []
     download = ChkDownload(cap, list(order) if order is not None else sorted(shares),
                            start, end, window=window, executor=executor,
-                           whole_share_below=whole_share_below)
+                           whole_share_below=whole_share_below, spread=spread)
     out = []
     while True:
         out.append(download.take_plaintext())
