@@ -11,8 +11,9 @@ version when it tries again.
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -109,15 +110,28 @@ def _no_pauses(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(mutable, "_pause", no_pause)
 
 
+@contextlib.contextmanager
+def _pieces(lead: int, size: int) -> Iterator[None]:
+    saved = mutable.LEAD_PIECE, mutable.WRITE_PIECE
+    mutable.LEAD_PIECE, mutable.WRITE_PIECE = lead, size
+    try:
+        yield
+    finally:
+        mutable.LEAD_PIECE, mutable.WRITE_PIECE = saved
+
+
 @settings(deadline=None, max_examples=150, suppress_health_check=[
     HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(data=st.data(), fmt=st.sampled_from(list(MutableFormat)),
        shape=st.sampled_from([(3, 5, 5), (2, 4, 3), (3, 10, 4), (1, 3, 3)]),
-       appending=st.booleans())
+       appending=st.booleans(), pieces=st.booleans())
 def test_racing_writers(data: st.DataObject, fmt: MutableFormat,
-                        shape: tuple[int, int, int], appending: bool) -> None:
+                        shape: tuple[int, int, int], appending: bool, pieces: bool) -> None:
     needed, total, server_count = shape
-    with tempfile.TemporaryDirectory() as tmp:
+    # pieces: shares written in several requests each (the first share's first 64 bytes
+    # alone, then 150-byte pieces), as a large file's are
+    with tempfile.TemporaryDirectory() as tmp, _pieces(64, 150) if pieces else \
+            contextlib.nullcontext():
         gate = Gate()
         servers = cast(list[StorageClient], [Server(Path(tmp) / str(i), i, gate)
                                              for i in range(server_count)])

@@ -80,6 +80,7 @@ FIRST_READ = 16 * 1024  # a share's header, keys and signature: all of a small s
 # directory of about 90 entries, 3-of-10) in the map's one read, so no second round trip
 RETRIES = 8
 WRITE_PIECE = 2 * 1024 * 1024 - 4096  # share bytes per read-test-write request
+LEAD_PIECE = 64 * 1024  # bytes of the share written first, alone, when replacing a version
 
 
 class NotEnoughServersError(MistgridError):
@@ -390,35 +391,58 @@ async def publish(servers: Sequence[StorageClient], cap: MutableWriteCap,
     plan = plan_publish(servermap, order, total, usable)
     checkstring = shares[0].prefix.checkstring()
 
-    async def write(index: int, number: int, test: ShareTest) -> bool:
-        """One share, in pieces of at most WRITE_PIECE bytes: the first (with the header)
-        tests what the map saw; then the rest at once, each testing that the share is
-        still ours."""
+    # A share of more than one request first gets a checkstring only this writer knows
+    # (a random root hash), which each of its later requests tests, and the real one
+    # last: a writer that maps it half-written, and tests what it saw there, cannot
+    # then write over it once it is whole (the checkstring alone, the same half-written
+    # and whole, would let it: the change this writer reports done would be lost). A new
+    # file has no older version for such a writer to build on: its shares go without.
+    canary = checkstring if servermap.is_empty() else \
+        checkstring[:9] + os.urandom(len(checkstring) - 9)  # version and seqnum kept
+
+    async def piece(index: int, number: int, start: int, data: bytes,
+                    test: ShareTest) -> bool:
         server = servers[index]
         renew, cancel = lease_secrets(lease_secret, cap.storage_index, server.tub_id)
         secrets = MutableSecrets(cap.write_enabler(server.tub_id), renew, cancel)
-        data = memoryview(packed[number])
+        ok, _ = await server.read_test_write(cap.storage_index, secrets, {
+            number: ShareVectors((test,), ((start, data),))})
+        return ok
 
-        async def piece(start: int, test: ShareTest) -> bool:
-            ok, _ = await server.read_test_write(cap.storage_index, secrets, {
-                number: ShareVectors((test,), ((start, bytes(
-                    data[start:start + WRITE_PIECE])),))})
-            return ok
+    def head(number: int, end: int) -> bytes:
+        """The share's first bytes, up to `end`: with the canary if more are to come."""
+        first = packed[number][:end]
+        if end >= len(packed[number]) or canary == checkstring:
+            return first
+        return canary + first[len(canary):]
 
-        if not await piece(0, test):
-            return False
-        rest = await settle(piece(start, still(checkstring))
-                            for start in range(WRITE_PIECE, len(data), WRITE_PIECE))
-        for result in rest:
+    async def rest(index: int, number: int, start: int) -> bool:
+        """The share from `start` on (its head is in), in pieces at once, each testing
+        the canary; then the real checkstring over it."""
+        share = packed[number]
+        if start >= len(share):
+            return True
+        results = await settle(piece(index, number, at, share[at:at + WRITE_PIECE],
+                                     still(canary))
+                               for at in range(start, len(share), WRITE_PIECE))
+        for result in results:
             if isinstance(result, BaseException):
                 raise result  # this server failed: its share may go elsewhere
             if not result:
                 return False  # another writer took the share over half-way: a conflict
-        return True
+        return canary == checkstring or await piece(index, number, 0, checkstring,
+                                                    still(canary))
 
-    # The first placement is written alone: two writers racing from the same map both
-    # test it, one loses there and has changed nothing (no split of the shares between
-    # two half-written versions from that race).
+    async def write(index: int, number: int, test: ShareTest) -> bool:
+        """One share, in pieces of at most WRITE_PIECE bytes: the first (with the header)
+        tests what the map saw; then the rest at once."""
+        return await piece(index, number, 0, head(number, WRITE_PIECE), test) and \
+            await rest(index, number, WRITE_PIECE)
+
+    # The first placement's first bytes are written alone: two writers racing from the
+    # same map both test them, one loses there and has changed nothing (no split of the
+    # shares between two half-written versions from that race). They are only the
+    # header's first LEAD_PIECE bytes, so the rest of the write waits a short round trip.
     plan = sorted(plan, key=lambda p: (p.test == NEW_SHARE_TEST, p.number, p.server))
     if servermap.is_empty():  # a new file: nothing to race over, everything at once
         # (perhaps unmapped, so a first contact, as an immutable upload's allocate: a
@@ -426,14 +450,22 @@ async def publish(servers: Sequence[StorageClient], cap: MutableWriteCap,
         results = await settle_within((write(p.server, p.number, p.test) for p in plan),
                                       patience(ALLOCATE_PATIENCE, servers))
     elif plan:
-        first = await settle([write(plan[0].server, plan[0].number, plan[0].test)])
-        if first[0] is False:
+        lead = plan[0]
+        first = (await settle([piece(lead.server, lead.number, 0,
+                                     head(lead.number, LEAD_PIECE), lead.test)]))[0]
+        if first is False:
             raise UncoordinatedWriteError(
                 "another writer changed this file first (its first share was not what "
                 "was read); read it again and retry")
-        rest = await settle_within((write(p.server, p.number, p.test) for p in plan[1:]),
-                                   patience(WRITE_PATIENCE, servers))
-        results = first + rest
+
+        async def finish_lead() -> bool:
+            if isinstance(first, BaseException):
+                raise first
+            return await rest(lead.server, lead.number, LEAD_PIECE)
+
+        results = await settle_within(
+            [finish_lead(), *(write(p.server, p.number, p.test) for p in plan[1:])],
+            patience(WRITE_PATIENCE, servers))
     else:
         results = []
     placed: dict[int, list[int]] = {}
@@ -546,9 +578,12 @@ async def modify(servers: Sequence[StorageClient], cap: MutableWriteCap,
             try:
                 key = await _signing_key(servers, cap, mapped, executor)
             except NoSuchFileError:
-                if not servermap.found or attempt == RETRIES:
+                if not (servermap.found or servermap.bad) or attempt == RETRIES:
                     raise
-                continue  # the shares changed under the map (a racing writer): map again
+                # the shares changed under the map, or are half-written (a racing
+                # writer's, each still under its canary): map again
+                await _pause(random.uniform(0.05, 0.5) * (attempt + 1))
+                continue
         new = change(current)
         new_data = await new if not isinstance(new, bytes) else new
         last = new_data

@@ -119,9 +119,11 @@ class MutableFiles:
             try:
                 signing = key or await _signing_key(servers, cap, mapped, self._executor)
             except NoSuchFileError:
-                if not mapped.map.found or attempt == RETRIES:
+                if not (mapped.map.found or mapped.map.bad) or attempt == RETRIES:
                     raise
-                continue  # shares replaced under the map by a racing writer: map again
+                # shares replaced under the map, or half-written, by a racing writer
+                await _pause(random.uniform(0.05, 0.5) * (attempt + 1))
+                continue
             needed, total = self._shape(mapped)
             try:
                 if data is not None:
