@@ -411,10 +411,10 @@ async def publish(servers: Sequence[StorageClient], cap: MutableWriteCap,
 
     def head(number: int, end: int) -> bytes:
         """The share's first bytes, up to `end`: with the canary if more are to come."""
-        first = packed[number][:end]
-        if end >= len(packed[number]) or canary == checkstring:
-            return first
-        return canary + first[len(canary):]
+        share = packed[number]
+        if end >= len(share) or canary == checkstring:
+            return share[:end]
+        return b"".join((canary, memoryview(share)[len(canary):end]))  # one copy
 
     async def rest(index: int, number: int, start: int) -> bool:
         """The share from `start` on (its head is in), in pieces at once, each testing
