@@ -6,23 +6,26 @@ of the segments the range covers, a window of segments per request, each block c
 against its tree before it is decoded; a share that fails is named and replaced by
 another. A streamed write (a new version from a file of any size) first marks every share
 with a checkstring only this writer knows (the "canary": version, new sequence number and
-a random nonce), then writes the blocks segment by segment with each request testing the
-canary, and last writes the header, signature, keys and block hash tree, which makes the
-version visible. An in-place write at an offset reads only the touched segments and every
+a random nonce) sent with its first blocks, then writes the blocks a window at a time (the
+next window encoded while this one is written) with each request testing the canary, and
+last writes the header, signature, keys and block hash tree, which makes the version
+visible. An in-place write at an offset reads only the touched segments and every
 share's block hash tree, re-encodes those segments, and rewrites in each share, in one
 test-and-set request per share, just the touched blocks, the tree, the chain, the
-signature and the signed prefix. Memory stays bounded by a window of segments and the
+signature and the signed prefix. Memory stays bounded by two windows of segments and the
 block hash trees (32 bytes per segment per share).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Executor
 from typing import IO, Any
 
 import attrs
+from twisted.internet import defer
 
 from ..caps.mutable import MutableCap, MutableFormat, MutableWriteCap
 from ..crypto import merkle
@@ -47,6 +50,7 @@ from ..shares.mutable import (
 from ..storage.client import MutableSecrets, ShareVectors, StorageClient
 from .mutable import (
     READ_PATIENCE,
+    WRITE_PIECE,
     Mapped,
     NotEnoughServersError,
     Published,
@@ -209,9 +213,11 @@ def _secrets(cap: MutableWriteCap, server: StorageClient, lease_secret: bytes
 async def publish_stream(servers: Sequence[StorageClient], cap: MutableWriteCap,
                          key: core.SigningKey, source: IO[bytes], size: int, needed: int,
                          total: int, lease_secret: bytes, mapped: Mapped,
-                         executor: Executor | None = None) -> Published:
+                         executor: Executor | None = None, fresh: bool = False
+                         ) -> Published:
     """A new MDMF version read from `source` (`size` bytes from its current position), a
-    window of segments at a time. UncoordinatedWriteError when another writer changes a
+    window of segments at a time. `fresh`: `key` was made just now, so no other writer
+    can be writing this file. UncoordinatedWriteError when another writer changes a
     share on the way; NotEnoughServersError when fewer than k shares land."""
     servermap = mapped.map
     seqnum = servermap.highest_seqnum() + 1
@@ -251,36 +257,69 @@ async def publish_stream(servers: Sequence[StorageClient], cap: MutableWriteCap,
                 failures.append(_reason(result))
                 live.remove(p)
 
-    # mark: the first share alone (a racing writer loses there, having written nothing)
-    await round_(plan[:1], lambda p: p.test, lambda p: ((0, canary),))
-    if not live:
-        raise NotEnoughServersError(f"the first share could not be written: {failures[0]}")
-    await round_(plan[1:], lambda p: p.test, lambda p: ((0, canary),))
     leaves: dict[int, list[bytes]] = {n: [] for n in range(total)}
     readkey = cap.readkey
-    step = _segments_per_window(g)
-    for first in range(0, g.num_segments, step):
-        upto = min(g.num_segments - 1, first + step - 1)
+
+    def encode(first: int, upto: int) -> dict[int, bytes]:
+        """Segments first..upto of the source, each share's blocks of them (on a worker)."""
         stored: dict[int, list[bytes]] = {n: [] for n in range(total)}
         for seg in range(first, upto + 1):
-            plain = await _in(executor, source.read, g.segment_length(seg))
+            plain = source.read(g.segment_length(seg))
             if len(plain) != g.segment_length(seg):
                 raise MistgridError("the source ended early")
-            pieces = await _in(executor, core.encode_mdmf_segment, readkey, g, plain,
-                               os.urandom(SALT_SIZE))
+            pieces = core.encode_mdmf_segment(readkey, g, plain, os.urandom(SALT_SIZE))
             for number, piece in enumerate(pieces):
                 stored[number].append(piece)
                 leaves[number].append(core.block_leaf_of(piece))
-        at = offsets.share_data + g.block_offset(first)
+        return {number: b"".join(blocks) for number, blocks in stored.items()}
 
-        def blocks(p: Any, at: int = at, stored: dict[int, list[bytes]] = stored
-                   ) -> tuple[tuple[int, bytes], ...]:
-            return ((at, b"".join(stored[p.number])),)
+    # a window's blocks of one share go in one request, kept under the size a storage
+    # server holds in memory (a larger body is spooled to disk and read back)
+    step = max(1, min(_segments_per_window(g), WRITE_PIECE // (SALT_SIZE + g.block_size)))
+    windows = [(first, min(g.num_segments - 1, first + step - 1))
+               for first in range(0, g.num_segments, step)]
+    marked: set[Any] = set()
+    if not fresh:
+        # mark the first share alone: a writer racing from the same map loses there,
+        # having written nothing (a fresh key's file has no other writer)
+        await round_(plan[:1], lambda p: p.test, lambda p: ((0, canary),))
+        if not live:
+            raise NotEnoughServersError(
+                f"the first share could not be written: {failures[0]}")
+        marked.add(plan[0])
+    # Each window's blocks are written while the next window is encoded (two windows in
+    # memory at most); a share not yet marked gets its canary with its first blocks.
+    def encoding(window: tuple[int, int]) -> defer.Deferred[dict[int, bytes]]:
+        return defer.Deferred.fromCoroutine(_in(executor, encode, *window))
 
-        await round_(list(live), lambda p: still(canary), blocks)
-        if len({p.number for p in live}) < needed:
-            raise NotEnoughServersError(f"fewer than {needed} shares could be written: "
-                                        f"{failures[-1]}")
+    ahead = encoding(windows[0])
+    taken = 0  # windows whose encoding has been awaited
+    try:
+        for index, (first, _) in enumerate(windows):
+            stored = await ahead
+            taken += 1
+            if index + 1 < len(windows):
+                ahead = encoding(windows[index + 1])
+            at = offsets.share_data + g.block_offset(first)
+
+            def test(p: Any) -> ShareTest:
+                return still(canary) if p in marked else p.test
+
+            def blocks(p: Any, at: int = at, stored: dict[int, bytes] = stored
+                       ) -> tuple[tuple[int, bytes], ...]:
+                if p in marked:
+                    return ((at, stored[p.number]),)
+                return ((0, canary), (at, stored[p.number]))
+
+            await round_(list(live), test, blocks)
+            marked.update(live)
+            if len({p.number for p in live}) < needed:
+                raise NotEnoughServersError(f"fewer than {needed} shares could be written: "
+                                            f"{failures[-1]}")
+    finally:
+        if taken < len(windows):  # a round failed: the encode in flight ends, unheeded,
+            with contextlib.suppress(Exception):  # before the caller closes the source
+                await ahead
     done = await _in(executor, core.finish_version, key, g, seqnum, leaves)
 
     def final(p: Any) -> tuple[tuple[int, bytes], ...]:

@@ -133,7 +133,7 @@ class MutableFiles:
                 source.seek(origin)
                 return self._wrote(servers, cap, await mdmf.publish_stream(
                     servers, cap, signing, source, size, needed, total, self._lease_secret,
-                    mapped, self._executor))
+                    mapped, self._executor, fresh=fresh and attempt == 0))
             except UncoordinatedWriteError:
                 if attempt == RETRIES:
                     raise
