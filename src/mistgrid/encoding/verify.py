@@ -31,7 +31,10 @@ from .params import FileLayout
 from .ueb import MAX_UEB_SIZE, Ueb
 from .upload import share_layout_for
 
-CHUNK = 1024 * 1024  # bytes of blocks asked for in one read
+# bytes of blocks asked for in one read: a verify holds two such reads per share, and
+# fewer, larger requests cost the servers less (a 100 MiB file at 3-of-10: 2 MiB against
+# 1 MiB, 0.93 against 0.96 s, CPU of all nodes 1.36 against 1.39 s)
+CHUNK = 2 * 1024 * 1024
 
 
 class ShareVerifier:
