@@ -22,8 +22,9 @@ import contextlib
 import tempfile
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
-from typing import Any
+from typing import IO, Any, cast
 
+import attrs
 from twisted.internet import defer
 
 from ..caps import parse_cap
@@ -56,10 +57,11 @@ from ..storage.client import StorageClient
 from .downloader import download
 from .mutable import checked_share, map_servers
 from .mutable_files import MutableFiles
-from .threads import in_thread
-from .uploader import Repairing, repair, settle
+from .threads import ThreadPipe, in_thread
+from .uploader import Repairing, WrongRootsError, reads_on_a_thread, repair, settle
 
 SPOOL_IN_MEMORY = 8 * 1024 * 1024  # a repair keeps a file this small in memory
+PIPE_BYTES = 4 * 1024 * 1024  # a streaming repair's pipe holds about this much
 FIRST_READ = 64 * 1024  # bytes of each share a verify asks for first
 FileCap = LiteralCap | ChkCap | ChkVerifierCap | MutableCap
 
@@ -203,13 +205,47 @@ class Checker:
             held.setdefault(server, set()).add(corrupt_number)
         params = EncodingParams(cap.needed, cap.total, ueb.layout.segment_size)
         clients = [client for _, client in servers]
+        repairing = Repairing(cap, distrust, {p: frozenset(ns) for p, ns in held.items()})
+        # (the check after the repair says how healthy the file is now)
+        if reads_on_a_thread(cap.size, self._executor):
+            try:
+                await self._repair_streaming(cap, clients, params, repairing)
+                return
+            except WrongRootsError:  # encode every share, from a source read again
+                repairing = attrs.evolve(repairing, reuse_roots=False)
         with tempfile.SpooledTemporaryFile(SPOOL_IN_MEMORY) as spool:
             await download(cap, clients, spool, executor=self._executor)
             spool.seek(0)
-            # (the check after the repair says how healthy the file is now)
-            await repair(spool, cap.size, clients, params, Repairing(cap, distrust, {
-                p: frozenset(ns) for p, ns in held.items()}), self._executor,
-                self._lease_secret, self._convergence)
+            await repair(spool, cap.size, clients, params, repairing, self._executor,
+                         self._lease_secret, self._convergence)
+
+    async def _repair_streaming(self, cap: ChkCap | ChkVerifierCap,
+                                clients: list[StorageClient], params: EncodingParams,
+                                repairing: Repairing) -> None:
+        """Download and re-encode at once: the file flows through a pipe of PIPE_BYTES
+        from the download to the repair's encoder (no copy of the file on disk, and
+        reading overlaps writing)."""
+        pipe = ThreadPipe(PIPE_BYTES)
+        stream = cast(IO[bytes], pipe)  # written and read as a file is
+
+        async def fetch() -> None:
+            try:
+                await download(cap, clients, stream, executor=self._executor)
+            except BaseException as err:
+                pipe.end(f"the download failed: {_reason(err)}")
+                raise
+            pipe.end()
+
+        fetching = defer.Deferred.fromCoroutine(fetch())
+        try:
+            await repair(stream, cap.size, clients, params, repairing,
+                         self._executor, self._lease_secret, self._convergence)
+        except BaseException:
+            fetching.cancel()
+            with contextlib.suppress(defer.CancelledError):
+                await fetching  # a failed download's own error says more
+            raise
+        await fetching
 
     async def _read_ueb(self, cap: ChkCap | ChkVerifierCap,
                         servers: list[tuple[str, StorageClient]],

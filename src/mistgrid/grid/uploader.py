@@ -254,8 +254,16 @@ class Repairing:
     reuse_roots: bool = True
 
 
-class _WrongRootsError(MistgridError):
-    """The block tree roots servers gave for the shares they hold did not give the cap."""
+class WrongRootsError(MistgridError):
+    """The block tree roots servers gave for the shares they hold did not give the cap
+    (from `repair` only when its source cannot be read again: repair again, from a
+    source that can, with `reuse_roots` False)."""
+
+
+def reads_on_a_thread(size: int, executor: Executor | None) -> bool:
+    """Whether an upload or repair of `size` bytes reads its source on a thread of its
+    own (else on the reactor, where a read must never block)."""
+    return executor is not None and size > INLINE_SIZE
 
 
 async def upload(source: IO[bytes], size: int, servers: list[StorageClient],
@@ -287,7 +295,9 @@ async def repair(source: IO[bytes], size: int, servers: list[StorageClient],
     try:
         await _run(source, size, servers, params, 1, convergence, None, executor,
                    lease_secret, repairing)
-    except _WrongRootsError:  # a held share's stored root is not its own: encode every share
+    except WrongRootsError:  # a held share's stored root is not its own: encode every share
+        if not source.seekable():
+            raise
         source.seek(0)
         await _run(source, size, servers, params, 1, convergence, None, executor,
                    lease_secret, attrs.evolve(repairing, reuse_roots=False))
@@ -300,7 +310,7 @@ async def _run(source: IO[bytes], size: int, servers: list[StorageClient],
                ) -> ChkCap | ChkVerifierCap:
     if not servers:
         raise UploadUnhappyError("no storage servers are connected")
-    if executor is None or size <= INLINE_SIZE:
+    if not reads_on_a_thread(size, executor):
         # a small file: hashing and encoding it take less than handing it to threads
         return await _upload(source, size, servers, params, happy, convergence, progress,
                              None, None, lease_secret, repairing)
@@ -355,7 +365,7 @@ async def _upload(source: IO[bytes], size: int, servers: list[StorageClient],
                 else chk.verifier()
         if repairing is not None and cap != repairing.cap:
             if len(encoder.shares) < params.total:
-                raise _WrongRootsError("a held share's block hash root is wrong")
+                raise WrongRootsError("a held share's block hash root is wrong")
             raise MistgridError("re-encoding this file did not give the same shares (its "
                                 "UEB was written by other rules); nothing was repaired")
         return writes, cap
