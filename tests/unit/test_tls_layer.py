@@ -227,3 +227,22 @@ async def test_garbage_instead_of_tls_ends_the_connection(
         assert server.connections[0].received == b""
     finally:
         raw.close()
+
+
+def _no_delay(tls: Any) -> int:
+    """TCP_NODELAY of the TCP connection under a TLSProtocol."""
+    handle: socket.socket = tls._below.getHandle()
+    return handle.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+
+
+@pytest_twisted.ensureDeferred  # type: ignore[untyped-decorator]
+async def test_both_ends_send_at_once(listening: tuple[Server, int, Path]) -> None:
+    """Nagle's algorithm is off at both ends (a request's head and body, written apart,
+    could otherwise wait 40 ms for a delayed acknowledgement)."""
+    server, port, _ = listening
+    client = await connect(port)
+    t(client).write(b"x")
+    await until(lambda: server.connections and server.connections[0].received)
+    assert _no_delay(t(client)) and _no_delay(t(server.connections[0]))
+    t(client).loseConnection()
+    await client.lost

@@ -30,6 +30,8 @@ from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from .nodelay import no_delay
+
 # The most plaintext asked of OpenSSL at once: it hands over one record (at most 16 KiB)
 # per call whatever the size asked, and a smaller buffer keeps each call's allocation
 # small.
@@ -89,6 +91,7 @@ class TLSProtocol(ProtocolWrapper):
 
     def makeConnection(self, transport: Any) -> None:  # noqa: N802 (Twisted's name)
         self._below = transport
+        no_delay(transport)
         super().makeConnection(transport)
         if not self.factory.server_side:
             self._handshake()
