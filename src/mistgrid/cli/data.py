@@ -8,9 +8,7 @@ Only a web API on this machine (loopback) is used: the data and the cap never le
 from __future__ import annotations
 
 import base64
-import contextlib
 import http.client
-import socket
 import sys
 import tempfile
 import threading
@@ -54,18 +52,7 @@ def connect_local(node_dir: Path) -> tuple[http.client.HTTPConnection, str]:
     if not (host.startswith("127.") or host in ("localhost", "::1")):
         raise MistgridError(f"{node_dir}/node.url is not on this machine ({host}); the CLI "
                             "only talks to a local node")
-    return _Connection(host, url.port or 80, timeout=3600), url.path or "/"
-
-
-class _Connection(http.client.HTTPConnection):
-    """A connection whose sends leave at once (TCP_NODELAY): a request's head and body go
-    in separate sends, and with Nagle's algorithm a small body could wait 40 ms for the
-    node's delayed acknowledgement of the head."""
-
-    def connect(self) -> None:
-        super().connect()
-        with contextlib.suppress(OSError):
-            self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return http.client.HTTPConnection(host, url.port or 80, timeout=3600), url.path or "/"
 
 
 class KeptConnection:

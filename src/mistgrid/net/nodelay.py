@@ -7,8 +7,9 @@ until the peer acknowledges the first, and the peer may hold that acknowledgemen
 for its delayed-ACK timer: 40 ms on Linux. Measured on the benchmark grid (4 KiB written
 into a 100 MiB MDMF file, 8 writes, twice): about 1 in 3 took 0.054-0.059 s instead of
 0.014-0.017 s; with TCP_NODELAY on the GBS connections none did. twisted.web's server
-channel sets it on a plain TCP connection, not under our TLS layer, which does it here
-(`net.tls`) for both ends of GBS; the CLI's connections to the node set it themselves.
+channel sets it on a plain TCP connection (the web API), not under our TLS layer, which
+does it here (`net.tls`) for both ends of GBS; Python's http.client (the CLI) sets it on
+its own.
 """
 
 from __future__ import annotations
