@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from ..health.results import describe
+from ..health.words import describe
 from .aliases import load_aliases, split_where, uri_path
 from .data import node_option
 from .files import call, checked, stream_units
