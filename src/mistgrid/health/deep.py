@@ -7,11 +7,12 @@ results; `to_json()` gives what Tahoe's `t=start-deep-check` operation page give
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from .results import CheckResults, RepairResults
+if TYPE_CHECKING:  # (only for annotations: the CLI's deep-check needs none of it)
+    from .results import CheckResults, RepairResults
 
 
 @attrs.define
