@@ -21,6 +21,14 @@ from .test_check_repair import age_leases, check, leases
 from .test_web_grid import exists, http, start_grid
 
 DAY = 86400
+RENEW_WITHIN = 8  # seconds: the renewal comes well within this of the ageing
+
+
+def lease_checker(storage_url: str) -> dict[str, Any]:
+    """The lease crawler's part of a storage node's /storage?t=json."""
+    state: dict[str, Any] = json.loads(http("GET", storage_url + "storage?t=json")[1])[
+        "lease-checker"]
+    return state
 
 
 @pytest.fixture(scope="module")
@@ -57,19 +65,30 @@ def test_unrenewed_files_expire_and_renewed_ones_stay(
         code, made = http("PUT", url + "uri", os.urandom(5000))
         assert code == 200
         caps[name] = made.decode()
-    # both were made (or last renewed) two days ago, as far as their leases say
-    two_days_ago = int(time.time()) - 2 * DAY + 31 * DAY
-    for cap in caps.values():
-        files = shares_of(base, cap)
+    # As far as their leases say, "dropped" was made two days ago (expired under the 1-day
+    # override) and "kept" a day less RENEW_WITHIN seconds ago: it expires that long from
+    # now unless renewed. (Aged to two days as well, a crawler pass between the ageing and
+    # the renewal could take it first: that failed a run of the suite once.)
+    aged = time.time()
+    for name, renewed in (("dropped", aged - 2 * DAY), ("kept", aged - DAY + RENEW_WITHIN)):
+        files = shares_of(base, caps[name])
         assert len(files) == 2
         for path in files:
-            age_leases(path, two_days_ago)
+            age_leases(path, int(renewed) + 31 * DAY)
     check(url + "uri/" + caps["kept"], **{"add-lease": "true"})
-    for path in shares_of(base, caps["kept"]):
+    assert time.time() < aged + RENEW_WITHIN, "the renewal came too late to test anything"
+    kept = shares_of(base, caps["kept"])
+    assert len(kept) == 2
+    for path in kept:
         assert leases(path)[0].expiration > time.time() + 30 * DAY
     before = json.loads(http("GET", storage_url + "storage?t=json")[1])["lease-checker"]
     wait_for(lambda: True if not shares_of(base, caps["dropped"]) else None, 30,
              "the crawler to expire the unrenewed file")
+    # a whole pass after "kept"'s old lease would have run out, and it is still there
+    time.sleep(max(0.0, aged + RENEW_WITHIN - time.time()))
+    cycle = lease_checker(storage_url)["cycle"]
+    wait_for(lambda: True if lease_checker(storage_url)["cycle"] >= cycle + 2 else None, 30,
+             "a crawler pass that started after the old lease ran out")
     assert len(shares_of(base, caps["kept"])) == 2
     assert http("GET", url + "uri/" + caps["kept"])[0] == 200
     assert http("GET", url + "uri/" + caps["dropped"])[0] in (404, 410, 503)
