@@ -253,7 +253,8 @@ class StorageResource(resource.Resource):
             # copies into fresh memory (TLS's output, Twisted's send buffer) than the
             # encryption itself.
             _set_header(request, b"content-length", str(len(data)).encode())
-            _ShareStreamer(request, lambda offset, size: data[offset:offset + size],
+            view = memoryview(data)  # (sent in slices of it, none of them a copy)
+            _ShareStreamer(request, lambda offset, size: view[offset:offset + size],
                            len(data)).start()
             streaming: int = server.NOT_DONE_YET
             return streaming
@@ -298,8 +299,8 @@ class _ShareStreamer:
     chunk whatever its size; or from a read already in hand) to the response, one chunk
     per request for more (a pull producer)."""
 
-    def __init__(self, request: server.Request, read: Callable[[int, int], bytes],
-                 length: int) -> None:
+    def __init__(self, request: server.Request,
+                 read: Callable[[int, int], bytes | memoryview], length: int) -> None:
         self._request, self._read, self._length = request, read, length
         self._offset = 0
 
