@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,6 +15,8 @@ from .errors import MistgridError
 @contextmanager
 def atomic_output(target: Path) -> Iterator[IO[bytes]]:
     """A file that appears at `target` only if the block finishes; never half-written."""
+    import tempfile  # noqa: PLC0415 (here: every CLI command imports this module)
+
     fd, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
     try:
         with os.fdopen(fd, "wb") as handle:

@@ -71,10 +71,12 @@ OPENERS = re.compile(
     r"connectTCP|clientFromString|TCP4ClientEndpoint|TCP6ClientEndpoint|HostnameEndpoint|"
     r"socket\.create_connection|\.connect\(\(|getaddrinfo|gethostbyname|resolveHostName|"
     r"treq\.(get|post|put|request)\(")
-# The one module that may open connections for a node, and the test harness, which only
-# talks to processes it started on loopback (socksclient refuses other proxies).
-MAY_CONNECT = {"net/connector.py", "testing/torcontrol.py", "testing/samclient.py",
-               "testing/socksclient.py"}
+# The one module that may open connections for a node; the CLI's client of its own node's
+# web API (a process of its own, never imported by a node; numeric loopback addresses
+# only, no name resolved); and the test harness, which only talks to processes it started
+# on loopback (socksclient refuses other proxies).
+MAY_CONNECT = {"net/connector.py", "cli/localhttp.py", "testing/torcontrol.py",
+               "testing/samclient.py", "testing/socksclient.py"}
 
 
 def test_only_the_connector_opens_connections() -> None:
@@ -104,7 +106,9 @@ LOOPBACK_ONLY = {
     "node/directory.py": "binds a socket to 127.0.0.1 to find a free port (for an onion "
                          "service, for the SAM port of the node's own i2pd); connects "
                          "nowhere",
-    "cli/data.py": "the CLI reaches its own node's web API at the address in node.url",
+    "cli/localhttp.py": "the CLI reaches its own node's web API at the address in "
+                        "node.url, refused unless a numeric loopback address "
+                        "(`loopback_address`: no name is looked up)",
     "node/demo.py": "the demo reaches the web API of the grid it started on 127.0.0.1",
     "net/tls.py": "ssl's memory BIOs only (SSLObject): TLS over a transport the connector "
                   "made; no socket is made or wrapped",

@@ -8,9 +8,7 @@ Only a web API on this machine (loopback) is used: the data and the cap never le
 from __future__ import annotations
 
 import base64
-import http.client
 import sys
-import tempfile
 import threading
 import urllib.parse
 from collections.abc import Callable
@@ -22,6 +20,7 @@ import click
 from ..errors import MistgridError
 from ..fileutil import atomic_output
 from .aliases import load_aliases, web_path
+from .localhttp import NodeConnection, NodeResponse, loopback_address
 from .progress import byte_progress
 
 CHUNK = 1024 * 1024
@@ -42,17 +41,17 @@ node_option = click.option("-d", "--node-directory", "node_dir", type=click.Path
     help=f"The node whose web API to use (default: mistgrid -d, else {DEFAULT_NODE}).")
 
 
-def connect_local(node_dir: Path) -> tuple[http.client.HTTPConnection, str]:
+def connect_local(node_dir: Path) -> tuple[NodeConnection, str]:
     url_file = node_dir / "node.url"
     if not url_file.exists():
         raise MistgridError(f"{node_dir} has no node.url: is the node running? "
                             f"(mistgrid run {node_dir})")
     url = urllib.parse.urlparse(url_file.read_text().strip())
     host = url.hostname or ""
-    if not (host.startswith("127.") or host in ("localhost", "::1")):
+    if loopback_address(host) is None:
         raise MistgridError(f"{node_dir}/node.url is not on this machine ({host}); the CLI "
                             "only talks to a local node")
-    return http.client.HTTPConnection(host, url.port or 80, timeout=3600), url.path or "/"
+    return NodeConnection(host, url.port or 80, timeout=3600), url.path or "/"
 
 
 class KeptConnection:
@@ -63,14 +62,14 @@ class KeptConnection:
     def __init__(self) -> None:
         self._local = threading.local()
         self._lock = threading.Lock()
-        self._all: list[http.client.HTTPConnection] = []
+        self._all: list[NodeConnection] = []
 
     @property
-    def conn(self) -> tuple[http.client.HTTPConnection, str] | None:
+    def conn(self) -> tuple[NodeConnection, str] | None:
         """This thread's kept connection (and the web API's base path), if any."""
         return getattr(self._local, "conn", None)
 
-    def keep(self, conn: tuple[http.client.HTTPConnection, str] | None) -> None:
+    def keep(self, conn: tuple[NodeConnection, str] | None) -> None:
         """Keep `conn` for this thread's next request (None: keep none)."""
         self._local.conn = conn
         if conn is not None:
@@ -149,6 +148,8 @@ def put(source: str, target: str | None, mutable: bool, fmt: str | None,
             raise MistgridError("TARGET must be a mutable file's write cap or a name in a "
                                 "directory (ALIAS:path, or DIRCAP/path)")
     if source == "-":  # spool stdin (bounded memory) to learn its size
+        import tempfile  # noqa: PLC0415 (only here: a short command need not import it)
+
         stream: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 (closed below)
         while chunk := sys.stdin.buffer.read(CHUNK):
             stream.write(chunk)
@@ -217,7 +218,7 @@ def get(cap: str, target: str, node_dir: Path) -> None:
         conn.close()
 
 
-def _copy(response: http.client.HTTPResponse, out: IO[bytes], size: int) -> None:
+def _copy(response: NodeResponse, out: IO[bytes], size: int) -> None:
     received = 0
     with byte_progress("downloading", size) as advance:
         while chunk := response.read(CHUNK):

@@ -74,6 +74,13 @@ class ResponseReader:
     def body(self) -> bytes:
         return b"".join(self._parts)
 
+    def take(self) -> bytes:
+        """The body bytes received since the last `take` (for a reader that hands the
+        body on as it comes instead of holding it whole); `body` then holds only what
+        comes after them."""
+        parts, self._parts = self._parts, []
+        return b"".join(parts)
+
     def feed(self, data: bytes) -> bytes:
         """Take the next bytes; returns what comes after the end of the response (a
         server that sends more than one answer is refused by the caller)."""
