@@ -22,6 +22,7 @@ from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.python.failure import Failure
 
 from mistgrid.net.tls import (
+    CLIENT_RECEIVE,
     CertificateMismatch,
     TLSClientEndpoint,
     TLSFactory,
@@ -244,5 +245,20 @@ async def test_both_ends_send_at_once(listening: tuple[Server, int, Path]) -> No
     t(client).write(b"x")
     await until(lambda: server.connections and server.connections[0].received)
     assert _no_delay(t(client)) and _no_delay(t(server.connections[0]))
+    t(client).loseConnection()
+    await client.lost
+
+
+@pytest_twisted.ensureDeferred  # type: ignore[untyped-decorator]
+async def test_a_client_reads_its_socket_in_large_pieces(
+        listening: tuple[Server, int, Path]) -> None:
+    """A client's TCP transport takes up to CLIENT_RECEIVE bytes per read (a verify's
+    client falls behind its servers); the server's keeps Twisted's default."""
+    server, port, _ = listening
+    client = await connect(port)
+    t(client).write(b"x")
+    await until(lambda: server.connections and server.connections[0].received)
+    assert t(client)._below.bufferSize == CLIENT_RECEIVE > 64 * 1024
+    assert t(server.connections[0])._below.bufferSize == 64 * 1024
     t(client).loseConnection()
     await client.lost

@@ -45,6 +45,15 @@ from zope.interface import implementer
 READ_SIZE = 32 * 1024
 
 
+# The most a client's TCP transport takes from its socket at once (Twisted's default is
+# 64 KiB). A client reading shares (a verify of 100 MiB at 3-of-10 receives a third of a
+# GiB) falls behind its servers, so the socket holds more than 64 KiB at each read, and
+# every read then goes through the reactor, this layer and the HTTP reader for 64 KiB.
+# Measured (14 verifies of 100 MiB each, interleaved with 64 KiB): client CPU 0.69 against
+# 0.83 s, wall 0.90 against 1.03 s; 1 MiB was no better than 256 KiB.
+CLIENT_RECEIVE = 256 * 1024
+
+
 class CertificateMismatch(ssl.SSLError):
     """The server's certificate is not the one this connection was to accept."""
 
@@ -100,6 +109,8 @@ class TLSProtocol(ProtocolWrapper):
         self._below = transport
         if hasattr(transport, "setTcpNoDelay"):  # a TCP connection: see NAGLE
             transport.setTcpNoDelay(True)
+            if not self.factory.server_side:
+                transport.bufferSize = CLIENT_RECEIVE
         super().makeConnection(transport)
         if not self.factory.server_side:
             self._handshake()
