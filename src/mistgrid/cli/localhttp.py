@@ -98,6 +98,12 @@ class NodeConnection:
             self._socket.close()
         self._socket = None
 
+    def drop(self, sock: socket.socket) -> None:
+        """Close `sock`, an answer's, that can carry no other (and stop using it)."""
+        sock.close()
+        if self._socket is sock:
+            self._socket = None
+
     def _connect(self) -> socket.socket:
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
@@ -121,9 +127,7 @@ class NodeResponse:
         self._buffer = bytearray()  # body received, not yet read
         self._scanned = 0  # bytes of it known to hold no newline
         while not self._reader.head_done:
-            if not self._receive():
-                raise ConnectionResetError("the node closed the connection without "
-                                           "answering")
+            self._receive()
         self.status = self._reader.status
 
     @property
@@ -158,7 +162,7 @@ class NodeResponse:
         del self._buffer[:size]
         self._scanned = 0
         if self._reader.done and not self._buffer and not self._reader.keep_alive:
-            self._connection.close()
+            self._connection.drop(self._socket)
         return data
 
     def _receive(self) -> bool:
@@ -172,7 +176,7 @@ class NodeResponse:
             elif self._reader.feed(data):
                 raise HttpFormatError("more bytes than the answer")
         except HttpFormatError as err:
-            self._connection.close()
+            self._connection.drop(self._socket)
             raise ConnectionError(f"the node's answer was cut short or malformed: {err}"
                                   ) from None
         self._buffer += self._reader.take()
