@@ -7,19 +7,23 @@
 from __future__ import annotations
 
 import os
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 
+from mistgrid.introducer.cache import cache_path, parse_cache
 from mistgrid.testing.procs import Managed, stop_all, wait_for
 
 from ..integration.test_introducer import (
     connected,
     put_get,
+    start,
     start_client,
     start_introducer,
     start_storage,
     welcome,
 )
-from .tahoe import start_introduced_client, start_storage_node
+from .tahoe import _create_client, _run_client, start_introduced_client, start_storage_node
 from .tahoe import start_introducer as start_tahoe_introducer
 
 
@@ -68,3 +72,54 @@ def test_mistgrid_servers_through_tahoe_introducer(tmp_path: Path) -> None:
         assert len(shares) == 3  # one share on each mistgrid server
     finally:
         stop_all(processes)
+
+
+def test_announcement_caches_cross_both_ways(tmp_path: Path) -> None:
+    """While the introducer is down: a Tahoe 1.20 client's directory, with the
+    announcement cache Tahoe wrote, run under mistgrid reaches the cached servers, stores
+    and reads; and a Tahoe client given the cache a mistgrid client wrote does too."""
+    processes: list[Managed] = []
+    try:
+        furl = start_introducer(tmp_path, processes)
+        for i in range(2):
+            start_storage(tmp_path, f"storage{i}", furl, processes)
+        directory = tmp_path / "tahoe-client"
+        tahoe = start_introduced_client(directory, furl, servers=2, needed=1, happy=2,
+                                        total=2)
+        processes.append(tahoe.process)
+        client = start_client(tmp_path, furl, processes, needed=1, happy=2, total=2)
+        caches = [cache_path(node / "private", "default") for node in (directory, client)]
+        for cache in caches:
+            wait_for(holds(cache, 2), 60, f"{cache} to hold 2 servers", watch=processes)
+        for process in [p for p in processes if not p.name.endswith(("storage0",
+                                                                        "storage1"))]:
+            processes.remove(process)
+            process.stop()
+
+        (directory / "node.url").unlink()
+        processes.append(start(directory))
+        wait_for(lambda: connected(directory, 2), 90,
+                 "mistgrid, on Tahoe's directory, to reach the cached servers",
+                 interval=0.5, watch=processes)
+        put_get(directory, os.urandom(100_000))
+
+        again = tmp_path / "tahoe-again"
+        executable = _create_client(again, 1, 2, 2, f"--introducer={furl}")
+        shutil.copy(caches[1], cache_path(again / "private", "default"))
+        second = _run_client(executable, again, 2, 90)
+        processes.append(second.process)
+        data = os.urandom(100_000)
+        source = tmp_path / "in.bin"
+        source.write_bytes(data)
+        cap = second.cli("put", str(source)).decode().strip()
+        assert second.cli("get", cap) == data
+    finally:
+        stop_all(processes)
+
+
+def holds(cache: Path, count: int) -> Callable[[], bool | None]:
+    """For wait_for: the announcement cache `cache` holds `count` servers."""
+    def check() -> bool | None:
+        return True if cache.exists() and len(parse_cache(cache.read_text())[0]) == count \
+            else None
+    return check

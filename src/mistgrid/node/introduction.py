@@ -28,7 +28,8 @@ from ..introducer.announcements import (
     sign,
     storage_announcement,
 )
-from ..introducer.client import IntroducerClient
+from ..introducer.cache import cache_path, cache_text, parse_cache
+from ..introducer.client import AnnouncementCallback, IntroducerClient
 from ..introducer.server import IntroducerService
 from ..net.connector import Connector
 from .addresses import auto_addresses, detect_ipv4_addresses, expand_auto
@@ -59,16 +60,21 @@ def next_seqnum(private: Path) -> int:
 
 def start_clients(tub: Any, furls: list[tuple[str, str]], nickname: str,
                   servers: list[Any] | None, connector: Connector,
-                  reactor: Any) -> list[IntroducerClient]:
-    """Connect to every introducer; announced storage servers go into `servers`."""
+                  reactor: Any, private: Path | None = None) -> list[IntroducerClient]:
+    """Connect to every introducer; announced storage servers go into `servers`. With
+    `private` (a client's), each introducer's announcements are cached there
+    (`introducer/cache.py`) and the cached ones are in `servers` at once."""
+    taken: dict[str, dict[str, Any]] = {}  # the announcement each server was made from
+
     def heard(key: str, ann: dict[str, Any]) -> None:
-        if servers is None or ann.get("service-name") != "storage":
-            return
+        if servers is None or ann.get("service-name") != "storage" or taken.get(key) == ann:
+            return  # (the same announcement again: from the cache, then the introducer)
         from ..grid.servers import server_from_announcement  # noqa: PLC0415 (clients only)
         try:
             server = server_from_announcement(key, ann, connector, reactor)
         except MistgridError:
             return  # e.g. a Foolscap-only server: not usable by us
+        taken[key] = ann
         for index, known in enumerate(servers):
             # One server, listed once: known by its ID, or by its key (the same server
             # under another name in servers.yaml). As Tahoe: servers.yaml wins.
@@ -81,11 +87,53 @@ def start_clients(tub: Any, furls: list[tuple[str, str]], nickname: str,
 
     clients = []
     for name, furl in furls:
-        client = IntroducerClient(name, tub, furl, nickname,
-                                  heard if servers is not None else None)
+        listener: AnnouncementCallback | None = heard if servers is not None else None
+        if listener is not None and private is not None:
+            cache = _AnnouncementCache(cache_path(private, name), reactor)
+            for key, ann in cache.announcements.items():
+                heard(key, ann)
+            listener = cache.listener(heard)
+        client = IntroducerClient(name, tub, furl, nickname, listener)
         client.start()
         clients.append(client)
     return clients
+
+
+class _AnnouncementCache:
+    """One introducer's cache file: read at start, written (once per batch of
+    announcements, on the next reactor turn) whenever a storage announcement changes."""
+
+    def __init__(self, path: Path, reactor: Any) -> None:
+        self.path = path
+        self._reactor = reactor
+        self._pending: Any = None
+        self.announcements: dict[str, dict[str, Any]] = {}
+        try:
+            self.announcements, skipped = parse_cache(path.read_text())
+        except FileNotFoundError:
+            return
+        except (OSError, UnicodeDecodeError, ValueError) as err:
+            print(f"{path}: ignored ({err}); it is written again from the introducer's "
+                  "announcements", flush=True)
+            return
+        if skipped:
+            print(f"{path}: {skipped} unusable entries ignored", flush=True)
+
+    def listener(self, heard: AnnouncementCallback) -> AnnouncementCallback:
+        def on_announcement(key: str, ann: dict[str, Any]) -> None:
+            if ann.get("service-name") == "storage" and self.announcements.get(key) != ann:
+                self.announcements[key] = ann
+                if self._pending is None:
+                    self._pending = self._reactor.callLater(0, self._write)
+            heard(key, ann)
+        return on_announcement
+
+    def _write(self) -> None:
+        self._pending = None
+        try:
+            write_private(self.path, cache_text(self.announcements))
+        except OSError as err:
+            print(f"{self.path}: not written ({err.strerror})", flush=True)
 
 
 def publish_storage(private: Path, clients: list[IntroducerClient], fields: dict[str, Any],

@@ -320,7 +320,7 @@ def _serve(directory: Path, cfg: ConfigValues, plan: StoragePlan | None, web: bo
                 "before", "shutdown",
                 lambda: stop_tub(tub))
             clients = start_clients(tub, furls, nickname, servers if web else None,
-                                    connector, reactor)
+                                    connector, reactor, private if web else None)
             if listener is not None:
                 started.append(start_introducer(
                     directory, tub, listener, hints, tor_control, connector, tor_onion,
