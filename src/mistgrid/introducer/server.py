@@ -65,6 +65,7 @@ class IntroducerService(Referenceable):  # type: ignore[misc]
             return
         subscribers[subscriber] = {k.decode("utf-8", "replace") if isinstance(k, bytes)
                                    else str(k): v for k, v in subscriber_info.items()}
+        subscribers[subscriber]["subscribed"] = time.time()  # (for the status page)
         subscriber.notifyOnDisconnect(lambda: subscribers.pop(subscriber, None))
         current = {p.signed for (name, _key), p in self.announcements.items()
                    if name == service}

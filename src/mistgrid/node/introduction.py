@@ -172,13 +172,14 @@ def start_introducer(directory: Path, tub: Any, listener: Listener, hints: tuple
                      tor_control: str, connector: Connector,
                      tor_onion: TorOnion | None = None,
                      client_auth_dir: str = "",
-                     i2p: tuple[str, dict[str, str]] = ("", {})) -> defer.Deferred[Any]:
-    """Serve the introducer on the listener, start the onion services of its onion: hints,
-    then write its FURL (tcp: and tor: hints; AUTO, or no tub.location, stands for the
-    node's addresses); fires once all that is done."""
+                     i2p: tuple[str, dict[str, str]] = ("", {}),
+                     service: IntroducerService | None = None) -> defer.Deferred[Any]:
+    """Serve the introducer (`service`, or a new one) on the listener, start the onion
+    services of its onion: hints, then write its FURL (tcp: and tor: hints; AUTO, or no
+    tub.location, stands for the node's addresses); fires once all that is done."""
     return defer.Deferred.fromCoroutine(_start_introducer(
         directory, tub, listener, hints, tor_control, connector, tor_onion, client_auth_dir,
-        i2p))
+        i2p, service or IntroducerService()))
 
 
 async def _i2p_listen(tub: Any, hint: Hint, i2p: tuple[str, dict[str, str]],
@@ -207,7 +208,8 @@ async def _start_introducer(directory: Path, tub: Any, listener: Listener,
                             hints: tuple[Hint, ...], tor_control: str,
                             connector: Connector, tor_onion: TorOnion | None,
                             client_auth_dir: str,
-                            i2p: tuple[str, dict[str, str]]) -> None:
+                            i2p: tuple[str, dict[str, str]],
+                            service: IntroducerService) -> None:
     from twisted.internet import endpoints, reactor  # noqa: PLC0415
 
     assert listener.port is not None  # introducers always listen on TCP (plan_listener)
@@ -248,5 +250,5 @@ async def _start_introducer(directory: Path, tub: Any, listener: Listener,
                               "hints; use tcp:, tor:, onion: or i2p: hints")
     tub.setLocation(*location)
     furl_path = directory / "private" / FURL_FILE
-    tub.registerReference(IntroducerService(), furlFile=str(furl_path))
+    tub.registerReference(service, furlFile=str(furl_path))
     os.chmod(furl_path, 0o600)

@@ -309,9 +309,10 @@ def _serve(directory: Path, cfg: ConfigValues, plan: StoragePlan | None, web: bo
         started: list[defer.Deferred[Any]] = []
         clients: list[Any] = []
         servers: list[Any] = []
-        if web:
+        if web and not introducer:
             from ..grid.servers import load_servers  # noqa: PLC0415
             servers = load_servers(private / "servers.yaml", connector, reactor)
+        service = None
         if introducer or furls:
             from ..introducer.tub import make_tub  # noqa: PLC0415
             from .introduction import start_clients, start_introducer  # noqa: PLC0415
@@ -322,10 +323,12 @@ def _serve(directory: Path, cfg: ConfigValues, plan: StoragePlan | None, web: bo
             clients = start_clients(tub, furls, nickname, servers if web else None,
                                     connector, reactor, private if web else None)
             if listener is not None:
+                from ..introducer.server import IntroducerService  # noqa: PLC0415
+                service = IntroducerService()
                 started.append(start_introducer(
                     directory, tub, listener, hints, tor_control, connector, tor_onion,
                     cfg.get("tor", "onion.client_auth") or "",
-                    (policy.i2p_sam or DEFAULT_I2P_SAM, dict(i2p_options)),
+                    (policy.i2p_sam or DEFAULT_I2P_SAM, dict(i2p_options)), service,
                 ).addCallback(lambda _: print("introducer running", flush=True)))
         storage_status = None
         if plan is not None:
@@ -337,7 +340,10 @@ def _serve(directory: Path, cfg: ConfigValues, plan: StoragePlan | None, web: bo
             started.append(start_storage(directory, storage_plan, connector,
                                          storage_status).addCallback(
                 lambda fields: publish_storage(private, clients, fields, nickname)))
-        if web:
+        if web and service is not None:  # an introducer's web port: its status page
+            from .web_service import start_introducer_web  # noqa: PLC0415
+            started.append(start_introducer_web(directory, cfg, service, early_site))
+        elif web:
             from .web_service import start_web  # noqa: PLC0415
             started.append(start_web(directory, cfg, executor, servers, clients, network,
                                      storage_status, early_site))

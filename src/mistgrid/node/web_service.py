@@ -86,6 +86,18 @@ def start_web(directory: Path, cfg: ConfigValues, executor: Executor,
     return _listen(directory, cfg, make_web_site(api)).addCallback(lambda _: None)
 
 
+def start_introducer_web(directory: Path, cfg: ConfigValues, service: Any,
+                         site: Any = None) -> defer.Deferred[None]:
+    """An introducer node's status page on web.port (`web/introducer_page.py`)."""
+    from ..web.introducer_page import IntroducerPage  # noqa: PLC0415
+
+    page = IntroducerPage(cfg.get("node", "nickname") or directory.name, service)
+    if site is not None:
+        site.resource = page
+        return defer.succeed(None)
+    return _listen(directory, cfg, make_web_site(page)).addCallback(lambda _: None)
+
+
 def open_starting_web(directory: Path, cfg: ConfigValues,
                       network: Mapping[str, str]) -> defer.Deferred[Any]:
     """Open web.port now, showing how far the node's own Tor or I2P router has got (the
