@@ -63,6 +63,9 @@ def test_the_introducer_page(tmp_path: Path, processes: list[Managed]) -> None: 
         for server in storage:
             for nurl in (server / "private" / "storage.nurls").read_text().split():
                 assert nurl.rsplit("/", 1)[1].split("#")[0] not in text  # the swissnum
+    said = run_cli("status", str(node))
+    assert said.returncode == 0, said.stderr.decode()
+    assert "introducer: 2 storage servers announced, 1 subscription" in said.stdout.decode()
     with pytest.raises(urllib.error.HTTPError) as missing:
         page("uri")
     assert missing.value.code == 404

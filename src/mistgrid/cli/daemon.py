@@ -147,8 +147,16 @@ def status(directory: Path) -> None:
     try:
         conn.timeout = 30
         conn.request("GET", base + "?t=json")
-        servers = json.load(conn.getresponse())["servers"]
-    except (OSError, ValueError, KeyError) as err:
+        page = json.load(conn.getresponse())
+        if "announcement_summary" in page:  # an introducer's status page
+            announced = page["announcement_summary"].get("storage", 0)
+            subscribed = sum(page["subscription_summary"].values())
+            click.echo(f"introducer: {announced} storage server"
+                       f"{'' if announced == 1 else 's'} announced, {subscribed} "
+                       f"subscription{'' if subscribed == 1 else 's'}")
+            return
+        servers = page["servers"]
+    except (OSError, ValueError, KeyError, AttributeError) as err:
         click.echo(f"web API not answering: {err}")
         return
     finally:
