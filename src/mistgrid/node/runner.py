@@ -2,10 +2,11 @@
 
 How this works: the node's tahoe.cfg is checked as a whole first (`plan`); any problem
 stops the node before anything listens, each problem printed as one line. Then, by role:
-an introducer serves announcements on tub.port (`introduction`); a storage node serves GBS
-on tub.port (`storage_service`) and announces itself to its introducers; a node with
-web.port serves the web API (`web_service`) over the servers of private/servers.yaml and
-of its introducers. The node claims DIR/running.process first
+an introducer serves announcements on tub.port (`introduction`) and its status page on
+web.port; a storage node serves GBS on tub.port (`storage_service`) and announces itself
+to its introducers; any other node with web.port serves the web API (`web_service`) over
+the servers of private/servers.yaml and of its introducers (and their announcement
+caches). The node claims DIR/running.process first
 (`pidfile`), and prints READY once every listener is open (`mistgrid start` waits for it);
 a listener that cannot open stops the node with one line naming the key.
 """
