@@ -22,8 +22,9 @@ from ..grid.mutable import KeyPool
 from ..grid.mutable_files import MutableFiles
 from ..grid.servers import KnownServer
 from ..introducer.client import IntroducerClient
+from ..policy.anonymity import Policy, listens_privately
 from ..web.api import ClientSettings, WebAPI, make_web_site
-from .listening import cannot_listen
+from .listening import ListenError, cannot_listen
 
 reactor = cast(Any, _reactor)
 
@@ -119,5 +120,11 @@ def _listen(directory: Path, cfg: ConfigValues, site: Any) -> defer.Deferred[Any
         print(f"web API on http://{host}:{address.port}/", flush=True)
         return site
 
+    # The anonymity guarantee where this listener is built (the config check refuses the
+    # same setting first): an anonymous node's web port is on loopback only.
+    if Policy.from_config(cfg).anonymous and not listens_privately(str(web_port)):
+        return defer.fail(ListenError(
+            f"refusing to listen on [node] web.port = {web_port}: the node is anonymous; "
+            "set web.port = tcp:3456:interface=127.0.0.1"))
     listened: defer.Deferred[Any] = endpoints.serverFromString(reactor, web_port).listen(site)
     return listened.addCallbacks(listening, cannot_listen("[node] web.port", web_port))
