@@ -20,22 +20,24 @@ from typing import Any
 
 from twisted.web import resource, server
 
+from ..gbs.nurl import NurlError, parse_nurl
+from ..introducer.client import furl_hints
 from ..introducer.server import IntroducerService
 
 
 def _hosts(ann: dict[str, Any]) -> set[str]:
-    """The hosts an announcement's NURLs and FURL name (pb://ID@HINT,HINT/NAME)."""
-    urls = [str(u) for u in ann.get("anonymous-storage-NURLs") or []]
-    if ann.get("anonymous-storage-FURL"):
-        urls.append(str(ann["anonymous-storage-FURL"]))
+    """The hosts an announcement's NURLs name (or, without NURLs, its FURL's hints)."""
     hosts = set()
-    for url in urls:
-        hints = url.partition("@")[2].partition("/")[0]
-        for hint in hints.split(","):
-            parts = hint.split(":")
-            if parts[0] in ("tcp", "tor", "i2p") and len(parts) > 1:
-                parts = parts[1:]
-            hosts.add(":".join(parts[:-1]) if len(parts) > 1 else parts[0])
+    for text in ann.get("anonymous-storage-NURLs") or []:
+        try:
+            hosts.add(parse_nurl(str(text)).host)
+        except NurlError:
+            continue
+    if not hosts and ann.get("anonymous-storage-FURL"):
+        for hint in furl_hints(str(ann["anonymous-storage-FURL"])).split(","):
+            fields = hint.split(":")  # tcp:HOST:PORT, tor:NAME.onion:PORT, HOST:PORT
+            hosts.add(fields[1] if fields[0] in ("tcp", "tor", "i2p") and len(fields) > 1
+                      else fields[0])
     hosts.discard("")
     return hosts
 
